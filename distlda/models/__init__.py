@@ -1,0 +1,5 @@
+"""Topic models: :class:`LdaModel` (serial or distributed collapsed Gibbs LDA)."""
+
+from distlda.models.ldamodel import LdaModel
+
+__all__ = ["LdaModel"]

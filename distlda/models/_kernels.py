@@ -1,0 +1,335 @@
+"""Compiled hot loops of the collapsed Gibbs sampler (numba, ``nogil`` so threads run in parallel).
+
+Data layout (LightLDA's): a *chunk* of documents is three contiguous arrays,
+
+- ``words``  int32[N]   word id of every token, documents back to back,
+- ``topics`` int32[N]   topic assignment of every token, beside ``words``,
+- ``doc_ptr`` int64[D+1] token offsets, document ``d`` is ``words[doc_ptr[d]:doc_ptr[d+1]]``.
+
+Counts are int32: ``nwk`` (V x K, one contiguous row per word so the sampler reads a word's
+topic counts from one cache line run) and ``nk`` (K). Every kernel takes the count arrays it
+updates as arguments and allocates nothing global, so the same function serves the serial
+model, the threads of one process and the cluster workers (each on its own model slice).
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, nogil=True)
+
+
+@njit(**_JIT)
+def count_assignments(words, topics, nwk, nk, sign):
+    """Add ``sign`` (+1 or -1) times the counts of (word, topic) assignments to nwk and nk."""
+    for i in range(words.shape[0]):
+        nwk[words[i], topics[i]] += sign
+        nk[topics[i]] += sign
+
+
+@njit(**_JIT)
+def init_topics(topics, num_topics, seed):
+    """Uniform random initial topics (in place), reproducible from ``seed``."""
+    np.random.seed(seed)
+    for i in range(topics.shape[0]):
+        topics[i] = np.random.randint(0, num_topics)
+
+
+@njit(**_JIT)
+def build_word_lists(nwk, local_counts):
+    """Per-word lists of the topics with a non-zero count, for the sparse ``q`` bucket.
+
+    The list of word ``v`` gets capacity ``min(K, nnz(nwk[v]) + local_counts[v])``: a sweep can
+    only create a new non-zero entry by moving one of the tokens it holds, so the lists never
+    overflow, and their total size is bounded by the number of tokens rather than V x K.
+
+    Returns
+    -------
+    wt_ptr : int64[V+1]  start of each word's list in ``wt_top``
+    wt_len : int32[V]    current length of each list
+    wt_top : int32[...]  topic ids
+    """
+    V, K = nwk.shape
+    wt_ptr = np.empty(V + 1, np.int64)
+    wt_len = np.zeros(V, np.int32)
+    wt_ptr[0] = 0
+    for v in range(V):
+        nnz = 0
+        for k in range(K):
+            if nwk[v, k] != 0:
+                nnz += 1
+        wt_len[v] = nnz
+        wt_ptr[v + 1] = wt_ptr[v] + min(K, nnz + local_counts[v])
+    wt_top = np.empty(wt_ptr[V], np.int32)
+    for v in range(V):
+        p = wt_ptr[v]
+        for k in range(K):
+            if nwk[v, k] != 0:
+                wt_top[p] = k
+                p += 1
+    return wt_ptr, wt_len, wt_top
+
+
+@njit(**_JIT)
+def sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
+                 alpha, beta, vbeta, seed):
+    """One exact collapsed Gibbs sweep over a chunk, SparseLDA style (Yao, Mimno & McCallum 2009).
+
+    p(z=k | rest) is proportional to (alpha_k + n_dk)(n_wk + beta)/(n_k + V beta), split into
+    s = alpha_k beta/(n_k+Vb) (dense, summed once per document), r = n_dk beta/(n_k+Vb) (over
+    the document's topics) and q = (alpha_k + n_dk) n_wk/(n_k+Vb) (over the word's topics), so
+    a token costs O(K_d + K_w) instead of O(K). Updates ``topics``, ``nwk``, ``nk`` and the word
+    lists in place. ``vbeta`` is beta times the *global* vocabulary size, since ``nwk`` may hold
+    only a slice of the vocabulary.
+    """
+    np.random.seed(seed)
+    K = nk.shape[0]
+    inv = np.empty(K)            # 1 / (n_k + V beta)
+    coef = np.empty(K)           # (alpha_k + n_dk) / (n_k + V beta), the q-bucket weight
+    ab = np.empty(K)             # alpha_k * beta
+    for k in range(K):
+        inv[k] = 1.0 / (nk[k] + vbeta)
+        coef[k] = alpha[k] * inv[k]
+        ab[k] = alpha[k] * beta
+    ndk = np.zeros(K, np.int32)
+    dtop = np.empty(K, np.int32)  # the document's non-zero topics ...
+    dpos = np.empty(K, np.int32)  # ... and where each sits in dtop, for O(1) removal
+    qcache = np.empty(K)
+    D = doc_ptr.shape[0] - 1
+    for d in range(D):
+        start = doc_ptr[d]
+        end = doc_ptr[d + 1]
+        if start == end:
+            continue
+        nd = 0
+        for i in range(start, end):
+            k = topics[i]
+            if ndk[k] == 0:
+                dpos[k] = nd
+                dtop[nd] = k
+                nd += 1
+            ndk[k] += 1
+        # s is recomputed per document (O(K), amortised over its tokens) so rounding never drifts.
+        s = 0.0
+        for k in range(K):
+            s += ab[k] * inv[k]
+        r = 0.0
+        for j in range(nd):
+            k = dtop[j]
+            r += ndk[k] * beta * inv[k]
+            coef[k] = (alpha[k] + ndk[k]) * inv[k]
+
+        for i in range(start, end):
+            w = words[i]
+            t = topics[i]
+            # ---- take the token out
+            s -= ab[t] * inv[t]
+            r -= ndk[t] * beta * inv[t]
+            ndk[t] -= 1
+            nwk[w, t] -= 1
+            nk[t] -= 1
+            inv[t] = 1.0 / (nk[t] + vbeta)
+            s += ab[t] * inv[t]
+            r += ndk[t] * beta * inv[t]
+            coef[t] = (alpha[t] + ndk[t]) * inv[t]
+            if ndk[t] == 0:
+                j = dpos[t]
+                last = dtop[nd - 1]
+                dtop[j] = last
+                dpos[last] = j
+                nd -= 1
+            p = wt_ptr[w]
+            L = wt_len[w]
+            if nwk[w, t] == 0:
+                for j in range(p, p + L):
+                    if wt_top[j] == t:
+                        wt_top[j] = wt_top[p + L - 1]
+                        break
+                L -= 1
+                wt_len[w] = L
+            # ---- q bucket over the word's topics
+            q = 0.0
+            for j in range(L):
+                k = wt_top[p + j]
+                v = coef[k] * nwk[w, k]
+                q += v
+                qcache[j] = v
+            u = np.random.random() * (s + r + q)
+            new = -1
+            if u < q:
+                for j in range(L):
+                    u -= qcache[j]
+                    if u <= 0.0:
+                        new = wt_top[p + j]
+                        break
+                if new < 0:
+                    new = wt_top[p + L - 1]
+            else:
+                u -= q
+                if u < r and nd > 0:
+                    for j in range(nd):
+                        k = dtop[j]
+                        u -= ndk[k] * beta * inv[k]
+                        if u <= 0.0:
+                            new = k
+                            break
+                    if new < 0:
+                        new = dtop[nd - 1]
+                else:
+                    u -= r
+                    for k in range(K):
+                        u -= ab[k] * inv[k]
+                        if u <= 0.0:
+                            new = k
+                            break
+                    if new < 0:
+                        new = K - 1
+            # ---- put it back with its new topic
+            s -= ab[new] * inv[new]
+            r -= ndk[new] * beta * inv[new]
+            ndk[new] += 1
+            nwk[w, new] += 1
+            nk[new] += 1
+            inv[new] = 1.0 / (nk[new] + vbeta)
+            s += ab[new] * inv[new]
+            r += ndk[new] * beta * inv[new]
+            coef[new] = (alpha[new] + ndk[new]) * inv[new]
+            if ndk[new] == 1:
+                dpos[new] = nd
+                dtop[nd] = new
+                nd += 1
+            if nwk[w, new] == 1:
+                wt_top[p + L] = new
+                wt_len[w] = L + 1
+            topics[i] = new
+        for j in range(nd):
+            k = dtop[j]
+            ndk[k] = 0
+            coef[k] = alpha[k] * inv[k]
+
+
+@njit(**_JIT)
+def loglik_words(nwk, nk, beta, num_terms):
+    """log p(w | z) of the collapsed model, summing only over the non-zero counts."""
+    V, K = nwk.shape
+    lgb = math.lgamma(beta)
+    total = 0.0
+    for v in range(V):
+        for k in range(K):
+            c = nwk[v, k]
+            if c != 0:
+                total += math.lgamma(c + beta) - lgb
+    vb = beta * num_terms
+    lgvb = math.lgamma(vb)
+    for k in range(K):
+        total += lgvb - math.lgamma(nk[k] + vb)
+    return total
+
+
+@njit(**_JIT)
+def loglik_docs(topics, doc_ptr, alpha):
+    """log p(z) of the collapsed model for the documents of one chunk."""
+    K = alpha.shape[0]
+    asum = 0.0
+    lga = np.empty(K)
+    for k in range(K):
+        asum += alpha[k]
+        lga[k] = math.lgamma(alpha[k])
+    lgasum = math.lgamma(asum)
+    ndk = np.zeros(K, np.int32)
+    total = 0.0
+    for d in range(doc_ptr.shape[0] - 1):
+        start = doc_ptr[d]
+        end = doc_ptr[d + 1]
+        if start == end:
+            continue
+        for i in range(start, end):
+            ndk[topics[i]] += 1
+        total += lgasum - math.lgamma(end - start + asum)
+        for i in range(start, end):
+            k = topics[i]
+            if ndk[k] != 0:
+                total += math.lgamma(ndk[k] + alpha[k]) - lga[k]
+                ndk[k] = 0
+    return total
+
+
+@njit(**_JIT)
+def foldin(words, doc_ptr, phi_t, alpha, iterations, burnin, seed):
+    """Gibbs fold-in of new documents with the topics held fixed.
+
+    Parameters
+    ----------
+    words, doc_ptr : the documents (see module docstring); word ids index rows of ``phi_t``.
+    phi_t : float64[V, K]  p(word | topic), one row per word.
+    alpha : float64[K]
+    iterations, burnin : sweeps in all, and sweeps discarded before averaging.
+    seed : int
+
+    Returns
+    -------
+    theta : float64[D, K]  posterior-mean document-topic distributions, averaged over the
+        post-burn-in samples (rows sum to 1; an empty document gets alpha normalised).
+    """
+    np.random.seed(seed)
+    K = alpha.shape[0]
+    D = doc_ptr.shape[0] - 1
+    asum = 0.0
+    for k in range(K):
+        asum += alpha[k]
+    theta = np.zeros((D, K))
+    ndk = np.zeros(K, np.int64)
+    acc = np.zeros(K)
+    cum = np.empty(K)
+    nsamples = max(iterations - burnin, 1)
+    for d in range(D):
+        start = doc_ptr[d]
+        end = doc_ptr[d + 1]
+        n = end - start
+        z = np.empty(n, np.int32)
+        for k in range(K):
+            ndk[k] = 0
+            acc[k] = 0.0
+        for it in range(iterations):
+            for i in range(n):
+                w = words[start + i]
+                if it > 0:
+                    ndk[z[i]] -= 1
+                tot = 0.0
+                for k in range(K):
+                    tot += (ndk[k] + alpha[k]) * phi_t[w, k]
+                    cum[k] = tot
+                u = np.random.random() * tot
+                # binary search in the cumulative weights
+                lo = 0
+                hi = K - 1
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if cum[mid] < u:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                z[i] = lo
+                ndk[lo] += 1
+            if it >= iterations - nsamples:
+                for k in range(K):
+                    acc[k] += ndk[k]
+        for k in range(K):
+            theta[d, k] = (acc[k] / nsamples + alpha[k]) / (n + asum)
+    return theta
+
+
+@njit(**_JIT)
+def completion_loglik(theta, held_doc, held_words, phi_t):
+    """Sum over held-out tokens of log sum_k theta[doc, k] * phi_t[word, k]."""
+    K = theta.shape[1]
+    total = 0.0
+    for i in range(held_words.shape[0]):
+        d = held_doc[i]
+        w = held_words[i]
+        p = 0.0
+        for k in range(K):
+            p += theta[d, k] * phi_t[w, k]
+        total += math.log(p)
+    return total

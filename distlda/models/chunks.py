@@ -1,0 +1,187 @@
+"""Turn any bag-of-words corpus into validated chunks of contiguous int32 tokens.
+
+A :class:`Chunk` is the unit of work everywhere: the serial sampler sweeps it, threads and
+cluster workers hold and sweep disjoint sets of chunks, and the model is saved as chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+#: int32 counts and token offsets inside a chunk cap the model at this many tokens.
+MAX_TOKENS = np.iinfo(np.int32).max
+
+
+@dataclass
+class Chunk:
+    """Documents as contiguous token arrays (see :mod:`distlda.models._kernels`).
+
+    Attributes
+    ----------
+    words : ndarray of shape (n_tokens,), int32
+    topics : ndarray of shape (n_tokens,), int32
+    doc_ptr : ndarray of shape (n_docs + 1,), int64
+    """
+
+    words: np.ndarray
+    doc_ptr: np.ndarray
+    topics: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        if self.topics is None:
+            self.topics = np.zeros(self.words.shape[0], np.int32)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.words.shape[0])
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.doc_ptr.shape[0] - 1)
+
+
+def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, where) -> tuple:
+    """Validate flat word-id / count arrays; ``where(i)`` names entry ``i`` in error messages."""
+    if ids.size == 0:
+        return ids.astype(np.int32), counts.astype(np.int64)
+    for name, arr in (("word id", ids), ("count", counts)):
+        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                     or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(f"{where(0)}: {name}s must be numbers, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating):
+            bad = ~np.isfinite(arr) | (arr != np.floor(arr))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"{where(i)}: {name} must be an integer, got {arr[i]!r}")
+    bad = ids < 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where(i)}: negative word id {ids[i]!r}")
+    if num_terms is not None:
+        bad = ids >= num_terms
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{where(i)}: word id {ids[i]!r} is out of range for a vocabulary "
+                             f"of {num_terms} words (id2word / num_terms)")
+    bad = counts < 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where(i)}: negative count {counts[i]!r}")
+    return ids.astype(np.int64), counts.astype(np.int64)
+
+
+def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> Chunk:
+    """Expand CSR-like (doc offsets, word ids, counts) into one token per occurrence."""
+    words = np.repeat(ids.astype(np.int32), counts)
+    tok_per_entry = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+    doc_ptr = tok_per_entry[indptr].astype(np.int64)
+    return Chunk(words=words, doc_ptr=doc_ptr)
+
+
+def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: int = 0):
+    X = sp.csr_matrix(matrix)
+    if num_terms is not None and X.shape[1] > num_terms:
+        # Columns beyond the vocabulary are only an error if they hold counts.
+        tail = X[:, num_terms:]
+        if tail.nnz and np.any(tail.data != 0):
+            r, c = tail.nonzero()
+            raise ValueError(f"document {first_doc + int(r[0])}: word id {num_terms + int(c[0])} "
+                             f"is out of range for a vocabulary of {num_terms} words")
+    for s in range(0, X.shape[0], chunksize):
+        block = X[s:s + chunksize]
+        block.sum_duplicates()
+        d0 = first_doc + s
+        ids, counts = _check_counts(
+            block.indices, block.data, num_terms,
+            lambda i, b=block, d0=d0: f"document {d0 + int(np.searchsorted(b.indptr, i, 'right')) - 1}")
+        yield _chunk_from_csr(block.indptr, ids, counts)
+
+
+def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000) -> Iterator[Chunk]:
+    """Stream ``corpus`` once and yield validated :class:`Chunk` s of ``chunksize`` documents.
+
+    Parameters
+    ----------
+    corpus : iterable of list of (int, int), or scipy.sparse matrix (documents x words)
+        Any re-iterable bag-of-words corpus (every gensim corpus works). Objects with an
+        ``iter_csr(chunksize)`` method (our :class:`~distlda.corpora.MmCorpus` and
+        :class:`~distlda.corpora.UciCorpus`) are read through it, vectorised.
+    num_terms : int or None
+        Vocabulary size; word ids must lie in ``[0, num_terms)``. None accepts any id >= 0.
+    chunksize : int
+        Documents per chunk.
+
+    Raises
+    ------
+    ValueError
+        A document that is not a list of (word_id, count) pairs, a negative, non-integer or
+        out-of-range word id, a negative or non-integer count. The message names the document.
+    """
+    if sp.issparse(corpus):
+        yield from _iter_csr_blocks(corpus, chunksize, num_terms)
+        return
+    if hasattr(corpus, "iter_csr"):
+        first = 0
+        for block in corpus.iter_csr(chunksize):
+            yield from _iter_csr_blocks(block, chunksize, num_terms, first)
+            first += block.shape[0]
+        return
+    if isinstance(corpus, (str, bytes)) or not isinstance(corpus, Iterable):
+        raise TypeError(f"corpus must be an iterable of bag-of-words documents or a scipy.sparse "
+                        f"matrix, got {type(corpus).__name__}")
+    yield from _iter_bow_chunks(corpus, num_terms, chunksize)
+
+
+def _iter_bow_chunks(corpus, num_terms, chunksize):
+    ids: list = []
+    counts: list = []
+    lens: list = []
+    first = 0
+    for d, doc in enumerate(corpus):
+        try:
+            n = len(doc)
+            if n:
+                if not all(len(e) == 2 for e in doc):
+                    raise ValueError
+                i, c = zip(*doc)
+                ids.extend(i)
+                counts.extend(c)
+        except (TypeError, ValueError):
+            raise ValueError(f"document {d}: expected a list of (word_id, count) pairs, "
+                             f"got {_preview(doc)}") from None
+        lens.append(n)
+        if len(lens) == chunksize:
+            yield _bow_chunk(ids, counts, lens, num_terms, first)
+            first += len(lens)
+            ids, counts, lens = [], [], []
+    if lens:
+        yield _bow_chunk(ids, counts, lens, num_terms, first)
+
+
+def _bow_chunk(ids, counts, lens, num_terms, first) -> Chunk:
+    indptr = np.concatenate(([0], np.cumsum(lens, dtype=np.int64)))
+    try:
+        ids_a = np.asarray(ids)
+        counts_a = np.asarray(counts)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"documents {first}..{first + len(lens) - 1}: word ids and counts must "
+                         f"be numbers ({e})") from None
+    ids_a, counts_a = _check_counts(
+        ids_a, counts_a, num_terms,
+        lambda i: f"document {first + int(np.searchsorted(indptr, i, 'right')) - 1}")
+    return _chunk_from_csr(indptr, ids_a, counts_a)
+
+
+def _preview(obj, n: int = 60) -> str:
+    s = repr(obj)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def doc_to_arrays(bow) -> tuple:
+    """One bag-of-words document as (words int32, doc_ptr int64) token arrays."""
+    chunk = next(_iter_bow_chunks([bow], None, 1))
+    return chunk.words, chunk.doc_ptr

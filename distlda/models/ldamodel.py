@@ -1,0 +1,516 @@
+"""LdaModel: collapsed Gibbs LDA with gensim's API, trained in-process or on a Pyro5 cluster."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import numbers
+import sys
+import time
+from typing import Iterable
+
+import numpy as np
+import smart_open
+
+from distlda import __version__
+from distlda.models import _kernels as K_
+from distlda.models.chunks import doc_to_arrays, iter_chunks
+from distlda.models.local import LocalExecutor, available_cores
+from distlda.models.state import GibbsState
+from distlda.models.chunks import Chunk
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = "distlda.LdaModel"
+_FORMAT_VERSION = 1
+
+
+class LdaModel:
+    """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
+
+    Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
+
+    Parameters
+    ----------
+    corpus : iterable of list of (int, int), or scipy.sparse matrix, optional
+        Bag-of-words documents (any re-iterable gensim corpus), or a documents x words
+        sparse count matrix. It is streamed once; the tokens are kept in memory as int32.
+    num_topics : int
+        Number of topics K >= 1.
+    id2word : mapping of int to str, or sequence of str, optional
+        Vocabulary (gensim or distlda ``Dictionary``, dict, list). It fixes the number of
+        terms V; without it V is one more than the largest word id seen (or the matrix width).
+    distributed : bool or None
+        None: use the cluster if a dispatcher is registered with the Pyro5 name server, else
+        train in-process. True: the cluster or a clear error. False: never touch the network.
+    chunksize : int
+        Documents per chunk, the unit of work handed to threads and cluster workers.
+    alpha : {"symmetric", "asymmetric"}, float or array-like of shape (num_topics,)
+        Document-topic Dirichlet prior; "symmetric" is 1/K per topic, "asymmetric" is gensim's
+        1/(k + sqrt(K)) normalised.
+    eta : float or "symmetric"
+        Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01.
+    iterations : int
+        Gibbs sweeps over the whole corpus.
+    random_state : int, numpy Generator or RandomState, optional
+        Makes training and inference reproducible (for a fixed number of ``workers``).
+    ns_conf : dict, optional
+        Pyro5 name server location for distributed mode, e.g. ``dict(host=..., port=...)``.
+    eval_every : int
+        Log the model's log-likelihood per token every this many sweeps (0: never).
+    workers : int, optional
+        Threads for in-process training (default: all cores this process may use).
+    minimum_probability : float
+        Topics below this probability are left out of ``get_document_topics`` results.
+    inference_iterations : int
+        Fold-in sweeps used to infer topics of new documents.
+
+    Attributes
+    ----------
+    alpha : ndarray of shape (num_topics,)
+    eta : float
+    num_terms : int
+    sstats : ndarray of shape (num_topics, num_terms), int32
+        Word-topic counts of the Gibbs state; they sum to the number of tokens trained on.
+
+    Examples
+    --------
+    >>> from distlda.models import LdaModel
+    >>> corpus = [[(0, 2), (1, 1)], [(1, 3), (2, 1)]]
+    >>> lda = LdaModel(corpus, num_topics=2, iterations=10, random_state=1, distributed=False)
+    >>> int(lda.sstats.sum())
+    7
+    """
+
+    def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
+                 distributed: bool | None = None, chunksize: int = 2000,
+                 alpha="symmetric", eta=0.01, iterations: int = 200,
+                 random_state=None, ns_conf: dict | None = None, eval_every: int = 10,
+                 workers: int | None = None, minimum_probability: float = 0.01,
+                 inference_iterations: int = 50):
+        self.num_topics = _check_int("num_topics", num_topics, 1)
+        self.chunksize = _check_int("chunksize", chunksize, 1)
+        self.iterations = _check_int("iterations", iterations, 0)
+        self.eval_every = _check_int("eval_every", eval_every, 0)
+        self.inference_iterations = _check_int("inference_iterations", inference_iterations, 1)
+        self.workers = available_cores() if workers is None else _check_int("workers", workers, 1)
+        if distributed not in (None, True, False):
+            raise ValueError(f"Invalid 'distributed' parameter: {distributed!r} "
+                             f"(use None, True or False)")
+        self.distributed = distributed
+        self.ns_conf = dict(ns_conf or {})
+        self.minimum_probability = _check_prob("minimum_probability", minimum_probability)
+        self.alpha = _resolve_alpha(alpha, self.num_topics)
+        self.eta = _resolve_eta(eta, self.num_topics)
+        self.random_state = random_state
+        self._rng = _resolve_rng(random_state)
+        self._infer_seed = int(self._rng.integers(2 ** 32))
+        self.id2word = _resolve_id2word(id2word)
+        self.num_terms = (max(self.id2word) + 1) if self.id2word else 0
+        self._fixed_vocab = id2word is not None
+        self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
+        self.executor_info = None
+        if corpus is not None:
+            self.update(corpus)
+
+    # ------------------------------------------------------------------ training
+    def update(self, corpus, iterations: int | None = None) -> None:
+        """Add documents to the model and run ``iterations`` sweeps over all its documents.
+
+        Parameters
+        ----------
+        corpus : iterable of list of (int, int), or scipy.sparse matrix
+            New documents; word ids must be within the model's vocabulary when ``id2word``
+            was given.
+        iterations : int, optional
+            Sweeps to run (default: the model's ``iterations``).
+        """
+        iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        vocab = self.num_terms if self._fixed_vocab else None
+        new_chunks = list(iter_chunks(corpus, vocab, self.chunksize))
+        n_docs = sum(c.num_docs for c in new_chunks)
+        n_tokens = sum(c.num_tokens for c in new_chunks)
+        if n_docs == 0:
+            raise ValueError("corpus is empty: it has no documents")
+        if n_tokens == 0:
+            raise ValueError(f"corpus has {n_docs} documents but no tokens (all counts are 0)")
+        if not self._fixed_vocab:
+            # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
+            width = max((int(c.words.max()) + 1 for c in new_chunks if c.num_tokens), default=0)
+            shape = getattr(corpus, "shape", None)
+            if shape is not None and len(shape) == 2:
+                width = max(width, int(shape[1]))
+            width = max(width, int(getattr(corpus, "num_terms", 0) or 0))
+            if width > self.num_terms:
+                self._state.grow_vocabulary(width)
+                self.num_terms = width
+        for c in new_chunks:
+            self._state.add_chunk(c, int(self._rng.integers(2 ** 32)))
+        logger.info("training LDA: %d topics, %d documents, %d tokens (%d new), %d terms, "
+                    "%d chunks, %d sweeps", self.num_topics, self._state.num_docs,
+                    self._state.num_tokens, n_tokens, self.num_terms, len(self._state.chunks),
+                    iterations)
+        self._train(iterations)
+
+    def _executor(self):
+        from distlda.models import _client
+        ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers)
+        return ex if ex is not None else LocalExecutor(self.workers)
+
+    def _train(self, iterations: int) -> None:
+        if iterations == 0:
+            return
+        executor = self._executor()
+        self.executor_info = executor.describe()
+        n_tokens = self._state.num_tokens
+        bar = _progress(iterations)
+        t_last = [time.perf_counter()]
+
+        def on_sweep(it: int) -> None:
+            now = time.perf_counter()
+            rate = n_tokens / max(now - t_last[0], 1e-9)
+            t_last[0] = now
+            if self.eval_every and ((it + 1) % self.eval_every == 0 or it + 1 == iterations):
+                logger.info("sweep %d/%d: %.0f tokens/s, log-likelihood %.4f per token",
+                            it + 1, iterations, rate, self.log_likelihood_per_token())
+            else:
+                logger.info("sweep %d/%d: %.0f tokens/s", it + 1, iterations, rate)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s")
+
+        try:
+            executor.run(self._state, iterations, self._rng, on_sweep)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def log_likelihood_per_token(self) -> float:
+        """Joint log p(words, topic assignments) of the Gibbs state, per token."""
+        return self._state.log_likelihood() / max(self._state.num_tokens, 1)
+
+    # ------------------------------------------------------------------ topics
+    @property
+    def sstats(self) -> np.ndarray:
+        """Word-topic counts, shape (num_topics, num_terms), int32 (a copy)."""
+        return np.ascontiguousarray(self._state.nwk.T)
+
+    @property
+    def num_docs(self) -> int:
+        """Documents trained on."""
+        return self._state.num_docs
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens trained on (== ``sstats.sum()``)."""
+        return self._state.num_tokens
+
+    def get_topics(self) -> np.ndarray:
+        """Topic-word distributions, shape (num_topics, num_terms), rows summing to 1."""
+        nwk = self._state.nwk.T.astype(np.float64)
+        return (nwk + self.eta) / (self._state.nk[:, None] + self.eta * self.num_terms)
+
+    def _check_topic(self, topicid) -> int:
+        if not isinstance(topicid, numbers.Integral) or not 0 <= topicid < self.num_topics:
+            raise ValueError(f"topic id must be an integer in [0, {self.num_topics}), got {topicid!r}")
+        return int(topicid)
+
+    def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
+        """The ``topn`` most probable word ids of a topic, as (word_id, probability)."""
+        topicid = self._check_topic(topicid)
+        row = (self._state.nwk[:, topicid] + self.eta) / (self._state.nk[topicid] + self.eta * self.num_terms)
+        topn = min(_check_int("topn", topn, 0), self.num_terms)
+        best = np.argsort(-row, kind="stable")[:topn]
+        return [(int(i), float(row[i])) for i in best]
+
+    def _word(self, i: int) -> str:
+        return self.id2word.get(i, str(i)) if self.id2word else str(i)
+
+    def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
+        """The ``topn`` most probable words of a topic, as (word, probability)."""
+        return [(self._word(i), p) for i, p in self.get_topic_terms(topicid, topn)]
+
+    def show_topics(self, num_topics: int = 10, num_words: int = 10, log: bool = False,
+                    formatted: bool = True):
+        """Several topics, the ones holding the most tokens first.
+
+        Parameters
+        ----------
+        num_topics : int
+            How many topics; negative or >= K means all, in topic id order.
+        num_words : int
+        log : bool
+            Also log each topic at INFO level.
+        formatted : bool
+            Each topic as a ``'0.051*"word" + ...'`` string (gensim's format) or as a list of
+            (word, probability).
+
+        Returns
+        -------
+        list of (int, str) or list of (int, list of (str, float))
+        """
+        if num_topics < 0 or num_topics >= self.num_topics:
+            chosen = range(self.num_topics)
+        else:
+            chosen = np.argsort(-self._state.nk, kind="stable")[:num_topics]
+        shown = []
+        for k in chosen:
+            words = self.show_topic(int(k), num_words)
+            topic = " + ".join(f'{p:.3f}*"{w}"' for w, p in words) if formatted else words
+            shown.append((int(k), topic))
+            if log:
+                logger.info("topic #%d (%d tokens): %s", k, self._state.nk[k],
+                            topic if formatted else words)
+        return shown
+
+    def print_topics(self, num_topics: int = 20, num_words: int = 10):
+        """``show_topics(num_topics, num_words, log=True)``, gensim's alias."""
+        return self.show_topics(num_topics=num_topics, num_words=num_words, log=True)
+
+    # ------------------------------------------------------------------ inference
+    def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
+        """Topic distributions of documents by Gibbs fold-in with the topics held fixed.
+
+        Parameters
+        ----------
+        corpus : iterable of bag-of-words documents or scipy.sparse matrix
+        iterations : int, optional
+            Fold-in sweeps (default ``inference_iterations``); the first half is burn-in.
+
+        Returns
+        -------
+        ndarray of shape (n_docs, num_topics)
+            Rows sum to 1. The same document always gets the same answer from the same model.
+        """
+        iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
+        phi_t = np.ascontiguousarray(self.get_topics().T)
+        rows = [K_.foldin(c.words, c.doc_ptr, phi_t, self.alpha, iterations, iterations // 2,
+                          self._infer_seed)
+                for c in iter_chunks(corpus, self.num_terms, self.chunksize)]
+        return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
+
+    def get_document_topics(self, bow, minimum_probability: float | None = None):
+        """Topic distribution of one document as [(topic_id, probability), ...].
+
+        Topics below ``minimum_probability`` (default: the model's) are left out.
+        """
+        if minimum_probability is None:
+            minimum_probability = self.minimum_probability
+        minimum_probability = max(float(minimum_probability), 1e-8)
+        words, doc_ptr = doc_to_arrays(bow)
+        if words.size and words.max() >= self.num_terms:
+            raise ValueError(f"word id {int(words.max())} is out of range for this model's "
+                             f"{self.num_terms} terms")
+        phi_t = np.ascontiguousarray(self.get_topics().T)
+        it = self.inference_iterations
+        theta = K_.foldin(words, doc_ptr, phi_t, self.alpha, it, it // 2, self._infer_seed)[0]
+        return [(k, float(p)) for k, p in enumerate(theta) if p >= minimum_probability]
+
+    def __getitem__(self, bow):
+        """Topics of one document, or a list of them for a corpus (gensim's ``lda[...]``)."""
+        if _is_single_doc(bow):
+            return self.get_document_topics(bow)
+        return [self.get_document_topics(doc) for doc in bow]
+
+    def log_perplexity(self, corpus, iterations: int | None = None) -> float:
+        """Held-out log-likelihood per token of ``corpus`` by document completion.
+
+        Not gensim's variational bound: each document's tokens are split in halves, its topic
+        mixture is folded in on one half and the other half is scored
+        (:func:`distlda.evaluation.heldout_loglik`). Higher is better; perplexity is
+        ``exp(-value)``.
+        """
+        from distlda.evaluation import heldout_loglik
+        iterations = self.inference_iterations if iterations is None else iterations
+        ll = heldout_loglik(self.get_topics(), self.alpha, corpus, iterations=iterations,
+                            random_state=self._infer_seed, chunksize=self.chunksize)
+        logger.info("%.3f per-token held-out log-likelihood (document completion), "
+                    "perplexity %.1f", ll, math.exp(-ll))
+        return ll
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, fname: str) -> None:
+        """Save the whole model, Gibbs state included, to a local path or smart_open URI.
+
+        The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) and is
+        loaded without unpickling anything, so a model file cannot run code.
+        """
+        st = self._state
+        meta = dict(format=_FORMAT, format_version=_FORMAT_VERSION, distlda_version=__version__,
+                    num_topics=self.num_topics, num_terms=self.num_terms, eta=self.eta,
+                    chunksize=self.chunksize, iterations=self.iterations,
+                    eval_every=self.eval_every, workers=self.workers,
+                    minimum_probability=self.minimum_probability,
+                    inference_iterations=self.inference_iterations,
+                    distributed=self.distributed, ns_conf=self.ns_conf,
+                    fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
+                    rng_state=self._rng.bit_generator.state,
+                    id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None)
+        arrays = dict(
+            meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            alpha=self.alpha, nwk=st.nwk, nk=st.nk,
+            words=_concat([c.words for c in st.chunks], np.int32),
+            topics=_concat([c.topics for c in st.chunks], np.int32),
+            doc_lens=_concat([np.diff(c.doc_ptr) for c in st.chunks], np.int64),
+            chunk_docs=np.array([c.num_docs for c in st.chunks], np.int64))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        with smart_open.open(fname, "wb") as f:
+            f.write(buf.getbuffer())
+        logger.info("saved LdaModel to %s", fname)
+
+    @classmethod
+    def load(cls, fname: str) -> "LdaModel":
+        """Load a model written by :meth:`save` (local path or smart_open URI)."""
+        with smart_open.open(fname, "rb") as f:
+            data = f.read()
+        try:
+            npz = np.load(io.BytesIO(data), allow_pickle=False)
+            meta = json.loads(bytes(npz["meta"]).decode())
+        except Exception as e:  # zipfile / json errors of every kind
+            raise ValueError(f"{fname} is not a distlda model file ({e})") from None
+        if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(f"{fname} is not a distlda model file of format version {_FORMAT_VERSION}")
+        self = cls.__new__(cls)
+        for key in ("num_topics", "num_terms", "eta", "chunksize", "iterations", "eval_every",
+                    "workers", "minimum_probability", "inference_iterations", "distributed",
+                    "ns_conf"):
+            setattr(self, key, meta[key])
+        self._fixed_vocab = meta["fixed_vocab"]
+        self._infer_seed = meta["infer_seed"]
+        self.random_state = None
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = meta["rng_state"]
+        self.id2word = {int(i): w for i, w in meta["id2word"]} if meta["id2word"] is not None else {}
+        self.alpha = npz["alpha"]
+        self.executor_info = None
+        st = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
+        st.nwk = np.ascontiguousarray(npz["nwk"])
+        st.nk = np.ascontiguousarray(npz["nk"])
+        words, topics, doc_lens = npz["words"], npz["topics"], npz["doc_lens"]
+        tok, doc = 0, 0
+        for nd in npz["chunk_docs"]:
+            lens = doc_lens[doc:doc + nd]
+            ptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+            n = int(ptr[-1])
+            st.chunks.append(Chunk(words=words[tok:tok + n].copy(), doc_ptr=ptr,
+                                   topics=topics[tok:tok + n].copy()))
+            tok += n
+            doc += nd
+        self._state = st
+        return self
+
+    def __repr__(self) -> str:
+        return (f"LdaModel<num_terms={self.num_terms}, num_topics={self.num_topics}, "
+                f"docs={self.num_docs}, tokens={self.num_tokens}>")
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"Invalid {name!r} parameter: {value!r} (an integer >= {minimum} is required)")
+    return int(value)
+
+
+def _check_prob(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"Invalid {name!r} parameter: {value!r} (a number in [0, 1] is required)")
+    return float(value)
+
+
+def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
+    if isinstance(alpha, str):
+        if alpha == "symmetric":
+            return np.full(num_topics, 1.0 / num_topics)
+        if alpha == "asymmetric":
+            a = 1.0 / (np.arange(num_topics) + np.sqrt(num_topics))
+            return a / a.sum()
+        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r} (use 'symmetric', 'asymmetric', "
+                         f"a positive number or {num_topics} positive numbers)")
+    if isinstance(alpha, bool):
+        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}")
+    try:
+        a = np.asarray(alpha, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}") from None
+    if a.ndim == 0:
+        a = np.full(num_topics, float(a))
+    if a.shape != (num_topics,):
+        raise ValueError(f"Invalid 'alpha' parameter: shape {a.shape}, expected ({num_topics},)")
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"Invalid 'alpha' parameter: every value must be positive and finite")
+    return np.ascontiguousarray(a)
+
+
+def _resolve_eta(eta, num_topics: int) -> float:
+    if eta is None:
+        return 0.01
+    if isinstance(eta, str):
+        if eta == "symmetric":
+            return 1.0 / num_topics
+        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (use a positive number or 'symmetric')")
+    if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
+        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (a positive scalar is required; "
+                         f"per-word eta is not supported)")
+    if not math.isfinite(eta) or eta <= 0:
+        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (must be positive and finite)")
+    return float(eta)
+
+
+def _resolve_rng(random_state) -> np.random.Generator:
+    if isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state.integers(2 ** 63))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2 ** 31))
+    if random_state is None or (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)):
+        return np.random.default_rng(random_state)
+    raise ValueError(f"Invalid 'random_state' parameter: {random_state!r} "
+                     f"(use None, an int or a numpy Generator)")
+
+
+def _resolve_id2word(id2word) -> dict:
+    if id2word is None:
+        return {}
+    if hasattr(id2word, "items"):
+        items = id2word.items()
+    elif isinstance(id2word, (list, tuple)):
+        items = enumerate(id2word)
+    else:
+        raise ValueError(f"Invalid 'id2word' parameter: {type(id2word).__name__} "
+                         f"(use a Dictionary, a dict of id -> word, or a list of words)")
+    out = {}
+    for i, w in items:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
+            raise ValueError(f"Invalid 'id2word' parameter: word id {i!r} is not a non-negative integer")
+        out[int(i)] = str(w)
+    if not out:
+        raise ValueError("Invalid 'id2word' parameter: the vocabulary is empty")
+    return out
+
+
+def _is_single_doc(obj) -> bool:
+    """True for one bag-of-words document (a list of (id, count) pairs), as gensim decides."""
+    if not isinstance(obj, (list, tuple)):
+        return False
+    if len(obj) == 0:
+        return True
+    first = obj[0]
+    return (isinstance(first, (tuple, list)) and len(first) == 2
+            and all(isinstance(x, numbers.Number) for x in first))
+
+
+def _concat(arrays, dtype) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+
+
+def _progress(total: int):
+    """A tqdm bar on interactive terminals, None otherwise (logs and CI stay clean)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="Gibbs sweeps", unit="sweep", leave=False)

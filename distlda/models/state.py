@@ -1,0 +1,119 @@
+"""The Gibbs state (token assignments and their counts) and the rule that keeps it exact.
+
+Invariant: ``nwk`` and ``nk`` are, at every moment outside a commit, exactly the counts of the
+committed topic assignments of all chunks. Sweeps never touch the global counts: whoever sweeps
+(the serial loop, a thread, a cluster worker) works on its own copy or slice and hands back the
+chunk's new topics; :meth:`GibbsState.commit` then swaps the old assignments' counts for the
+new ones. A sweep that never comes back (a killed worker) therefore changes nothing, and a
+re-sent chunk starts again from its committed topics: nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distlda.models import _kernels as K_
+from distlda.models.chunks import MAX_TOKENS, Chunk
+
+
+class GibbsState:
+    """Token assignments in chunks plus the word-topic counts they imply.
+
+    Parameters
+    ----------
+    num_topics, num_terms : int
+    alpha : ndarray of shape (num_topics,)
+    beta : float
+
+    Attributes
+    ----------
+    chunks : list of Chunk
+    nwk : ndarray of shape (num_terms, num_topics), int32
+        Word-topic counts, one row per word.
+    nk : ndarray of shape (num_topics,), int32
+        Tokens per topic.
+    """
+
+    def __init__(self, num_topics: int, num_terms: int, alpha: np.ndarray, beta: float):
+        self.num_topics = int(num_topics)
+        self.num_terms = int(num_terms)
+        self.alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+        self.beta = float(beta)
+        self.chunks: list[Chunk] = []
+        self.nwk = np.zeros((self.num_terms, self.num_topics), np.int32)
+        self.nk = np.zeros(self.num_topics, np.int32)
+
+    @property
+    def vbeta(self) -> float:
+        return self.beta * self.num_terms
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(c.num_tokens for c in self.chunks)
+
+    @property
+    def num_docs(self) -> int:
+        return sum(c.num_docs for c in self.chunks)
+
+    def add_chunk(self, chunk: Chunk, seed: int) -> None:
+        """Give ``chunk`` uniform random topics and add its counts."""
+        if self.num_tokens + chunk.num_tokens > MAX_TOKENS:
+            raise ValueError(f"the model holds at most {MAX_TOKENS} tokens (int32 counts)")
+        K_.init_topics(chunk.topics, self.num_topics, seed)
+        K_.count_assignments(chunk.words, chunk.topics, self.nwk, self.nk, 1)
+        self.chunks.append(chunk)
+
+    def commit(self, index: int, new_topics: np.ndarray) -> None:
+        """Replace chunk ``index``'s committed topics by ``new_topics``, moving the counts."""
+        chunk = self.chunks[index]
+        new_topics = np.asarray(new_topics, dtype=np.int32)
+        if new_topics.shape != chunk.topics.shape:
+            raise ValueError(f"chunk {index}: got {new_topics.shape[0]} topics for "
+                             f"{chunk.num_tokens} tokens")
+        if new_topics.size and (new_topics.min() < 0 or new_topics.max() >= self.num_topics):
+            raise ValueError(f"chunk {index}: topic ids outside [0, {self.num_topics})")
+        K_.count_assignments(chunk.words, chunk.topics, self.nwk, self.nk, -1)
+        K_.count_assignments(chunk.words, new_topics, self.nwk, self.nk, 1)
+        chunk.topics = np.ascontiguousarray(new_topics)
+
+    def recount(self) -> tuple[np.ndarray, np.ndarray]:
+        """Counts recomputed from the assignments alone (for checks and tests)."""
+        nwk = np.zeros_like(self.nwk)
+        nk = np.zeros_like(self.nk)
+        for c in self.chunks:
+            K_.count_assignments(c.words, c.topics, nwk, nk, 1)
+        return nwk, nk
+
+    def log_likelihood(self) -> float:
+        """Joint log p(w, z) of the collapsed model (as MALLET reports it)."""
+        ll = K_.loglik_words(self.nwk, self.nk, self.beta, self.num_terms)
+        for c in self.chunks:
+            ll += K_.loglik_docs(c.topics, c.doc_ptr, self.alpha)
+        return float(ll)
+
+    def grow_vocabulary(self, num_terms: int) -> None:
+        """Widen ``nwk`` to ``num_terms`` words (new words have zero counts)."""
+        if num_terms > self.num_terms:
+            nwk = np.zeros((num_terms, self.num_topics), np.int32)
+            nwk[: self.num_terms] = self.nwk
+            self.nwk = nwk
+            self.num_terms = int(num_terms)
+
+
+def sweep_chunks(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
+                 sampler: str = "sparse") -> None:
+    """Sweep several chunks in turn against counts ``nwk``/``nk`` (updated in place).
+
+    The one function every executor calls: the serial model on the global counts, a thread on
+    its private copy, a cluster worker on its model slice (``nwk`` rows of its own words,
+    ``words`` renumbered to those rows, ``vbeta`` still beta times the full vocabulary).
+    """
+    if sampler != "sparse":
+        raise ValueError(f"unknown sampler {sampler!r}")
+    local_counts = np.zeros(nwk.shape[0], np.int64)
+    for w in words_list:
+        local_counts += np.bincount(w, minlength=nwk.shape[0])
+    wt_ptr, wt_len, wt_top = K_.build_word_lists(nwk, local_counts)
+    for words, topics, doc_ptr, seed in zip(words_list, topics_list, docptr_list, seeds):
+        K_.sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
+                        alpha, beta, vbeta, int(seed))
