@@ -56,21 +56,21 @@ def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, wh
             bad = ~np.isfinite(arr) | (arr != np.floor(arr))
             if bad.any():
                 i = int(np.argmax(bad))
-                raise ValueError(f"{where(i)}: {name} must be an integer, got {arr[i]!r}")
+                raise ValueError(f"{where(i)}: {name} must be an integer, got {arr[i].item()!r}")
     bad = ids < 0
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{where(i)}: negative word id {ids[i]!r}")
+        raise ValueError(f"{where(i)}: negative word id {ids[i].item()!r}")
     if num_terms is not None:
         bad = ids >= num_terms
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"{where(i)}: word id {ids[i]!r} is out of range for a vocabulary "
+            raise ValueError(f"{where(i)}: word id {ids[i].item()!r} is out of range for a vocabulary "
                              f"of {num_terms} words (id2word / num_terms)")
     bad = counts < 0
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{where(i)}: negative count {counts[i]!r}")
+        raise ValueError(f"{where(i)}: negative count {counts[i].item()!r}")
     return ids.astype(np.int64), counts.astype(np.int64)
 
 
