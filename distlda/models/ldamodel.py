@@ -166,17 +166,29 @@ class LdaModel:
         self.executor_info = executor.describe()
         n_tokens = self._state.num_tokens
         bar = _progress(iterations)
-        t_last = [time.perf_counter()]
+        last = dict(t=time.perf_counter(), it=-1, t_sweep=time.perf_counter())
+        report_every = self.eval_every or 10
 
-        def on_sweep(it: int) -> None:
+        def on_sweep(it: int, loglik: float | None = None) -> None:
+            """Log each sweep at DEBUG; every ``eval_every`` sweeps, rate and LL at INFO.
+
+            ``loglik`` (per token) is passed by executors whose Gibbs state lives elsewhere.
+            """
             now = time.perf_counter()
-            rate = n_tokens / max(now - t_last[0], 1e-9)
-            t_last[0] = now
-            if self.eval_every and ((it + 1) % self.eval_every == 0 or it + 1 == iterations):
-                logger.info("sweep %d/%d: %.0f tokens/s, log-likelihood %.4f per token",
-                            it + 1, iterations, rate, self.log_likelihood_per_token())
-            else:
-                logger.info("sweep %d/%d: %.0f tokens/s", it + 1, iterations, rate)
+            rate = n_tokens / max(now - last["t_sweep"], 1e-9)
+            last["t_sweep"] = now
+            logger.debug("sweep %d/%d: %.0f tokens/s", it + 1, iterations, rate)
+            if (it + 1) % report_every == 0 or it + 1 == iterations:
+                avg = n_tokens * (it - last["it"]) / max(now - last["t"], 1e-9)
+                if self.eval_every:
+                    if loglik is None:
+                        loglik = self.log_likelihood_per_token()
+                    logger.info("sweep %d/%d: %.0f tokens/s, log-likelihood %.4f per token",
+                                it + 1, iterations, avg, loglik)
+                else:
+                    logger.info("sweep %d/%d: %.0f tokens/s", it + 1, iterations, avg)
+                # the evaluation's own time is not charged to the next interval's rate
+                last.update(t=time.perf_counter(), it=it, t_sweep=time.perf_counter())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s")
