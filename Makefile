@@ -11,7 +11,7 @@ $(BIN)/python:
 
 demo: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
-	$(BIN)/python -m distlda train --quiet
+	$(BIN)/python -m distlda train --quiet --distributed no
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
