@@ -333,3 +333,26 @@ def completion_loglik(theta, held_doc, held_words, phi_t):
             p += theta[d, k] * phi_t[w, k]
         total += math.log(p)
     return total
+
+
+@njit(**_JIT)
+def doc_topic_pairs(topics, doc_ptr, num_topics):
+    """(topic, count) of every non-zero document-topic count n_dk of a chunk.
+
+    Returns int64 codes ``topic * stride + count`` with ``stride = 2**32``, so the caller
+    can histogram them with np.unique; at most one code per token.
+    """
+    ndk = np.zeros(num_topics, np.int64)
+    out = np.empty(topics.shape[0], np.int64)
+    m = 0
+    stride = np.int64(1) << 32
+    for d in range(doc_ptr.shape[0] - 1):
+        for i in range(doc_ptr[d], doc_ptr[d + 1]):
+            ndk[topics[i]] += 1
+        for i in range(doc_ptr[d], doc_ptr[d + 1]):
+            k = topics[i]
+            if ndk[k] != 0:
+                out[m] = k * stride + ndk[k]
+                m += 1
+                ndk[k] = 0
+    return out[:m]

@@ -47,9 +47,10 @@ class LdaModel:
         train in-process. True: the cluster or a clear error. False: never touch the network.
     chunksize : int
         Documents per chunk, the unit of work handed to threads and cluster workers.
-    alpha : {"symmetric", "asymmetric"}, float or array-like of shape (num_topics,)
+    alpha : {"symmetric", "asymmetric", "auto"}, float or array-like of shape (num_topics,)
         Document-topic Dirichlet prior; "symmetric" is 1/K per topic, "asymmetric" is gensim's
-        1/(k + sqrt(K)) normalised.
+        1/(k + sqrt(K)) normalised, "auto" starts at 1/K and is learned from the data every
+        ``optimize_interval`` sweeps (Minka's fixed point, as MALLET's ``--optimize-interval``).
     eta : float or "symmetric"
         Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01.
     iterations : int
@@ -66,6 +67,9 @@ class LdaModel:
         Topics below this probability are left out of ``get_document_topics`` results.
     inference_iterations : int
         Fold-in sweeps used to infer topics of new documents.
+    optimize_interval, optimize_burnin : int
+        With ``alpha="auto"``: re-estimate alpha every ``optimize_interval`` sweeps, from
+        sweep ``optimize_burnin`` on.
 
     Attributes
     ----------
@@ -89,7 +93,8 @@ class LdaModel:
                  alpha="symmetric", eta=0.01, iterations: int = 200,
                  random_state=None, ns_conf: dict | None = None, eval_every: int = 10,
                  workers: int | None = None, minimum_probability: float = 0.01,
-                 inference_iterations: int = 50):
+                 inference_iterations: int = 50, optimize_interval: int = 10,
+                 optimize_burnin: int = 20):
         self.num_topics = _check_int("num_topics", num_topics, 1)
         self.chunksize = _check_int("chunksize", chunksize, 1)
         self.iterations = _check_int("iterations", iterations, 0)
@@ -102,7 +107,10 @@ class LdaModel:
         self.distributed = distributed
         self.ns_conf = dict(ns_conf or {})
         self.minimum_probability = _check_prob("minimum_probability", minimum_probability)
-        self.alpha = _resolve_alpha(alpha, self.num_topics)
+        self.optimize_alpha = isinstance(alpha, str) and alpha == "auto"
+        self.optimize_interval = _check_int("optimize_interval", optimize_interval, 1)
+        self.optimize_burnin = _check_int("optimize_burnin", optimize_burnin, 0)
+        self.alpha = _resolve_alpha("symmetric" if self.optimize_alpha else alpha, self.num_topics)
         self.eta = _resolve_eta(eta, self.num_topics)
         self.random_state = random_state
         self._rng = _resolve_rng(random_state)
@@ -112,6 +120,7 @@ class LdaModel:
         self._fixed_vocab = id2word is not None
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
         self.executor_info = None
+        self._sweeps_done = 0
         if corpus is not None:
             self.update(corpus)
 
@@ -178,6 +187,10 @@ class LdaModel:
             rate = n_tokens / max(now - last["t_sweep"], 1e-9)
             last["t_sweep"] = now
             logger.debug("sweep %d/%d: %.0f tokens/s", it + 1, iterations, rate)
+            self._sweeps_done += 1
+            if (self.optimize_alpha and self._sweeps_done >= self.optimize_burnin
+                    and self._sweeps_done % self.optimize_interval == 0):
+                self._learn_alpha()
             if (it + 1) % report_every == 0 or it + 1 == iterations:
                 avg = n_tokens * (it - last["it"]) / max(now - last["t"], 1e-9)
                 if self.eval_every:
@@ -198,6 +211,14 @@ class LdaModel:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _learn_alpha(self) -> None:
+        from distlda.models._hyper import count_histograms, optimize_alpha
+        hist = count_histograms(self._state.chunks, self.num_topics)
+        self.alpha = optimize_alpha(self.alpha, hist)
+        self._state.alpha = self.alpha  # executors read the prior from the state each sweep
+        logger.info("alpha re-estimated: sum %.4f, min %.4g, max %.4g",
+                    self.alpha.sum(), self.alpha.min(), self.alpha.max())
 
     def log_likelihood_per_token(self) -> float:
         """Joint log p(words, topic assignments) of the Gibbs state, per token."""
@@ -356,6 +377,8 @@ class LdaModel:
                     eval_every=self.eval_every, workers=self.workers,
                     minimum_probability=self.minimum_probability,
                     inference_iterations=self.inference_iterations,
+                    optimize_alpha=self.optimize_alpha, optimize_interval=self.optimize_interval,
+                    optimize_burnin=self.optimize_burnin, sweeps_done=self._sweeps_done,
                     distributed=self.distributed, ns_conf=self.ns_conf,
                     fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
                     rng_state=self._rng.bit_generator.state,
@@ -388,10 +411,11 @@ class LdaModel:
         self = cls.__new__(cls)
         for key in ("num_topics", "num_terms", "eta", "chunksize", "iterations", "eval_every",
                     "workers", "minimum_probability", "inference_iterations", "distributed",
-                    "ns_conf"):
+                    "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin"):
             setattr(self, key, meta[key])
         self._fixed_vocab = meta["fixed_vocab"]
         self._infer_seed = meta["infer_seed"]
+        self._sweeps_done = meta["sweeps_done"]
         self.random_state = None
         self._rng = np.random.default_rng()
         self._rng.bit_generator.state = meta["rng_state"]
@@ -442,7 +466,7 @@ def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
         if alpha == "asymmetric":
             a = 1.0 / (np.arange(num_topics) + np.sqrt(num_topics))
             return a / a.sum()
-        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r} (use 'symmetric', 'asymmetric', "
+        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r} (use 'symmetric', 'asymmetric', 'auto', "
                          f"a positive number or {num_topics} positive numbers)")
     if isinstance(alpha, bool):
         raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}")
