@@ -212,3 +212,19 @@ def test_untrained_model_then_update(planted):
     assert lda.sstats.sum() == 0
     lda.update(X[:50])
     assert_exact(lda, X[:50].sum())
+
+
+def test_gensim_corpus_and_dictionary_work_unchanged(tmp_path):
+    gensim = pytest.importorskip("gensim")
+    texts = [["human", "interface", "computer"], ["survey", "user", "computer", "system"],
+             ["graph", "trees"], ["graph", "minors", "trees"], ["user", "interface", "system"]] * 20
+    dictionary = gensim.corpora.Dictionary(texts)
+    path = str(tmp_path / "c.mm")
+    gensim.corpora.MmCorpus.serialize(path, [dictionary.doc2bow(t) for t in texts])
+    corpus = gensim.corpora.MmCorpus(path)
+    lda = LdaModel(corpus, num_topics=2, id2word=dictionary, iterations=20, random_state=0,
+                   distributed=False)
+    assert lda.num_terms == len(dictionary)
+    assert lda.sstats.sum() == sum(len(t) for t in texts)
+    words = {w for k in range(2) for w, _ in lda.show_topic(k, topn=3)}
+    assert words <= set(dictionary.token2id)
