@@ -72,7 +72,7 @@ def build_word_lists(nwk, local_counts):
 
 
 @njit(**_JIT)
-def sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
+def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len, wt_top,
                  alpha, beta, vbeta, seed):
     """One exact collapsed Gibbs sweep over a chunk, SparseLDA style (Yao, Mimno & McCallum 2009).
 
@@ -82,6 +82,10 @@ def sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
     a token costs O(K_d + K_w) instead of O(K). Updates ``topics``, ``nwk``, ``nk`` and the word
     lists in place. ``vbeta`` is beta times the *global* vocabulary size, since ``nwk`` may hold
     only a slice of the vocabulary.
+
+    Only tokens ``tok_lo[d] <= i < tok_hi[d]`` of document ``d`` are resampled (all of them when
+    ``tok_lo, tok_hi = doc_ptr[:-1], doc_ptr[1:]``); the document's other tokens still count in
+    its topic counts. That lets threads sweep one block of the vocabulary each at a time.
     """
     np.random.seed(seed)
     K = nk.shape[0]
@@ -96,11 +100,16 @@ def sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
     dtop = np.empty(K, np.int32)  # the document's non-zero topics ...
     dpos = np.empty(K, np.int32)  # ... and where each sits in dtop, for O(1) removal
     qcache = np.empty(K)
+    # s changes only through inv, which is patched token by token below; a chunk's worth of
+    # incremental updates moves it by rounding error only.
+    s = 0.0
+    for k in range(K):
+        s += ab[k] * inv[k]
     D = doc_ptr.shape[0] - 1
     for d in range(D):
         start = doc_ptr[d]
         end = doc_ptr[d + 1]
-        if start == end:
+        if tok_lo[d] == tok_hi[d]:
             continue
         nd = 0
         for i in range(start, end):
@@ -110,17 +119,13 @@ def sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
                 dtop[nd] = k
                 nd += 1
             ndk[k] += 1
-        # s is recomputed per document (O(K), amortised over its tokens) so rounding never drifts.
-        s = 0.0
-        for k in range(K):
-            s += ab[k] * inv[k]
         r = 0.0
         for j in range(nd):
             k = dtop[j]
             r += ndk[k] * beta * inv[k]
             coef[k] = (alpha[k] + ndk[k]) * inv[k]
 
-        for i in range(start, end):
+        for i in range(tok_lo[d], tok_hi[d]):
             w = words[i]
             t = topics[i]
             # ---- take the token out

@@ -1,9 +1,17 @@
-"""In-process executor: sweeps the chunks on this machine's cores (AD-LDA across threads).
+"""In-process executor: sweeps the chunks on this machine's cores.
 
-With one thread the sweep runs directly on the global counts (plain collapsed Gibbs). With
-several, each thread sweeps a disjoint set of chunks against its own copy of the counts taken
-at the start of the sweep (Newman et al.'s approximate distributed LDA), and the new topics are
-committed chunk by chunk afterwards, exactly as cluster workers' results are.
+With the exact sparse sampler, threads follow a partitioned schedule (as tomotopy's and
+Yan et al.'s parallel Gibbs samplers do): the vocabulary is split into P blocks of equal token
+mass and the chunks into P groups; in sub-epoch s, thread p resamples the tokens of its chunk
+group whose words lie in block (p + s) mod P. Each word's counts and each document's counts
+then have exactly one writer at a time, so threads update the global counts in place with no
+copies and no stale word counts; only the K topic totals are per-thread during a sub-epoch and
+are merged after it. The result mixes per sweep like a serial sampler.
+
+The Metropolis-Hastings sampler visits tokens word by word and document by document, which
+does not fit that schedule, so with several threads it follows AD-LDA (Newman et al., JMLR
+2009): each thread sweeps its chunks against a private copy of the counts and the new topics
+are committed chunk by chunk afterwards, exactly as cluster workers' results are.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from distlda.models import _kernels as K_
 from distlda.models.state import GibbsState, sweep_chunks
 
 
@@ -39,9 +48,12 @@ def partition(sizes, parts: int) -> list[list[int]]:
 class LocalExecutor:
     """Runs Gibbs sweeps in this process with ``workers`` threads."""
 
-    def __init__(self, workers: int = 1, sampler: str = "sparse"):
+    def __init__(self, workers: int = 1, sampler: str = "sparse", mh_steps: int | None = None):
         self.workers = max(1, int(workers))
         self.sampler = sampler
+        self.mh_steps = mh_steps
+        self._layout_key = None
+        self._layout: list[np.ndarray] = []
 
     def describe(self) -> str:
         return f"serial ({self.workers} thread{'s' if self.workers > 1 else ''})"
@@ -65,15 +77,80 @@ class LocalExecutor:
         if pool is None or len(groups) == 1:
             sweep_chunks([c.words for c in chunks], [c.topics for c in chunks],
                          [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
-                         state.beta, state.vbeta, seeds, self.sampler)
-            return
+                         state.beta, state.vbeta, seeds, self.sampler, self.mh_steps)
+        elif self._sampler_for(state) == "sparse":
+            self._sweep_partitioned(state, groups, seeds, pool)
+        else:
+            self._sweep_copies(state, groups, seeds, pool)
+
+    def _sampler_for(self, state: GibbsState) -> str:
+        if self.sampler != "auto":
+            return self.sampler
+        from distlda.models._mh import choose_sampler
+        n_docs = max(state.num_docs, 1)
+        return choose_sampler(state.num_topics, state.num_tokens / n_docs)
+
+    def _sweep_partitioned(self, state: GibbsState, groups, seeds, pool) -> None:
+        P = len(groups)
+        blocks = self._block_layout(state, P)
+        local_counts = np.bincount(np.concatenate([c.words for c in state.chunks]),
+                                   minlength=state.num_terms)
+        wt = K_.build_word_lists(state.nwk, local_counts)  # shared: rows are disjoint per thread
+        for sub in range(P):
+            nk0 = state.nk.copy()
+
+            def work(p, sub=sub, nk0=nk0):
+                b = (p + sub) % P
+                nk = nk0.copy()
+                for i in groups[p]:
+                    c, bp = state.chunks[i], blocks[i]
+                    seed = (int(seeds[i]) + sub * 0x9E3779B9) % 2 ** 32
+                    K_.sweep_sparse(c.words, c.topics, c.doc_ptr, bp[b], bp[b + 1], state.nwk,
+                                    nk, *wt, state.alpha, state.beta, state.vbeta, seed)
+                return nk - nk0
+
+            for delta in pool.map(work, range(P)):
+                state.nk += delta
+
+    def _block_layout(self, state: GibbsState, P: int) -> list[np.ndarray]:
+        """Per chunk, an int64 array ``(P+1, D)``: block b of document d is tokens
+        ``[bp[b, d], bp[b+1, d])``. Tokens are reordered inside each document (order within a
+        document means nothing to LDA) so that each block is one contiguous range."""
+        key = (P, state.num_terms, tuple(id(c.words) for c in state.chunks))
+        if self._layout_key == key:
+            return self._layout
+        freq = np.bincount(np.concatenate([c.words for c in state.chunks]),
+                           minlength=state.num_terms)
+        block_of_word = np.zeros(state.num_terms, np.int64)
+        for b, words in enumerate(partition(freq.tolist(), P)):
+            block_of_word[words] = b
+        layout = []
+        for c in state.chunks:
+            D = c.num_docs
+            doc_of_tok = np.repeat(np.arange(D), np.diff(c.doc_ptr))
+            blk = block_of_word[c.words]
+            order = np.lexsort((blk, doc_of_tok))
+            c.words = np.ascontiguousarray(c.words[order])
+            c.topics = np.ascontiguousarray(c.topics[order])
+            counts = np.bincount(doc_of_tok * P + blk, minlength=D * P).reshape(D, P)
+            bp = np.empty((P + 1, D), np.int64)
+            bp[0] = c.doc_ptr[:-1]
+            bp[1:] = c.doc_ptr[:-1] + np.cumsum(counts, axis=1).T
+            layout.append(bp)
+        self._layout_key = (P, state.num_terms, tuple(id(c.words) for c in state.chunks))
+        self._layout = layout
+        return layout
+
+    def _sweep_copies(self, state: GibbsState, groups, seeds, pool) -> None:
+        chunks = state.chunks
         nwk0, nk0 = state.nwk, state.nk
 
         def work(group):
             topics = [chunks[i].topics.copy() for i in group]
             sweep_chunks([chunks[i].words for i in group], topics,
                          [chunks[i].doc_ptr for i in group], nwk0.copy(), nk0.copy(),
-                         state.alpha, state.beta, state.vbeta, seeds[group], self.sampler)
+                         state.alpha, state.beta, state.vbeta, seeds[group], self.sampler,
+                         self.mh_steps)
             return group, topics
 
         # Every thread has finished reading nwk0 before the first commit writes to it.

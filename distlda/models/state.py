@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from distlda.models import _kernels as K_
+from distlda.models import _mh
 from distlda.models.chunks import MAX_TOKENS, Chunk
 
 
@@ -101,13 +102,24 @@ class GibbsState:
 
 
 def sweep_chunks(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
-                 sampler: str = "sparse") -> None:
+                 sampler: str = "sparse", mh_steps: int | None = None) -> None:
     """Sweep several chunks in turn against counts ``nwk``/``nk`` (updated in place).
 
     The one function every executor calls: the serial model on the global counts, a thread on
     its private copy, a cluster worker on its model slice (``nwk`` rows of its own words,
     ``words`` renumbered to those rows, ``vbeta`` still beta times the full vocabulary).
+    ``sampler`` is "sparse" (exact SparseLDA), "mh" (WarpLDA-style Metropolis-Hastings with
+    ``mh_steps`` steps per phase, see :mod:`distlda.models._mh`) or "auto" (picked by K and
+    document length).
     """
+    if sampler == "auto":
+        n_docs = sum(p.shape[0] - 1 for p in docptr_list)
+        n_tok = sum(w.shape[0] for w in words_list)
+        sampler = _mh.choose_sampler(nk.shape[0], n_tok / max(n_docs, 1))
+    if sampler == "mh":
+        _mh.sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta,
+                            seeds, _mh.DEFAULT_MH_STEPS if mh_steps is None else mh_steps)
+        return
     if sampler != "sparse":
         raise ValueError(f"unknown sampler {sampler!r}")
     local_counts = np.zeros(nwk.shape[0], np.int64)
@@ -115,5 +127,6 @@ def sweep_chunks(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbe
         local_counts += np.bincount(w, minlength=nwk.shape[0])
     wt_ptr, wt_len, wt_top = K_.build_word_lists(nwk, local_counts)
     for words, topics, doc_ptr, seed in zip(words_list, topics_list, docptr_list, seeds):
-        K_.sweep_sparse(words, topics, doc_ptr, nwk, nk, wt_ptr, wt_len, wt_top,
+        K_.sweep_sparse(words, topics, doc_ptr, doc_ptr[:-1], doc_ptr[1:], nwk, nk,
+                        wt_ptr, wt_len, wt_top,
                         alpha, beta, vbeta, int(seed))

@@ -1,0 +1,547 @@
+"""O(1)-per-token Metropolis-Hastings sampler in WarpLDA's cache-friendly order.
+
+LightLDA (Yuan et al. 2015) draws each token's new topic by Metropolis-Hastings, alternating a
+*word proposal* q_w(k) ~ n_wk + beta and a *doc proposal* q_d(k) ~ n_dk + alpha_k, each drawn
+in O(1). Visiting tokens in document order, every MH step reads an alias entry, a word row and
+the document counts at random places (about 400 ns a step here). WarpLDA (Chen et al., VLDB
+2016) reorders the work so that each phase streams one table:
+
+- **doc phase** (tokens grouped by document, the chunk's own order): the acceptance of a word
+  proposal needs only n_dk (one small vector per document, updated immediately) and n_k, since
+  the proposal's weight cancels the target's word factor; the new doc proposals are the topics
+  of random *other* tokens of the same document (their topics are an alias table of n_dk^{-i})
+  or a draw from alpha.
+- **word phase** (tokens grouped by word, through a cached index): the acceptance of a doc
+  proposal needs only the word's row of ``nwk`` (rebuilt from the word's tokens in a scratch
+  that stays in L1) and n_k; the new word proposals are the topics of random other tokens of
+  the same word, or uniform.
+
+Proposals leave the token itself out (n^{-i}), so they do not depend on its current topic and
+every step is a valid independence-proposal MH step: with nothing delayed the chain has
+exactly the collapsed posterior as its stationary law (tested by enumeration). Counts are
+*delayed* the WarpLDA way: in the word phase a token sees its document's counts as they were
+at the end of the doc phase, in the doc phase its word's row as it was at the end of the word
+phase; n_k and the streamed table are exact and immediate. That delay is the one approximation
+(a small bias, largest for tiny documents; see tests/test_mh.py). ``nwk`` is moved at the end
+of the word phase, so after every sweep ``topics``, ``nwk`` and ``nk`` are exactly consistent,
+the same in-place contract as :func:`distlda.models._kernels.sweep_sparse`.
+
+Working memory per token, kept between sweeps for each set of chunks swept together: the
+word-grouped token index (int32) and a record of ``mh_steps + 2`` topics (the one ``nwk``
+counts, the one chosen by the doc phase, the proposals; int16 when K < 32768, else int32):
+12 bytes a token at ``mh_steps=2`` (20 with K >= 32768). Between
+sweeps the record carries the word proposals drawn at the end of the last word phase, so a
+sweep is one doc phase plus one word phase; they are redrawn when the topics were changed from
+outside.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, nogil=True)
+
+#: Record fields, per token (``S = mh_steps + 2`` topics, int16 or int32).
+F_Z = 0      # topic the word-topic counts ``nwk`` hold the token at
+F_N = 1      # topic chosen by the doc phase, not yet moved in ``nwk``
+F_P = 2      # first of ``mh_steps`` proposals
+
+#: Default MH steps per phase. From benchmarks/bench_mh.py at equal sampling time: 2 beats 1
+#: on debdesc (K=100 and 1000) and on synth-small at K=300, ties elsewhere; 4 costs ~1.7x a
+#: sweep of 2 and never paid for it.
+DEFAULT_MH_STEPS = 2
+
+
+# ----------------------------------------------------------------------------- random numbers
+@njit(inline="always", **_JIT)
+def _rand(state):
+    """splitmix64: next state and a uniform float in [0, 1) (53 bits); a few ns, no table."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return state, float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)
+def build_alias(weights):
+    """Walker alias table of ``weights`` (float64[K], >= 0, positive sum).
+
+    Returns
+    -------
+    prob : float64[K]  keep-probability of each bin
+    alias : int32[K]   the other outcome of each bin
+    """
+    K = weights.shape[0]
+    total = 0.0
+    for k in range(K):
+        total += weights[k]
+    prob = np.empty(K)
+    alias = np.arange(K).astype(np.int32)
+    small = np.empty(K, np.int64)
+    large = np.empty(K, np.int64)
+    ns = 0
+    nl = 0
+    for k in range(K):
+        prob[k] = weights[k] * K / total
+        if prob[k] < 1.0:
+            small[ns] = k
+            ns += 1
+        else:
+            large[nl] = k
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        l = large[nl - 1]
+        alias[s] = l
+        prob[l] = prob[l] + prob[s] - 1.0
+        if prob[l] < 1.0:
+            nl -= 1
+            small[ns] = l
+            ns += 1
+    for j in range(nl):
+        prob[large[j]] = 1.0
+    for j in range(ns):
+        prob[small[j]] = 1.0
+    return prob, alias
+
+
+# ----------------------------------------------------------------------------- index and records
+@njit(**_JIT)
+def word_index(words_cat, num_rows):
+    """Tokens grouped by word (counting sort, stable): CSC-like ``(wptr int64[V+1], widx int32[N])``."""
+    wptr = np.zeros(num_rows + 1, np.int64)
+    for i in range(words_cat.shape[0]):
+        wptr[words_cat[i] + 1] += 1
+    for v in range(num_rows):
+        wptr[v + 1] += wptr[v]
+    fill = wptr[:-1].copy()
+    widx = np.empty(words_cat.shape[0], np.int32)
+    for i in range(words_cat.shape[0]):
+        v = words_cat[i]
+        widx[fill[v]] = i
+        fill[v] += 1
+    return wptr, widx
+
+
+@njit(**_JIT)
+def load_topics(rec, S, offset, topics):
+    """Copy ``topics`` into the records' F_Z field from token ``offset`` on.
+
+    Returns True when they were already there (the records' proposals are still valid).
+    """
+    same = True
+    for i in range(topics.shape[0]):
+        b = (offset + i) * S
+        if rec[b] != topics[i]:
+            same = False
+            rec[b] = topics[i]
+    return same
+
+
+@njit(**_JIT)
+def store_topics(rec, S, offset, topics):
+    """Copy the records' F_Z field back into ``topics``."""
+    for i in range(topics.shape[0]):
+        topics[i] = rec[(offset + i) * S]
+
+
+# ----------------------------------------------------------------------------- the sweep
+@njit(inline="always", **_JIT)
+def _search(cdf, u):
+    """Smallest k with cdf[k] > u (K - 1 if none, against rounding)."""
+    lo = 0
+    hi = cdf.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cdf[mid] <= u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**_JIT)
+def sweep_mh(rec, mh_steps, wptr, widx, doc_ptr, nwk, nk, alpha, beta, vbeta, seed,
+             fresh, all_local):
+    """One WarpLDA sweep (doc phase, then word phase) over tokens held in ``rec`` (in place).
+
+    Parameters
+    ----------
+    rec : int16 or int32[N * (mh_steps + 2)]
+        Token records (fields F_Z, F_N, proposals), tokens in document order. On entry F_Z
+        holds the topics ``nwk``/``nk`` count; on exit F_Z holds the new topics, ``nwk``/``nk``
+        count them, and the proposal fields hold the word proposals of the next sweep.
+    mh_steps : int
+        MH steps per token in each phase.
+    wptr, widx : tokens grouped by word (:func:`word_index`), rows of ``nwk``.
+    doc_ptr : int64[D+1]
+        Document offsets into the tokens.
+    nwk : int32[V, K], nk : int32[K]
+        Counts, updated in place; ``nwk`` may be a slice of the vocabulary.
+    alpha : float64[K]
+    beta, vbeta : float
+        Topic-word prior and beta times the *global* vocabulary size.
+    seed : int
+    fresh : bool
+        The records' proposals are not valid (first sweep, or topics changed from outside):
+        draw word proposals from the current state before the doc phase.
+    all_local : bool
+        Every token counted in ``nk`` is in ``rec``, so a word's row of ``nwk`` is exactly its
+        tokens' topics and a word proposal is the topic of a random token of the word.
+        Otherwise the proposal is drawn from the row by inverse CDF (O(K) per word).
+    """
+    state = np.uint64(seed) * np.uint64(0x2545F4914F6CDD1D) + np.uint64(0x632BE59BD9B4E019)
+    K = nk.shape[0]
+    m = mh_steps
+    S = m + 2
+    N = rec.shape[0] // S
+    asum = 0.0
+    symmetric = True
+    for k in range(K):
+        asum += alpha[k]
+        if alpha[k] != alpha[0]:
+            symmetric = False
+    a_prob, a_alias = build_alias(alpha)
+    inv_a0 = 1.0 / alpha[0]
+    maxc = 1
+    for v in range(wptr.shape[0] - 1):
+        maxc = max(maxc, wptr[v + 1] - wptr[v])
+    ndk = np.zeros(K, np.int32)
+    cdf = np.empty(K)
+    bz0 = np.empty(maxc, np.int32)         # a word's tokens: topic in nwk, current topic,
+    bz = np.empty(maxc, np.int32)          # proposals
+    bp = np.empty(maxc * m, np.int32)
+    hist = np.zeros(K, np.int32)
+
+    if fresh:
+        for i in range(N):
+            rec[i * S + F_N] = rec[i * S + F_Z]
+        state = _word_phase(rec, m, wptr, widx, nwk, nk, alpha, beta, vbeta, state,
+                            False, all_local, bz0, bz, bp, cdf, hist)
+
+    # ---------------- doc phase: accept word proposals, draw doc proposals
+    D = doc_ptr.shape[0] - 1
+    for d in range(D):
+        start = doc_ptr[d]
+        end = doc_ptr[d + 1]
+        nd = end - start
+        if nd == 0:
+            continue
+        for i in range(start, end):
+            ndk[rec[i * S + F_Z]] += 1
+        for i in range(start, end):
+            b = i * S
+            s = rec[b + F_Z]
+            ndk[s] -= 1
+            nk[s] -= 1
+            # The proposal n_wk^{-i} + beta (drawn without the token itself, so it does not
+            # depend on the token's state) cancels the target's word factor exactly.
+            for j in range(m):
+                t = rec[b + F_P + j]
+                num = (ndk[t] + alpha[t]) * (nk[s] + vbeta)
+                den = (ndk[s] + alpha[s]) * (nk[t] + vbeta)
+                state, u = _rand(state)
+                # Branch-free select (t == s gives num == den, a no-op): the accept test is
+                # a coin flip the branch predictor cannot learn.
+                s = t if u * den < num else s
+            ndk[s] += 1
+            nk[s] += 1
+            rec[b + F_N] = s
+        # Doc proposal n_dk^{-i} + alpha_k: n_dk^{-i} is the histogram of the topics of the
+        # document's *other* tokens, so drawing one of them at random samples it in O(1).
+        others = nd - 1
+        tot = others + asum
+        for i in range(start, end):
+            b = i * S
+            for j in range(m):
+                state, u = _rand(state)
+                u *= tot
+                # Both candidates, then a select: which part u falls in is unpredictable.
+                jj = start + min(int(u), others - 1)
+                jj += 1 if jj >= i else 0
+                jj = min(max(jj, start), end - 1)
+                t_doc = rec[jj * S + F_N]
+                if symmetric:
+                    t_alpha = min(int(max(u - others, 0.0) * inv_a0), K - 1)
+                else:
+                    state, v = _rand(state)
+                    v *= K
+                    t_alpha = min(int(v), K - 1)
+                    if v - t_alpha >= a_prob[t_alpha]:
+                        t_alpha = a_alias[t_alpha]
+                rec[b + F_P + j] = t_doc if u < others else t_alpha
+        for i in range(start, end):
+            ndk[rec[i * S + F_N]] = 0
+
+    # ---------------- word phase: move nwk, accept doc proposals, draw word proposals
+    state = _word_phase(rec, m, wptr, widx, nwk, nk, alpha, beta, vbeta, state,
+                        True, all_local, bz0, bz, bp, cdf, hist)
+
+
+@njit(**_JIT)
+def _word_phase(rec, m, wptr, widx, nwk, nk, alpha, beta, vbeta, state, accept, all_local,
+                bz0, bz, bp, cdf, hist):
+    """Word phase of :func:`sweep_mh`; ``accept=False`` only draws word proposals."""
+    K = nk.shape[0]
+    S = m + 2
+    kbeta = K * beta
+    inv_beta = 1.0 / beta
+    V = wptr.shape[0] - 1
+    for w in range(V):
+        a = wptr[w]
+        c = wptr[w + 1] - a
+        if c == 0:
+            continue
+        # Gather the word's tokens once (independent loads, so they overlap).
+        for j in range(c):
+            b = widx[a + j] * S
+            bz0[j] = rec[b + F_Z]
+            bz[j] = rec[b + F_N]
+            for q in range(m):
+                bp[j * m + q] = rec[b + F_P + q]
+        if all_local:
+            # The word's row is the histogram of its tokens' topics: build it in a small
+            # scratch that stays in L1, and touch nwk (V x K, far larger than the caches) only
+            # for the tokens whose topic changed during the sweep.
+            row = hist
+            for j in range(c):
+                row[bz[j]] += 1
+        else:
+            # Other tokens are counted too: work on nwk's row, moved first from the topics it
+            # holds to the ones the doc phase chose.
+            row = nwk[w]
+            for j in range(c):
+                if bz0[j] != bz[j]:
+                    row[bz0[j]] -= 1
+                    row[bz[j]] += 1
+        if accept:
+            for j in range(c):
+                s = bz[j]
+                row[s] -= 1
+                nk[s] -= 1
+                # The doc proposal n_dk^{-i} + alpha cancels the target's document factor.
+                for q in range(m):
+                    t = bp[j * m + q]
+                    num = (row[t] + beta) * (nk[s] + vbeta)
+                    den = (row[s] + beta) * (nk[t] + vbeta)
+                    state, u = _rand(state)
+                    s = t if u * den < num else s
+                row[s] += 1
+                nk[s] += 1
+                bz[j] = s
+        # Word proposal n_wk^{-i} + beta, without the token itself (see the doc phase).
+        others = c - 1
+        if all_local:
+            tot = others + kbeta
+        else:
+            acc = 0.0
+            for k in range(K):
+                acc += row[k] + beta
+                cdf[k] = acc
+            tot = acc - 1.0
+        for j in range(c):
+            b = widx[a + j] * S
+            s = bz[j]
+            rec[b + F_Z] = s
+            rec[b + F_N] = s
+            for q in range(m):
+                state, u = _rand(state)
+                u *= tot
+                if all_local:
+                    # The row is the histogram of the word's tokens: pick another one, or a
+                    # uniform topic (both computed, then selected, as in the doc phase).
+                    jj = min(int(u), others - 1)
+                    jj += 1 if jj >= j else 0
+                    jj = min(max(jj, 0), c - 1)
+                    t_uni = min(int(max(u - others, 0.0) * inv_beta), K - 1)
+                    t = bz[jj] if u < others else t_uni
+                else:
+                    # Inverse CDF of row + beta less the token's own 1 at s.
+                    t = _search(cdf, u)
+                    if t >= s:
+                        t = _search(cdf, u + 1.0)
+                rec[b + F_P + q] = t
+        if all_local:
+            for j in range(c):
+                s = bz[j]
+                hist[s] = 0
+                if bz0[j] != s:
+                    nwk[w, bz0[j]] -= 1
+                    nwk[w, s] += 1
+    return state
+
+
+# ----------------------------------------------------------------------------- driver
+class _Work:
+    """Cached per-chunk-set working memory: word index, records, document offsets."""
+
+    def __init__(self, words_list, docptr_list, num_rows, mh_steps, num_topics):
+        self.refs = [weakref.ref(w) for w in words_list]
+        self.shapes = [w.shape[0] for w in words_list]
+        self.num_rows = num_rows
+        self.mh_steps = mh_steps
+        self.num_topics = num_topics
+        self.offsets = np.concatenate(([0], np.cumsum(self.shapes, dtype=np.int64)))
+        words_cat = (np.concatenate(words_list) if len(words_list) != 1 else words_list[0])
+        self.wptr, self.widx = word_index(np.ascontiguousarray(words_cat, dtype=np.int32),
+                                          num_rows)
+        self.doc_ptr = np.concatenate(
+            [np.asarray(p[:-1], np.int64) + o for p, o in zip(docptr_list, self.offsets)]
+            + [np.array([self.offsets[-1]], np.int64)])
+        # -1 never equals a topic, so the first sweep sees "topics changed" and draws proposals.
+        # int16 topics halve the records: the word phase's random reads hit the caches more.
+        dtype = np.int16 if _SMALL_RECORDS and num_topics <= np.iinfo(np.int16).max else np.int32
+        self.rec = np.full(int(self.offsets[-1]) * (mh_steps + 2), -1, dtype)
+        self.lock = threading.Lock()
+
+    def matches(self, words_list, docptr_list, num_rows, mh_steps, num_topics) -> bool:
+        return (num_rows == self.num_rows and mh_steps == self.mh_steps
+                and num_topics == self.num_topics
+                and len(words_list) == len(self.refs)
+                and all(r() is w and w.shape[0] == n
+                        for r, w, n in zip(self.refs, words_list, self.shapes))
+                and self.doc_ptr.shape[0] == 1 + sum(p.shape[0] - 1 for p in docptr_list))
+
+
+_SMALL_RECORDS = True
+_CACHE: "OrderedDict[tuple, _Work]" = OrderedDict()
+_CACHE_LOCK = threading.RLock()   # re-entrant: a GC finaliser (_drop) may run inside
+_CACHE_SIZE = 16
+
+
+def _work_for(words_list, docptr_list, num_rows, mh_steps, num_topics):
+    """The cached :class:`_Work` of these chunks (keyed by the ids of their ``words`` arrays,
+    checked by weak reference so a recycled id never matches), built on first use."""
+    key = tuple(id(w) for w in words_list)
+    with _CACHE_LOCK:
+        work = _CACHE.get(key)
+        if work is not None and work.matches(words_list, docptr_list, num_rows, mh_steps,
+                                             num_topics):
+            _CACHE.move_to_end(key)
+            return work
+    work = _Work(words_list, docptr_list, num_rows, mh_steps, num_topics)
+    with _CACHE_LOCK:
+        # A set sharing a chunk with this one is superseded (chunks added by update(), a
+        # regrouping of threads): free it now rather than when the LRU reaches it.
+        ids = set(key)
+        for old in [k for k in _CACHE if ids.intersection(k)]:
+            del _CACHE[old]
+        _CACHE[key] = work
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    # Free the memory with the chunks rather than at the next eviction.
+    weakref.finalize(words_list[0], _drop, key, weakref.ref(work))
+    return work
+
+
+def _drop(key, work_ref):
+    with _CACHE_LOCK:
+        if key in _CACHE and _CACHE[key] is work_ref():
+            del _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Forget all cached word indexes and proposals (frees their memory)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _mix_seeds(seeds) -> int:
+    h = 0x243F6A8885A308D3
+    for s in seeds:
+        h = ((h ^ (int(s) & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3 + 0x9E3779B97F4A7C15) \
+            & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 29
+    return h
+
+
+def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
+                    mh_steps: int = DEFAULT_MH_STEPS) -> None:
+    """One MH sweep over several chunks jointly, against ``nwk``/``nk`` (updated in place).
+
+    Same contract as :func:`distlda.models.state.sweep_chunks`: on return ``topics_list`` hold
+    the new topics and ``nwk``/``nk`` are their counts plus whatever the other tokens they
+    count held before. The chunks are swept as one token set, so a word's tokens of all chunks
+    form one group of the word phase.
+
+    Parameters
+    ----------
+    mh_steps : int
+        Metropolis-Hastings steps per token in each of the two phases (>= 1).
+    """
+    mh_steps = int(mh_steps)
+    if mh_steps < 1:
+        raise ValueError(f"mh_steps must be >= 1, got {mh_steps}")
+    if not beta > 0 or not np.all(np.asarray(alpha) > 0):
+        raise ValueError("the MH sampler needs alpha > 0 and beta > 0")
+    words_list = [w for w in words_list]
+    if not words_list or sum(w.shape[0] for w in words_list) == 0:
+        return
+    work = _work_for(words_list, docptr_list, nwk.shape[0], mh_steps, nk.shape[0])
+    private = not work.lock.acquire(blocking=False)
+    if private:          # the same chunks swept concurrently: use uncached memory
+        work = _Work(words_list, docptr_list, nwk.shape[0], mh_steps, nk.shape[0])
+    try:
+        S = mh_steps + 2
+        valid = True
+        for t, off in zip(topics_list, work.offsets[:-1]):
+            valid &= bool(load_topics(work.rec, S, int(off), t))
+        n_local = int(work.offsets[-1])
+        all_local = int(nk.sum(dtype=np.int64)) == n_local
+        sweep_mh(work.rec, mh_steps, work.wptr, work.widx, work.doc_ptr, nwk, nk,
+                 np.ascontiguousarray(alpha, dtype=np.float64), float(beta), float(vbeta),
+                 np.uint64(_mix_seeds(seeds)), not valid, all_local)
+        for t, off in zip(topics_list, work.offsets[:-1]):
+            store_topics(work.rec, S, int(off), t)
+    finally:
+        if not private:
+            work.lock.release()
+
+
+#: ``sampler="auto"`` takes "mh" from this many topics on, whatever the documents ...
+AUTO_MH_MIN_TOPICS = 200
+#: ... and already from AUTO_MH_SHORT_DOC_MIN_TOPICS topics when documents are this short.
+AUTO_MH_SHORT_DOC_LENGTH = 60
+AUTO_MH_SHORT_DOC_MIN_TOPICS = 50
+
+
+def choose_sampler(num_topics: int, mean_doc_length: float) -> str:
+    """The sampler that reaches a better model in the same time (``sampler="auto"``).
+
+    Measured with ``benchmarks/bench_mh.py`` (one thread, equal sampling time, joint and
+    held-out log-likelihood): the exact SparseLDA sampler costs O(K_d + K_w) per token and
+    mixes best per sweep; the MH sampler costs O(1) but needs more sweeps.
+
+    - K = 1000: MH wins on the real short-document corpus (debdesc, 37 tokens a document:
+      ~8x the sweeps of SparseLDA, held-out -7.20 vs -7.60 after 8 s) and ties or wins on the
+      synthetic long-document corpus (synth-small, 150 tokens: -9.42 vs -9.43 after 6 s).
+    - K = 300: MH (2 steps) wins on synth-small (-9.17 vs -9.27 after 6 s), so the crossover
+      on long documents lies between K = 100 and 300.
+    - K = 100: SparseLDA wins clearly on synth-small (-9.09 vs -9.35 after 6 s), MH wins on
+      debdesc (-7.12 vs -7.19 after 8 s), where SparseLDA's word buckets are dense (frequent
+      words of real text spread over all topics) and short documents leave it little to gain.
+
+    Parameters
+    ----------
+    num_topics : int
+    mean_doc_length : float
+        Tokens per document.
+
+    Returns
+    -------
+    str
+        "mh" or "sparse".
+    """
+    if num_topics >= AUTO_MH_MIN_TOPICS:
+        return "mh"
+    if (mean_doc_length <= AUTO_MH_SHORT_DOC_LENGTH
+            and num_topics >= AUTO_MH_SHORT_DOC_MIN_TOPICS):
+        return "mh"
+    return "sparse"
