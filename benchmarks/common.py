@@ -49,7 +49,10 @@ DISTLDA_OPTIONS = {"workers": 1, "eval_every": 0}
 
 SYNTHETIC = ("synth", "synth-small")
 LIBRARIES = ("tomotopy", "distlda")
-LIBRARY_MODULES = {"tomotopy": "tomotopy", "distlda": "distlda.models"}
+LIBRARY_MODULES = {"tomotopy": "tomotopy", "distlda": "distlda.models",
+                   "lda": "lda", "gensim": "gensim.models"}
+#: Every library a training child can run (bench_peers.py); bench_serial.py uses LIBRARIES.
+PEER_LIBRARIES = ("distlda", "tomotopy", "lda", "gensim")
 
 
 # ----------------------------------------------------------------------------- paths
@@ -228,23 +231,33 @@ def peak_rss_mb():
 
 
 # ----------------------------------------------------------------------------- training (children)
-def fit_isolated(lib, files, num_topics, iterations, alpha, eta, seed):
+def fit_isolated(lib, files, num_topics, iterations, alpha, eta, seed, options=None):
     """Train one model in a fresh ``spawn`` process and return its measurements.
 
     A new interpreter per run means every run pays (and the long-minus-short difference
     cancels) the same import/JIT/initialisation cost, and peak RSS belongs to one library.
+
+    Parameters
+    ----------
+    lib : {"tomotopy", "distlda", "lda", "gensim"}
+    options : dict or None
+        Library-specific settings, e.g. ``{"workers": 2}`` (tomotopy, distlda, gensim) or
+        ``{"sampler": "mh"}`` (distlda, passed to ``LdaModel`` over
+        :data:`DISTLDA_OPTIONS`). None keeps the one-thread defaults of bench_serial.py.
 
     Returns
     -------
     dict
         See :func:`_fit_child`.
     """
+    args = (lib, files, num_topics, iterations, alpha, eta, seed)
+    if options:                                  # keep bench_serial's call unchanged
+        args += (options,)
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_fit_child, lib, files, num_topics, iterations, alpha, eta,
-                           seed).result()
+        return pool.submit(_fit_child, *args).result()
 
 
-def _fit_child(lib, files, num_topics, iterations, alpha, eta, seed):
+def _fit_child(lib, files, num_topics, iterations, alpha, eta, seed, options=None):
     """Child-process body: load the training matrix, fit, report.
 
     Returns
@@ -255,20 +268,30 @@ def _fit_child(lib, files, num_topics, iterations, alpha, eta, seed):
         ends, before any post-processing), ``counts`` (int32 ndarray of
         shape (K, V), word-topic counts), ``alpha`` (ndarray of shape (K,)),
         ``n_tokens``, ``rss_before_mb`` (corpus loaded, library imported), ``peak_rss_mb``,
-        ``notes`` (list of str).
+        ``notes`` (list of str). gensim returns ``phi`` (float32, rows sum to 1) instead of
+        ``counts``: its model has no integer counts.
     """
     os.environ.update(SINGLE_THREAD_ENV)
     train = load_csr(files.train)
-    fit = {"tomotopy": _fit_tomotopy, "distlda": _fit_distlda}[lib]
+    fit = {"tomotopy": _fit_tomotopy, "distlda": _fit_distlda, "lda": _fit_lda,
+           "gensim": _fit_gensim}[lib]
     importlib.import_module(LIBRARY_MODULES[lib])     # import footprint is not the model's
     rss_before = current_rss_mb()
-    result = fit(train, files, num_topics, iterations, alpha, eta, seed)
+    extra = (options,) if options else ()
+    result = fit(train, files, num_topics, iterations, alpha, eta, seed, *extra)
     result.update(n_tokens=n_tokens(train), rss_before_mb=rss_before)
     return result
 
 
-def _fit_tomotopy(train, files, num_topics, iterations, alpha, eta, seed):
+def _fit_tomotopy(train, files, num_topics, iterations, alpha, eta, seed, options=None):
     import tomotopy as tp
+
+    workers = int((options or {}).get("workers", 1))
+    # One worker: NONE (as fast as DEFAULT, see README). More: tomotopy's own choice unless
+    # options["parallel"] names a ParallelScheme member.
+    scheme = tp.ParallelScheme.NONE if workers == 1 else tp.ParallelScheme.DEFAULT
+    if workers > 1 and (options or {}).get("parallel"):
+        scheme = tp.ParallelScheme[options["parallel"].upper()]
 
     vocab = load_vocab(files.vocab)
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -278,11 +301,21 @@ def _fit_tomotopy(train, files, num_topics, iterations, alpha, eta, seed):
     # is part of the fixed cost that cancels out of the throughput.
     for words in csr_to_word_docs(train, vocab):
         mdl.add_doc(words)
-    mdl.train(iterations, workers=1, parallel=tp.ParallelScheme.NONE)
+    if workers == 1:
+        mdl.train(iterations, workers=workers, parallel=scheme)
+    else:
+        import warnings
+
+        with warnings.catch_warnings():        # "may differ even with fixed seed": known
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mdl.train(iterations, workers=workers, parallel=scheme)
     seconds, cpu, peak = time.perf_counter() - wall0, time.process_time() - cpu0, peak_rss_mb()
+    notes = [f"tomotopy isa={tp.isa}"]
+    if workers != 1:
+        notes.append(f"tomotopy workers={workers} parallel={scheme.name}")
     return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak,
             "counts": tomotopy_counts(mdl, vocab),
-            "alpha": np.asarray(mdl.alpha, dtype=np.float64), "notes": [f"tomotopy isa={tp.isa}"]}
+            "alpha": np.asarray(mdl.alpha, dtype=np.float64), "notes": notes}
 
 
 def tomotopy_counts(mdl, vocab):
@@ -304,7 +337,7 @@ def tomotopy_counts(mdl, vocab):
     return counts
 
 
-def _fit_distlda(train, files, num_topics, iterations, alpha, eta, seed):
+def _fit_distlda(train, files, num_topics, iterations, alpha, eta, seed, options=None):
     from distlda.models import LdaModel
 
     kwargs = dict(num_topics=num_topics, alpha=alpha, eta=eta, iterations=iterations,
@@ -312,7 +345,8 @@ def _fit_distlda(train, files, num_topics, iterations, alpha, eta, seed):
     notes = []
     accepted = inspect.signature(LdaModel).parameters
     # One sampling thread; no periodic log-likelihood during training (tomotopy has none).
-    for key, value in DISTLDA_OPTIONS.items():
+    # `options` (bench_peers.py: workers, sampler, mh_steps) override, under the same rule.
+    for key, value in {**DISTLDA_OPTIONS, **(options or {})}.items():
         if key in accepted:
             kwargs[key] = value
         else:
@@ -329,6 +363,122 @@ def _fit_distlda(train, files, num_topics, iterations, alpha, eta, seed):
         notes.append(f"sstats sum {int(counts.sum(dtype=np.int64))} != tokens {n_tokens(train)}")
     return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "counts": counts,
             "alpha": np.asarray(lda.alpha, dtype=np.float64), "notes": notes}
+
+
+def _fit_lda(train, files, num_topics, iterations, alpha, eta, seed, options=None):
+    """The ``lda`` package (plain collapsed Gibbs in Cython, one thread)."""
+    import logging
+
+    import lda
+
+    logging.getLogger("lda").setLevel(logging.ERROR)      # "all zero column": unused words
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    # refresh > n_iter: its log-likelihood is computed only before the first and after the
+    # last sweep, a fixed cost that cancels out of the long-minus-short throughput.
+    mdl = lda.LDA(n_topics=num_topics, n_iter=iterations, alpha=alpha, eta=eta,
+                  random_state=seed, refresh=iterations + 1)
+    mdl.fit(train)
+    seconds, cpu, peak = time.perf_counter() - wall0, time.process_time() - cpu0, peak_rss_mb()
+    counts = np.asarray(mdl.nzw_, dtype=np.int32)
+    notes = ["lda: topic assignments initialised as token_index % K (not random), "
+             "~1000 pre-drawn uniforms reshuffled every sweep"]
+    gap = float(np.abs(mdl.topic_word_ - phi_from_counts(counts, eta)).max())
+    if gap > 1e-6:
+        notes.append(f"lda: topic_word_ differs from (nzw+eta)/(n_k+V*eta) by {gap:.2e}")
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "counts": counts,
+            "alpha": np.full(num_topics, float(alpha)), "notes": notes}
+
+
+class TreeRssSampler:
+    """Peak of the summed RSS of this process and all its descendants, sampled.
+
+    For libraries that train in worker processes (gensim's ``LdaMulticore``), whose memory
+    ``VmHWM`` of the main process misses. A daemon thread polls every `interval` seconds with
+    psutil; pages shared between the processes count once per process.
+
+    Use as a context manager; ``peak_mb`` holds the result (0.0 without psutil).
+    """
+
+    def __init__(self, interval=0.05):
+        import threading
+
+        self.interval, self.peak_mb, self.ok = interval, 0.0, True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, psutil, me):
+        total = 0
+        try:
+            procs = [me] + me.children(recursive=True)
+        except psutil.Error:
+            return
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:                      # exited between listing and reading
+                pass
+        self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def _run(self):
+        try:
+            import psutil                             # once: no import while the library forks
+        except ImportError:
+            self.ok = False
+            return
+        me = psutil.Process()
+        while not self._stop.is_set():
+            self._sample(psutil, me)
+            self._stop.wait(self.interval)
+        self._sample(psutil, me)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
+def _children_cpu_seconds():
+    """CPU seconds (user + system) of this process's terminated, waited-for children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _fit_gensim(train, files, num_topics, iterations, alpha, eta, seed, options=None):
+    """gensim ``LdaMulticore`` (online variational Bayes): `iterations` are passes.
+
+    ``workers`` E-step processes plus the main process (which reads the corpus and does the
+    M-step). CPU time includes the workers (they are joined when training ends); peak RSS is
+    the larger of the main process's ``VmHWM`` and the sampled sum over all processes.
+    """
+    import logging
+
+    from gensim.matutils import Sparse2Corpus
+    from gensim.models import LdaMulticore
+
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    workers = int((options or {}).get("workers", 1))
+    corpus = Sparse2Corpus(train, documents_columns=False)
+    id2word = dict(enumerate(load_vocab(files.vocab)))
+    wall0, cpu0, child0 = time.perf_counter(), time.process_time(), _children_cpu_seconds()
+    with TreeRssSampler() as tree:
+        mdl = LdaMulticore(corpus, num_topics=num_topics, id2word=id2word, workers=workers,
+                           passes=iterations, alpha=alpha, eta=eta, random_state=seed,
+                           eval_every=None)
+    seconds = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0 + _children_cpu_seconds() - child0
+    peak = max(peak_rss_mb(), tree.peak_mb)
+    notes = [f"gensim: LdaMulticore workers={workers} (+ the main process), chunksize="
+             f"{mdl.chunksize}, iterations={mdl.iterations} per document; peak RSS = "
+             "sampled sum over main + worker processes"]
+    if not tree.ok:
+        notes.append("gensim: psutil missing, peak RSS is the main process only")
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak,
+            "phi": np.asarray(mdl.get_topics(), dtype=np.float32),
+            "alpha": np.asarray(mdl.alpha, dtype=np.float64), "notes": notes}
 
 
 # ----------------------------------------------------------------------------- quality
