@@ -2,13 +2,13 @@
 distribution it samples from."""
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from scipy.special import gammaln
 
-from conftest import planted_corpus, topic_recovery
+from conftest import topic_recovery
 from distlda.models import _kernels as K_
 from distlda.models import _mh
 from distlda.models.chunks import iter_chunks
@@ -57,6 +57,42 @@ def test_counts_exact_after_every_sweep(mh_steps, asymmetric):
         np.testing.assert_array_equal(nk, want_nk)
     assert any((b != c[1]).any() for b, c in zip(before, chunks))      # it did move tokens
     assert all(c[1].min() >= 0 and c[1].max() < K for c in chunks)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_counts_exact_with_threads_sharing_the_counts(threads):
+    """Each phase split over threads (documents, then words) on one shared nwk."""
+    rng = np.random.default_rng(threads)
+    V, K = 60, 9
+    chunks = random_chunks(rng, 4, V, K, max_len=25, docs=30)
+    nwk, nk = counts(chunks, V, K)
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(15):
+            _mh.sweep_chunks_mh([c[0] for c in chunks], [c[1] for c in chunks],
+                                [c[2] for c in chunks], nwk, nk, np.full(K, 0.1), 0.01,
+                                0.01 * V, rng.integers(2 ** 32, size=4), 2, pool=pool,
+                                threads=threads)
+            want_nwk, want_nk = counts(chunks, V, K)
+            np.testing.assert_array_equal(nwk, want_nwk)
+            np.testing.assert_array_equal(nk, want_nk)
+
+
+def test_threads_recover_planted_topics(planted):
+    X, phi = planted
+    state = planted_state(X, phi.shape[0], seed=1)
+    rng = np.random.default_rng(2)
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(150):
+            _mh.sweep_chunks_mh([c.words for c in state.chunks], [c.topics for c in state.chunks],
+                                [c.doc_ptr for c in state.chunks], state.nwk, state.nk,
+                                state.alpha, state.beta, state.vbeta,
+                                rng.integers(2 ** 32, size=len(state.chunks)), 2, pool=pool,
+                                threads=2)
+    learned = (state.nwk.T + state.beta) / (state.nk[:, None] + state.vbeta)
+    assert topic_recovery(learned, phi) >= 0.9
+    nwk, nk = state.recount()
+    np.testing.assert_array_equal(state.nwk, nwk)
+    np.testing.assert_array_equal(state.nk, nk)
 
 
 def test_counts_exact_on_a_model_slice_with_other_tokens():

@@ -189,6 +189,8 @@ def test_word_id_out_of_range_for_id2word():
     (dict(distributed="yes"), "distributed"),
     (dict(random_state="x"), "random_state"),
     (dict(id2word=5), "id2word"),
+    (dict(sampler="gibbs"), "sampler"),
+    (dict(mh_steps=0), "mh_steps"),
 ])
 def test_bad_parameters(kw, message):
     args = dict(num_topics=3, iterations=1, distributed=False)
@@ -243,3 +245,13 @@ def test_threads_mix_like_serial_and_keep_counts_exact(planted):
             assert_exact(lda, X.sum())
         ll[workers] = np.mean([lda.log_likelihood_per_token() for lda in runs])
     assert abs(ll[3] - ll[1]) < 0.15, ll
+
+
+def test_sampler_choice_is_resolved_and_recorded(planted):
+    X, _ = planted
+    assert "sparse sampler" in train(X[:100], iterations=2).executor_info  # auto at K=10
+    lda = train(X[:100], iterations=2, sampler="mh", mh_steps=1)
+    assert "mh sampler" in lda.executor_info
+    assert_exact(lda, X[:100].sum())
+    auto_big = LdaModel(X[:100], num_topics=1000, iterations=1, distributed=False)
+    assert "mh sampler" in auto_big.executor_info

@@ -115,7 +115,11 @@ def build_alias(weights):
 # ----------------------------------------------------------------------------- index and records
 @njit(**_JIT)
 def word_index(words_cat, num_rows):
-    """Tokens grouped by word (counting sort, stable): CSC-like ``(wptr int64[V+1], widx int32[N])``."""
+    """Tokens grouped by word (counting sort, stable).
+
+    Returns ``(wptr int64[V+1], widx int32[N])``: word ``v``'s tokens are
+    ``widx[wptr[v]:wptr[v+1]]`` (positions in the concatenated chunks), in increasing order.
+    """
     wptr = np.zeros(num_rows + 1, np.int64)
     for i in range(words_cat.shape[0]):
         wptr[words_cat[i] + 1] += 1
@@ -197,11 +201,37 @@ def sweep_mh(rec, mh_steps, wptr, widx, doc_ptr, nwk, nk, alpha, beta, vbeta, se
         tokens' topics and a word proposal is the topic of a random token of the word.
         Otherwise the proposal is drawn from the row by inverse CDF (O(K) per word).
     """
-    state = np.uint64(seed) * np.uint64(0x2545F4914F6CDD1D) + np.uint64(0x632BE59BD9B4E019)
+    state = _seed_state(seed)
+    V = wptr.shape[0] - 1
+    D = doc_ptr.shape[0] - 1
+    if fresh:
+        set_pending(rec, mh_steps)
+        state = _word_phase(rec, mh_steps, wptr, widx, 0, V, nwk, nk, alpha, beta, vbeta, state,
+                            False, all_local)
+    state = _doc_phase(rec, mh_steps, doc_ptr, 0, D, nk, alpha, vbeta, state)
+    state = _word_phase(rec, mh_steps, wptr, widx, 0, V, nwk, nk, alpha, beta, vbeta, state,
+                        True, all_local)
+
+
+@njit(inline="always", **_JIT)
+def _seed_state(seed):
+    return np.uint64(seed) * np.uint64(0x2545F4914F6CDD1D) + np.uint64(0x632BE59BD9B4E019)
+
+
+@njit(**_JIT)
+def set_pending(rec, mh_steps):
+    """F_N := F_Z for every token (before a word phase that only draws proposals)."""
+    S = mh_steps + 2
+    for i in range(rec.shape[0] // S):
+        rec[i * S + F_N] = rec[i * S + F_Z]
+
+
+@njit(**_JIT)
+def _doc_phase(rec, m, doc_ptr, d0, d1, nk, alpha, vbeta, state):
+    """Doc phase of :func:`sweep_mh` over documents ``d0:d1``: accept word proposals, draw
+    doc proposals. Touches only those documents' tokens and ``nk``."""
     K = nk.shape[0]
-    m = mh_steps
     S = m + 2
-    N = rec.shape[0] // S
     asum = 0.0
     symmetric = True
     for k in range(K):
@@ -210,25 +240,8 @@ def sweep_mh(rec, mh_steps, wptr, widx, doc_ptr, nwk, nk, alpha, beta, vbeta, se
             symmetric = False
     a_prob, a_alias = build_alias(alpha)
     inv_a0 = 1.0 / alpha[0]
-    maxc = 1
-    for v in range(wptr.shape[0] - 1):
-        maxc = max(maxc, wptr[v + 1] - wptr[v])
     ndk = np.zeros(K, np.int32)
-    cdf = np.empty(K)
-    bz0 = np.empty(maxc, np.int32)         # a word's tokens: topic in nwk, current topic,
-    bz = np.empty(maxc, np.int32)          # proposals
-    bp = np.empty(maxc * m, np.int32)
-    hist = np.zeros(K, np.int32)
-
-    if fresh:
-        for i in range(N):
-            rec[i * S + F_N] = rec[i * S + F_Z]
-        state = _word_phase(rec, m, wptr, widx, nwk, nk, alpha, beta, vbeta, state,
-                            False, all_local, bz0, bz, bp, cdf, hist)
-
-    # ---------------- doc phase: accept word proposals, draw doc proposals
-    D = doc_ptr.shape[0] - 1
-    for d in range(D):
+    for d in range(d0, d1):
         start = doc_ptr[d]
         end = doc_ptr[d + 1]
         nd = end - start
@@ -279,22 +292,28 @@ def sweep_mh(rec, mh_steps, wptr, widx, doc_ptr, nwk, nk, alpha, beta, vbeta, se
                 rec[b + F_P + j] = t_doc if u < others else t_alpha
         for i in range(start, end):
             ndk[rec[i * S + F_N]] = 0
-
-    # ---------------- word phase: move nwk, accept doc proposals, draw word proposals
-    state = _word_phase(rec, m, wptr, widx, nwk, nk, alpha, beta, vbeta, state,
-                        True, all_local, bz0, bz, bp, cdf, hist)
+    return state
 
 
 @njit(**_JIT)
-def _word_phase(rec, m, wptr, widx, nwk, nk, alpha, beta, vbeta, state, accept, all_local,
-                bz0, bz, bp, cdf, hist):
-    """Word phase of :func:`sweep_mh`; ``accept=False`` only draws word proposals."""
+def _word_phase(rec, m, wptr, widx, w0, w1, nwk, nk, alpha, beta, vbeta, state, accept,
+                all_local):
+    """Word phase of :func:`sweep_mh` over words (rows of ``nwk``) ``w0:w1``: move their rows,
+    accept doc proposals, draw word proposals; ``accept=False`` only draws. Touches only those
+    words' tokens and rows, and ``nk``."""
     K = nk.shape[0]
     S = m + 2
     kbeta = K * beta
     inv_beta = 1.0 / beta
-    V = wptr.shape[0] - 1
-    for w in range(V):
+    maxc = 1
+    for v in range(w0, w1):
+        maxc = max(maxc, wptr[v + 1] - wptr[v])
+    bz0 = np.empty(maxc, np.int32)         # a word's tokens: topic in nwk, current topic,
+    bz = np.empty(maxc, np.int32)          # proposals
+    bp = np.empty(maxc * m, np.int32)
+    cdf = np.empty(K)
+    hist = np.zeros(K, np.int32)
+    for w in range(w0, w1):
         a = wptr[w]
         c = wptr[w + 1] - a
         if c == 0:
@@ -462,8 +481,51 @@ def _mix_seeds(seeds) -> int:
     return h
 
 
+def _ranges(ptr, parts):
+    """Boundaries of ``parts`` contiguous item ranges of near-equal token mass (CSR ``ptr``)."""
+    targets = np.linspace(0, ptr[-1], parts + 1)[1:-1]
+    cuts = np.searchsorted(ptr, targets, side="left")
+    return np.concatenate(([0], cuts, [ptr.shape[0] - 1])).astype(np.int64)
+
+
+def _sweep_parallel(work, mh_steps, nwk, nk, alpha, beta, vbeta, seed, fresh, all_local, pool,
+                    threads):
+    """:func:`sweep_mh` with each phase split over ``threads`` threads of ``pool``.
+
+    WarpLDA's parallel schedule: in the doc phase each thread owns a range of documents (their
+    tokens and document counts), in the word phase a range of words (their tokens and rows of
+    ``nwk``), so no count but the K totals ``nk`` has two writers; each thread works on its own
+    copy of ``nk`` during a phase and the changes are summed after it (the only count a thread
+    sees late, by less than a phase). Exact counts after the sweep, like the serial sweep.
+    """
+    doc_cut = _ranges(work.doc_ptr, threads)
+    word_cut = _ranges(work.wptr, threads)
+    rng = np.random.default_rng(seed)
+
+    def phase(run):
+        nk0 = nk.copy()
+        local = [nk0.copy() for _ in range(threads)]
+        seeds = rng.integers(2 ** 63, size=threads)
+        list(pool.map(lambda p: run(p, local[p], np.uint64(seeds[p])), range(threads)))
+        delta = sum(c.astype(np.int64) - nk0 for c in local)
+        nk[:] = nk0 + delta
+
+    def word_phase(accept):
+        phase(lambda p, nk_p, sd: _word_phase(
+            work.rec, mh_steps, work.wptr, work.widx, word_cut[p], word_cut[p + 1], nwk, nk_p,
+            alpha, beta, vbeta, np.uint64(_seed_state(sd)), accept, all_local))
+
+    if fresh:
+        set_pending(work.rec, mh_steps)
+        word_phase(False)
+    phase(lambda p, nk_p, sd: _doc_phase(
+        work.rec, mh_steps, work.doc_ptr, doc_cut[p], doc_cut[p + 1], nk_p, alpha, vbeta,
+        np.uint64(_seed_state(sd))))
+    word_phase(True)
+
+
 def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
-                    mh_steps: int = DEFAULT_MH_STEPS) -> None:
+                    mh_steps: int = DEFAULT_MH_STEPS, pool=None, threads: int = 1) -> None:
     """One MH sweep over several chunks jointly, against ``nwk``/``nk`` (updated in place).
 
     Same contract as :func:`distlda.models.state.sweep_chunks`: on return ``topics_list`` hold
@@ -475,6 +537,10 @@ def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, 
     ----------
     mh_steps : int
         Metropolis-Hastings steps per token in each of the two phases (>= 1).
+    pool : concurrent.futures.Executor, optional
+        With ``threads > 1``, run each phase on that many threads of ``pool``
+        (:func:`_sweep_parallel`); ``nwk``/``nk`` are then shared and updated in place.
+    threads : int
     """
     mh_steps = int(mh_steps)
     if mh_steps < 1:
@@ -495,9 +561,14 @@ def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, 
             valid &= bool(load_topics(work.rec, S, int(off), t))
         n_local = int(work.offsets[-1])
         all_local = int(nk.sum(dtype=np.int64)) == n_local
-        sweep_mh(work.rec, mh_steps, work.wptr, work.widx, work.doc_ptr, nwk, nk,
-                 np.ascontiguousarray(alpha, dtype=np.float64), float(beta), float(vbeta),
-                 np.uint64(_mix_seeds(seeds)), not valid, all_local)
+        alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+        seed = _mix_seeds(seeds)
+        if pool is not None and threads > 1:
+            _sweep_parallel(work, mh_steps, nwk, nk, alpha, float(beta), float(vbeta), seed,
+                            not valid, all_local, pool, int(threads))
+        else:
+            sweep_mh(work.rec, mh_steps, work.wptr, work.widx, work.doc_ptr, nwk, nk, alpha,
+                     float(beta), float(vbeta), np.uint64(seed), not valid, all_local)
         for t, off in zip(topics_list, work.offsets[:-1]):
             store_topics(work.rec, S, int(off), t)
     finally:
@@ -506,27 +577,34 @@ def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, 
 
 
 #: ``sampler="auto"`` takes "mh" from this many topics on, whatever the documents ...
-AUTO_MH_MIN_TOPICS = 200
-#: ... and already from AUTO_MH_SHORT_DOC_MIN_TOPICS topics when documents are this short.
-AUTO_MH_SHORT_DOC_LENGTH = 60
-AUTO_MH_SHORT_DOC_MIN_TOPICS = 50
+AUTO_MH_MIN_TOPICS = 600
+#: ... and from AUTO_MH_SHORT_MIN_TOPICS topics on when documents average at most
+#: AUTO_MH_SHORT_DOC_LENGTH tokens (measured crossovers: see :func:`choose_sampler`).
+AUTO_MH_SHORT_MIN_TOPICS = 200
+AUTO_MH_SHORT_DOC_LENGTH = 80
 
 
 def choose_sampler(num_topics: int, mean_doc_length: float) -> str:
-    """The sampler that reaches a better model in the same time (``sampler="auto"``).
+    """The sampler that reaches the better model in the same time (``sampler="auto"``).
 
-    Measured with ``benchmarks/bench_mh.py`` (one thread, equal sampling time, joint and
-    held-out log-likelihood): the exact SparseLDA sampler costs O(K_d + K_w) per token and
-    mixes best per sweep; the MH sampler costs O(1) but needs more sweeps.
+    The exact SparseLDA sampler costs O(K_d + K_w) per token plus O(K) per document, and
+    mixes best per sweep; the MH sampler costs O(1) (about 100 ns a token at any K) but needs
+    2-3x the sweeps, partly because of its delayed counts. Measured with
+    ``benchmarks/bench_mh.py`` (one thread, equal sampling time, held-out log-likelihood per
+    token, sparse / mh with 2 steps; synth-small: 150 tokens a document, 6 s a run; debdesc:
+    37 tokens a document, 8 s a run):
 
-    - K = 1000: MH wins on the real short-document corpus (debdesc, 37 tokens a document:
-      ~8x the sweeps of SparseLDA, held-out -7.20 vs -7.60 after 8 s) and ties or wins on the
-      synthetic long-document corpus (synth-small, 150 tokens: -9.42 vs -9.43 after 6 s).
-    - K = 300: MH (2 steps) wins on synth-small (-9.17 vs -9.27 after 6 s), so the crossover
-      on long documents lies between K = 100 and 300.
-    - K = 100: SparseLDA wins clearly on synth-small (-9.09 vs -9.35 after 6 s), MH wins on
-      debdesc (-7.12 vs -7.19 after 8 s), where SparseLDA's word buckets are dense (frequent
-      words of real text spread over all topics) and short documents leave it little to gain.
+    ======  =====================  =====================
+    K       synth-small            debdesc
+    ======  =====================  =====================
+    100     **-9.121** / -9.180    **-7.071** / -7.118
+    300     **-9.046** / -9.163    -7.135 / **-7.076**
+    1000    -9.353 / **-9.333**    -7.663 / **-7.189**
+    ======  =====================  =====================
+
+    The crossover lies between K = 300 and 1000 for long documents and between 100 and 300
+    for short ones (where SparseLDA's per-document O(K) work is spread over fewer tokens and
+    real text's frequent words make its word buckets dense).
 
     Parameters
     ----------
@@ -541,7 +619,6 @@ def choose_sampler(num_topics: int, mean_doc_length: float) -> str:
     """
     if num_topics >= AUTO_MH_MIN_TOPICS:
         return "mh"
-    if (mean_doc_length <= AUTO_MH_SHORT_DOC_LENGTH
-            and num_topics >= AUTO_MH_SHORT_DOC_MIN_TOPICS):
+    if num_topics >= AUTO_MH_SHORT_MIN_TOPICS and mean_doc_length <= AUTO_MH_SHORT_DOC_LENGTH:
         return "mh"
     return "sparse"

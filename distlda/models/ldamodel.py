@@ -67,6 +67,13 @@ class LdaModel:
         Topics below this probability are left out of ``get_document_topics`` results.
     inference_iterations : int
         Fold-in sweeps used to infer topics of new documents.
+    sampler : {"auto", "sparse", "mh"}
+        "sparse": exact SparseLDA Gibbs, O(K_d + K_w) per token, best mixing per sweep.
+        "mh": WarpLDA-style Metropolis-Hastings, O(1) per token, much faster sweeps at large K
+        but more sweeps to the same quality. "auto" (default) picks "mh" for K >= 600, or
+        K >= 200 with short documents (measured crossovers, see docs/performance.rst).
+    mh_steps : int, optional
+        Metropolis-Hastings steps per token and phase with ``sampler="mh"`` (default 2).
     optimize_interval, optimize_burnin : int
         With ``alpha="auto"``: re-estimate alpha every ``optimize_interval`` sweeps, from
         sweep ``optimize_burnin`` on.
@@ -93,7 +100,8 @@ class LdaModel:
                  alpha="symmetric", eta=0.01, iterations: int = 200,
                  random_state=None, ns_conf: dict | None = None, eval_every: int = 10,
                  workers: int | None = None, minimum_probability: float = 0.01,
-                 inference_iterations: int = 50, optimize_interval: int = 10,
+                 inference_iterations: int = 50, sampler: str = "auto",
+                 mh_steps: int | None = None, optimize_interval: int = 10,
                  optimize_burnin: int = 20):
         self.num_topics = _check_int("num_topics", num_topics, 1)
         self.chunksize = _check_int("chunksize", chunksize, 1)
@@ -101,6 +109,10 @@ class LdaModel:
         self.eval_every = _check_int("eval_every", eval_every, 0)
         self.inference_iterations = _check_int("inference_iterations", inference_iterations, 1)
         self.workers = available_cores() if workers is None else _check_int("workers", workers, 1)
+        if sampler not in ("auto", "sparse", "mh"):
+            raise ValueError(f"Invalid 'sampler' parameter: {sampler!r} (use 'auto', 'sparse' or 'mh')")
+        self.sampler = sampler
+        self.mh_steps = None if mh_steps is None else _check_int("mh_steps", mh_steps, 1)
         if distributed not in (None, True, False):
             raise ValueError(f"Invalid 'distributed' parameter: {distributed!r} "
                              f"(use None, True or False)")
@@ -164,9 +176,18 @@ class LdaModel:
         self._train(iterations)
 
     def _executor(self):
+        """The cluster if there is one (and we may use it), else this process's threads."""
         from distlda.models import _client
+        from distlda.models._mh import choose_sampler
         ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers)
-        return ex if ex is not None else LocalExecutor(self.workers)
+        if ex is None:
+            ex = LocalExecutor(self.workers)
+        # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
+        st = self._state
+        ex.sampler = (self.sampler if self.sampler != "auto"
+                      else choose_sampler(self.num_topics, st.num_tokens / max(st.num_docs, 1)))
+        ex.mh_steps = self.mh_steps
+        return ex
 
     def _train(self, iterations: int) -> None:
         if iterations == 0:
@@ -178,10 +199,11 @@ class LdaModel:
         last = dict(t=time.perf_counter(), it=-1, t_sweep=time.perf_counter())
         report_every = self.eval_every or 10
 
-        def on_sweep(it: int, loglik: float | None = None) -> None:
+        def on_sweep(it: int, loglik=None) -> None:
             """Log each sweep at DEBUG; every ``eval_every`` sweeps, rate and LL at INFO.
 
-            ``loglik`` (per token) is passed by executors whose Gibbs state lives elsewhere.
+            ``loglik`` (per token, or a function returning it) is passed by executors whose
+            Gibbs state lives elsewhere.
             """
             now = time.perf_counter()
             rate = n_tokens / max(now - last["t_sweep"], 1e-9)
@@ -196,6 +218,8 @@ class LdaModel:
                 if self.eval_every:
                     if loglik is None:
                         loglik = self.log_likelihood_per_token()
+                    elif callable(loglik):  # computed where the data is, only when needed
+                        loglik = loglik()
                     logger.info("sweep %d/%d: %.0f tokens/s, log-likelihood %.4f per token",
                                 it + 1, iterations, avg, loglik)
                 else:
@@ -377,6 +401,7 @@ class LdaModel:
                     eval_every=self.eval_every, workers=self.workers,
                     minimum_probability=self.minimum_probability,
                     inference_iterations=self.inference_iterations,
+                    sampler=self.sampler, mh_steps=self.mh_steps,
                     optimize_alpha=self.optimize_alpha, optimize_interval=self.optimize_interval,
                     optimize_burnin=self.optimize_burnin, sweeps_done=self._sweeps_done,
                     distributed=self.distributed, ns_conf=self.ns_conf,
@@ -411,7 +436,8 @@ class LdaModel:
         self = cls.__new__(cls)
         for key in ("num_topics", "num_terms", "eta", "chunksize", "iterations", "eval_every",
                     "workers", "minimum_probability", "inference_iterations", "distributed",
-                    "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin"):
+                    "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin",
+                    "sampler", "mh_steps"):
             setattr(self, key, meta[key])
         self._fixed_vocab = meta["fixed_vocab"]
         self._infer_seed = meta["infer_seed"]

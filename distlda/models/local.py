@@ -8,10 +8,10 @@ then have exactly one writer at a time, so threads update the global counts in p
 copies and no stale word counts; only the K topic totals are per-thread during a sub-epoch and
 are merged after it. The result mixes per sweep like a serial sampler.
 
-The Metropolis-Hastings sampler visits tokens word by word and document by document, which
-does not fit that schedule, so with several threads it follows AD-LDA (Newman et al., JMLR
-2009): each thread sweeps its chunks against a private copy of the counts and the new topics
-are committed chunk by chunk afterwards, exactly as cluster workers' results are.
+The Metropolis-Hastings sampler has phases that visit tokens document by document, then word
+by word; with several threads each phase is split (WarpLDA's schedule): thread p owns a range
+of documents in the doc phase and a range of words in the word phase, again on the shared
+counts with per-thread topic totals (see :func:`distlda.models._mh.sweep_chunks_mh`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class LocalExecutor:
         self._layout: list[np.ndarray] = []
 
     def describe(self) -> str:
-        return f"serial ({self.workers} thread{'s' if self.workers > 1 else ''})"
+        return (f"serial, {self.workers} thread{'s' if self.workers > 1 else ''}, "
+                f"{self.sampler} sampler")
 
     def run(self, state: GibbsState, iterations: int, rng: np.random.Generator,
             on_sweep: Callable[[int], None]) -> None:
@@ -81,7 +82,14 @@ class LocalExecutor:
         elif self._sampler_for(state) == "sparse":
             self._sweep_partitioned(state, groups, seeds, pool)
         else:
-            self._sweep_copies(state, groups, seeds, pool)
+            # WarpLDA's schedule: each phase split over the threads (documents, then words),
+            # on the shared counts.
+            from distlda.models import _mh
+            _mh.sweep_chunks_mh([c.words for c in chunks], [c.topics for c in chunks],
+                                [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
+                                state.beta, state.vbeta, seeds,
+                                self.mh_steps or _mh.DEFAULT_MH_STEPS, pool=pool,
+                                threads=len(groups))
 
     def _sampler_for(self, state: GibbsState) -> str:
         if self.sampler != "auto":
@@ -140,21 +148,3 @@ class LocalExecutor:
         self._layout_key = (P, state.num_terms, tuple(id(c.words) for c in state.chunks))
         self._layout = layout
         return layout
-
-    def _sweep_copies(self, state: GibbsState, groups, seeds, pool) -> None:
-        chunks = state.chunks
-        nwk0, nk0 = state.nwk, state.nk
-
-        def work(group):
-            topics = [chunks[i].topics.copy() for i in group]
-            sweep_chunks([chunks[i].words for i in group], topics,
-                         [chunks[i].doc_ptr for i in group], nwk0.copy(), nk0.copy(),
-                         state.alpha, state.beta, state.vbeta, seeds[group], self.sampler,
-                         self.mh_steps)
-            return group, topics
-
-        # Every thread has finished reading nwk0 before the first commit writes to it.
-        results = list(pool.map(work, groups))
-        for group, topics in results:
-            for i, t in zip(group, topics):
-                state.commit(i, t)
