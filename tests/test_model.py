@@ -28,8 +28,8 @@ def assert_exact(lda, n_tokens):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_recovers_planted_topics(planted, workers):
     X, phi = planted
-    lda = train(X, alpha=0.1, workers=workers)
-    assert topic_recovery(lda.get_topics(), phi) >= 0.9
+    lda = train(X, alpha=0.5, workers=workers)
+    assert topic_recovery(lda.get_topics(), phi) >= 0.95
     assert_exact(lda, X.sum())
 
 

@@ -52,8 +52,6 @@ class LocalExecutor:
         self.workers = max(1, int(workers))
         self.sampler = sampler
         self.mh_steps = mh_steps
-        self._layout_key = None
-        self._layout: list[np.ndarray] = []
 
     def describe(self) -> str:
         return (f"serial, {self.workers} thread{'s' if self.workers > 1 else ''}, "
@@ -63,33 +61,21 @@ class LocalExecutor:
             on_sweep: Callable[[int], None]) -> None:
         """Run ``iterations`` sweeps over all chunks, calling ``on_sweep(i)`` after each."""
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        sampler = self._sampler_for(state)
+        plan = None
         try:
             for it in range(iterations):
                 seeds = rng.integers(2 ** 32, size=len(state.chunks))
-                self._sweep(state, seeds, pool)
+                if sampler == "sparse":
+                    # Built once per run: the kernel keeps the word lists exact as it goes.
+                    plan = plan or self._sparse_plan(state)
+                    self._sweep_sparse(state, plan, seeds, pool)
+                else:
+                    self._sweep_mh(state, seeds, pool)
                 on_sweep(it)
         finally:
             if pool is not None:
                 pool.shutdown()
-
-    def _sweep(self, state: GibbsState, seeds: np.ndarray, pool) -> None:
-        chunks = state.chunks
-        groups = partition([c.num_tokens for c in chunks], self.workers)
-        if pool is None or len(groups) == 1:
-            sweep_chunks([c.words for c in chunks], [c.topics for c in chunks],
-                         [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
-                         state.beta, state.vbeta, seeds, self.sampler, self.mh_steps)
-        elif self._sampler_for(state) == "sparse":
-            self._sweep_partitioned(state, groups, seeds, pool)
-        else:
-            # WarpLDA's schedule: each phase split over the threads (documents, then words),
-            # on the shared counts.
-            from distlda.models import _mh
-            _mh.sweep_chunks_mh([c.words for c in chunks], [c.topics for c in chunks],
-                                [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
-                                state.beta, state.vbeta, seeds,
-                                self.mh_steps or _mh.DEFAULT_MH_STEPS, pool=pool,
-                                threads=len(groups))
 
     def _sampler_for(self, state: GibbsState) -> str:
         if self.sampler != "auto":
@@ -98,12 +84,34 @@ class LocalExecutor:
         n_docs = max(state.num_docs, 1)
         return choose_sampler(state.num_topics, state.num_tokens / n_docs)
 
-    def _sweep_partitioned(self, state: GibbsState, groups, seeds, pool) -> None:
+    def _sweep_mh(self, state: GibbsState, seeds: np.ndarray, pool) -> None:
+        # WarpLDA's schedule: each phase split over the threads (documents, then words), on
+        # the shared counts.
+        from distlda.models import _mh
+        chunks = state.chunks
+        threads = len(partition([c.num_tokens for c in chunks], self.workers))
+        if pool is None or threads == 1:
+            sweep_chunks([c.words for c in chunks], [c.topics for c in chunks],
+                         [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
+                         state.beta, state.vbeta, seeds, "mh", self.mh_steps)
+            return
+        _mh.sweep_chunks_mh([c.words for c in chunks], [c.topics for c in chunks],
+                            [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
+                            state.beta, state.vbeta, seeds,
+                            self.mh_steps or _mh.DEFAULT_MH_STEPS, pool=pool, threads=threads)
+
+    def _sparse_plan(self, state: GibbsState):
+        """Chunk groups, per-chunk block offsets and the shared word lists of a run."""
+        groups = partition([c.num_tokens for c in state.chunks], self.workers)
+        freq = np.bincount(np.concatenate([c.words for c in state.chunks]),
+                           minlength=state.num_terms)
+        blocks = self._block_layout(state, len(groups), freq)
+        wt = K_.build_word_lists(state.nwk, freq)  # shared: rows are disjoint per thread
+        return groups, blocks, wt
+
+    def _sweep_sparse(self, state: GibbsState, plan, seeds: np.ndarray, pool) -> None:
+        groups, blocks, wt = plan
         P = len(groups)
-        blocks = self._block_layout(state, P)
-        local_counts = np.bincount(np.concatenate([c.words for c in state.chunks]),
-                                   minlength=state.num_terms)
-        wt = K_.build_word_lists(state.nwk, local_counts)  # shared: rows are disjoint per thread
         for sub in range(P):
             nk0 = state.nk.copy()
 
@@ -117,18 +125,18 @@ class LocalExecutor:
                                     nk, *wt, state.alpha, state.beta, state.vbeta, seed)
                 return nk - nk0
 
-            for delta in pool.map(work, range(P)):
+            deltas = pool.map(work, range(P)) if P > 1 else [work(0)]
+            for delta in deltas:
                 state.nk += delta
 
-    def _block_layout(self, state: GibbsState, P: int) -> list[np.ndarray]:
+    @staticmethod
+    def _block_layout(state: GibbsState, P: int, freq: np.ndarray) -> list[np.ndarray]:
         """Per chunk, an int64 array ``(P+1, D)``: block b of document d is tokens
         ``[bp[b, d], bp[b+1, d])``. Tokens are reordered inside each document (order within a
-        document means nothing to LDA) so that each block is one contiguous range."""
-        key = (P, state.num_terms, tuple(id(c.words) for c in state.chunks))
-        if self._layout_key == key:
-            return self._layout
-        freq = np.bincount(np.concatenate([c.words for c in state.chunks]),
-                           minlength=state.num_terms)
+        document means nothing to LDA) so that each block is one contiguous range; the P
+        blocks of the vocabulary carry equal token mass (``freq``: tokens per word)."""
+        if P == 1:
+            return [np.stack([c.doc_ptr[:-1], c.doc_ptr[1:]]) for c in state.chunks]
         block_of_word = np.zeros(state.num_terms, np.int64)
         for b, words in enumerate(partition(freq.tolist(), P)):
             block_of_word[words] = b
@@ -145,6 +153,4 @@ class LocalExecutor:
             bp[0] = c.doc_ptr[:-1]
             bp[1:] = c.doc_ptr[:-1] + np.cumsum(counts, axis=1).T
             layout.append(bp)
-        self._layout_key = (P, state.num_terms, tuple(id(c.words) for c in state.chunks))
-        self._layout = layout
         return layout
