@@ -1,19 +1,203 @@
-"""How a model finds the cluster: the serial/distributed decision (filled in by the cluster issue)."""
+"""How a model finds the cluster, and the executor that trains on it.
+
+``choose_executor`` makes the serial/distributed decision without ever broadcasting: it
+connects straight to the name server at ``ns_conf`` host/port (default PYRO_NS_HOST /
+PYRO_NS_PORT, else localhost:9090) with a short timeout, so with no cluster it answers in well
+under a second (a bare ``Pyro5.api.locate_ns()`` would spend about 2.1 s broadcasting).
+
+:class:`DistributedExecutor` streams the model's chunks (tokens and committed topics) once to
+the dispatcher, which spreads them over the workers; it then asks for one sweep at a time and
+finally copies the committed topics back into the client's :class:`GibbsState`, checking that
+the client's counts equal the dispatcher's. Until then the client's state is the one from before
+the training, so a training that fails (dispatcher gone) leaves the model exact and usable.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
+
+import numpy as np
+import Pyro5.errors
+
+from distlda.models import _wire
 
 logger = logging.getLogger(__name__)
+
+DISPATCHER = "distlda.dispatcher"
+#: Seconds allowed to each step of the decision (name server, dispatcher lookup, ping).
+DECIDE_TIMEOUT = 0.5
+
+
+class ClusterUnavailable(RuntimeError):
+    """No usable cluster: says which part is missing."""
+
+
+def _ns_conf(ns_conf: dict | None) -> dict:
+    conf = dict(ns_conf or {})
+    unknown = set(conf) - {"host", "port", "broadcast"}
+    if unknown:  # e.g. gensim's hmac_key: Pyro5 has no HMAC (use SSL), so it is ignored
+        logger.warning("ns_conf: ignoring %s (distlda uses host, port, broadcast)", sorted(unknown))
+    return conf
+
+
+def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT):
+    """Locate the dispatcher: returns (uri, ping info) or raises :class:`ClusterUnavailable`."""
+    conf = _ns_conf(ns_conf)
+    host, port = conf.get("host"), conf.get("port")
+    where = _wire.ns_address(host, port)
+    try:
+        ns = _wire.locate_ns(host, port, timeout=timeout, broadcast=bool(conf.get("broadcast")))
+    except Pyro5.errors.PyroError as e:
+        raise ClusterUnavailable(f"no Pyro5 name server at {where} ({e}); start one with "
+                                 f"'python -m Pyro5.nameserver' or pass ns_conf=dict(host=..., "
+                                 f"port=...)") from None
+    try:
+        with ns:
+            uri = ns.lookup(DISPATCHER)
+    except Pyro5.errors.NamingError:
+        raise ClusterUnavailable(f"no dispatcher registered with the name server at {where}; "
+                                 f"start one with 'python -m distlda.models.lda_dispatcher'") from None
+    except Pyro5.errors.PyroError as e:
+        raise ClusterUnavailable(f"the name server at {where} does not answer ({e})") from None
+    try:
+        with _wire.proxy(uri, max(timeout, 1.0)) as d:
+            info = d.ping()
+    except Pyro5.errors.PyroError as e:
+        raise ClusterUnavailable(f"the dispatcher registered at {uri} does not answer ({e}); "
+                                 f"restart 'python -m distlda.models.lda_dispatcher'") from None
+    if info.get("busy"):
+        raise ClusterUnavailable(f"the dispatcher at {uri} is busy with another training")
+    if not info.get("workers"):
+        raise ClusterUnavailable(f"the dispatcher at {uri} has 0 workers; start some with "
+                                 f"'python -m distlda.models.lda_worker'")
+    return uri, info
 
 
 def choose_executor(distributed, ns_conf: dict, workers: int):
     """Return a cluster executor, or None to train in-process.
 
     distributed=False never touches the network; None falls back to serial when no dispatcher
-    is registered; True raises when there is none.
+    with workers is found (deciding in under 2 s); True raises RuntimeError naming what is missing.
     """
-    if distributed is True:
-        raise RuntimeError("distributed=True, but distributed mode is not available yet")
-    logger.info("serial: training in-process with %d thread(s)", workers)
-    return None
+    if distributed is False:
+        logger.info("serial: training in-process with %d thread(s)", workers)
+        return None
+    t0 = time.perf_counter()
+    try:
+        uri, info = find_dispatcher(ns_conf)
+    except ClusterUnavailable as e:
+        if distributed is True:
+            raise RuntimeError(f"distributed=True, but there is no usable cluster: {e}") from None
+        logger.info("serial: no cluster (%s); training in-process with %d thread(s) "
+                    "[decided in %.2f s]", e, workers, time.perf_counter() - t0)
+        return None
+    logger.info("using distributed version with %d workers (dispatcher %s)", info["workers"], uri)
+    return DistributedExecutor(uri, info["workers"])
+
+
+class _Mismatch(RuntimeError):
+    pass
+
+
+class DistributedExecutor:
+    """Runs Gibbs sweeps on a Pyro5 cluster (see :mod:`distlda.models.lda_dispatcher`).
+
+    Parameters
+    ----------
+    uri : str or Pyro5 URI
+        The dispatcher.
+    num_workers : int
+        Workers the dispatcher reported (for ``describe``; the cluster may change).
+    timeout : float
+        Seconds without an answer from the dispatcher before the training fails.
+    sampler, mh_steps
+        Passed to :func:`distlda.models.state.sweep_chunks` on the workers.
+
+    Attributes
+    ----------
+    stats : dict
+        The dispatcher's traffic counters of the last run (``bytes_per_token_per_sweep``...).
+    """
+
+    #: Bytes of chunk payload per load call.
+    LOAD_BATCH = 8 << 20
+
+    def __init__(self, uri, num_workers: int = 0, timeout: float = 120.0, sampler: str = "sparse",
+                 mh_steps: int | None = None):
+        self.uri = uri
+        self.num_workers = num_workers
+        self.timeout = float(timeout)
+        self.sampler = sampler
+        self.mh_steps = mh_steps
+        self.stats: dict = {}
+
+    def describe(self) -> str:
+        return f"distributed ({self.num_workers} workers at {self.uri})"
+
+    def run(self, state, iterations: int, rng: np.random.Generator, on_sweep) -> None:
+        """Run ``iterations`` sweeps on the cluster, then commit the result into ``state``."""
+        with _wire.proxy(self.uri, self.timeout) as d:
+            try:
+                self._run(d, state, iterations, rng, on_sweep)
+            except Pyro5.errors.CommunicationError as e:
+                raise RuntimeError(f"lost the dispatcher at {self.uri} during training ({e}); "
+                                   f"the model keeps its state from before this training") from None
+            except _Mismatch:
+                raise
+            except RuntimeError as e:  # raised on the dispatcher (e.g. no worker left)
+                raise RuntimeError(f"distributed training failed: {e}; the model keeps its "
+                                   f"state from before this training") from None
+
+    def _run(self, d, state, iterations, rng, on_sweep):
+        K = state.num_topics
+        session = d.start_session({"num_topics": K, "num_terms": state.num_terms,
+                                   "alpha": _wire.enc(state.alpha), "beta": state.beta,
+                                   "sampler": self.sampler, "mh_steps": self.mh_steps})
+        try:
+            t0 = time.perf_counter()
+            batch, size = [], 0
+            for i, c in enumerate(state.chunks):
+                batch.append([i, _wire.enc(c.words), _wire.enc(c.doc_ptr),
+                              _wire.enc_topics(c.topics, K)])
+                size += c.words.nbytes * 2
+                if size >= self.LOAD_BATCH:
+                    d.load(session, batch)
+                    batch, size = [], 0
+            if batch:
+                d.load(session, batch)
+            logger.info("sent %d chunks (%d tokens) to the dispatcher in %.2f s",
+                        len(state.chunks), state.num_tokens, time.perf_counter() - t0)
+            n_tok = max(state.num_tokens, 1)
+            for it in range(iterations):
+                seeds = rng.integers(2 ** 32, size=len(state.chunks)).astype(np.uint32)
+                job = d.sweep(session, _wire.enc(seeds), _wire.enc(state.alpha))
+                while d.wait(session, job, 1.0) is None:
+                    pass
+                on_sweep(it, loglik=lambda: d.loglik(session) / n_tok)
+            self._fetch(d, session, state)
+            self.stats = d.stats(session)
+            logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "
+                        "lost, %d chunks re-dispatched)",
+                        self.stats.get("bytes_per_token_per_sweep", 0.0),
+                        self.stats.get("lost_workers", 0), self.stats.get("redispatched_chunks", 0))
+        finally:
+            try:
+                d.end_session(session)
+            except Pyro5.errors.PyroError:
+                pass
+
+    def _fetch(self, d, session, state) -> None:
+        """Commit the dispatcher's final topics into the client state and check the counts."""
+        n = len(state.chunks)
+        step = max(1, self.LOAD_BATCH // max(4 * state.num_tokens // max(n, 1), 1))
+        for start in range(0, n, step):
+            for k, t in enumerate(d.topics(session, start, min(n, start + step))):
+                state.commit(start + k, _wire.dec_topics(t))
+        summ = d.summary(session)
+        sha = hashlib.sha1(np.ascontiguousarray(state.nwk).tobytes()).hexdigest()
+        if (summ["tokens"] != state.num_tokens or sha != summ["nwk_sha1"]
+                or not np.array_equal(_wire.dec(summ["nk"]), state.nk)):
+            raise _Mismatch("the counts copied back from the cluster do not match the "
+                            "dispatcher's (please report this bug)")

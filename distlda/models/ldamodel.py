@@ -9,7 +9,6 @@ import math
 import numbers
 import sys
 import time
-from typing import Iterable
 
 import numpy as np
 import smart_open
@@ -505,7 +504,7 @@ def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
     if a.shape != (num_topics,):
         raise ValueError(f"Invalid 'alpha' parameter: shape {a.shape}, expected ({num_topics},)")
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError(f"Invalid 'alpha' parameter: every value must be positive and finite")
+        raise ValueError("Invalid 'alpha' parameter: every value must be positive and finite")
     return np.ascontiguousarray(a)
 
 

@@ -1,0 +1,802 @@
+"""The distlda dispatcher: runs Gibbs sweeps on the workers and keeps the counts exact.
+
+Run it once per cluster, after the name server (and before or after the workers)::
+
+    python -m distlda.models.lda_dispatcher                     # name server from PYRO_NS_HOST/PORT
+    python -m distlda.models.lda_dispatcher --ns-host 10.0.0.1 --host 10.0.0.1 --timeout 30
+
+It registers as ``distlda.dispatcher``. A client (``LdaModel(..., distributed=True)``) opens a
+training session, streams its chunks (tokens and committed topics) once, then asks for sweeps.
+
+Consistency model: bulk-synchronous per sweep (AD-LDA, Newman et al. 2009). At the start of a
+sweep every worker holds the word-topic rows of its own words as of the same snapshot of the
+global counts (sent densely the first time, afterwards brought up to date with the moves the
+other workers made in the previous sweep); when a worker's moves come back the dispatcher
+commits them chunk by chunk, swapping the counts of exactly the tokens that moved (what
+:meth:`GibbsState.commit` does for a whole chunk), so the global counts are always exactly the
+counts of the committed assignments. The next sweep starts when every chunk has been committed
+once.
+
+Failure: a worker that stops answering (socket closed, or no answer within ``--timeout``
+seconds to a poll that returns every second while it computes) is dropped, its registration
+removed, and its chunks still to be swept are sent, with their committed topics, to a surviving
+worker and swept again in the same sweep. Its partial work is never committed, so nothing is
+lost or counted twice. Workers are discovered by listing ``distlda.worker.`` at every sweep;
+a new one gets whole chunks moved to it from the busiest workers at the next sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import hashlib
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+
+import os
+
+import numpy as np
+import Pyro5.api
+from numba import njit
+import Pyro5.errors
+
+from distlda.models import _kernels as K_
+from distlda.models import _wire
+from distlda.models.chunks import Chunk
+from distlda.models.lda_worker import (PREFIX as WORKER_PREFIX, _sigterm, add_common_args,
+                                       serve_forever, setup_logging)
+from distlda.models.state import GibbsState
+
+logger = logging.getLogger("distlda.dispatcher")
+
+NAME = "distlda.dispatcher"
+META = "distlda.dispatcher"
+
+
+class _Member:
+    """The dispatcher's record of one worker."""
+
+    def __init__(self, name, uri):
+        self.name = name
+        self.uri = uri
+        self.session = None
+        self.chunks: set[int] = set()      # chunks the worker holds (after pending load/drop)
+        self.load: list[int] = []          # to send with its next job
+        self.drop: list[int] = []
+        self.rows = None                   # sorted word ids of its chunks
+        self.view_job = None               # its rows are the counts after this job's sweep
+        self.rowmap = None                 # word id -> 1 if the worker holds its row
+        self.proxy = None                  # kept across jobs (one job at a time)
+
+    def changed(self):
+        self.rows = self.view_job = self.rowmap = None
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _count_moves(packed, ntok, popcount):
+    """Set bits among the first ``ntok`` of ``packed``, or -1 if a bit beyond is set."""
+    n = 0
+    full = ntok >> 3
+    for b in range(full):
+        n += popcount[packed[b]]
+    for i in range(full * 8, packed.shape[0] * 8):
+        if (packed[i >> 3] >> (7 - (i & 7))) & 1:
+            if i >= ntok:
+                return -1
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _gather_moves(packed, new, words, topics, nk, out_w, out_old, out_new, n):
+    """Read a chunk's moves: token ``i`` moved iff bit ``i`` of ``packed`` is set (numpy
+    ``packbits`` order) and ``new`` holds the moved tokens' topics in token order. Records
+    (word, old topic, new topic) at ``out_*[n:]``, and commits them to ``topics`` and the
+    topic totals ``nk`` (the word-topic counts are recounted from the topics when read).
+    Returns the new ``n``. The caller has checked the mask against ``new`` (_count_moves)."""
+    j = 0
+    N = words.shape[0]
+    for byte in range(packed.shape[0]):
+        bits = packed[byte]
+        if bits == 0:
+            continue
+        for k in range(8):
+            if (bits >> (7 - k)) & 1:
+                i = byte * 8 + k
+                if i >= N:
+                    break
+                a = topics[i]
+                b = new[j]
+                j += 1
+                nk[a] -= 1
+                nk[b] += 1
+                topics[i] = b
+                out_w[n] = words[i]
+                out_old[n] = a
+                out_new[n] = b
+                n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _filter_moves(rowmap, words, old, new, out_w, out_old, out_new):
+    """The moves on words with ``rowmap[word]`` set, into the (narrower) output arrays."""
+    n = 0
+    for i in range(words.shape[0]):
+        if rowmap[words[i]]:
+            out_w[n] = words[i]
+            out_old[n] = old[i]
+            out_new[n] = new[i]
+            n += 1
+    return n
+
+
+class _Job:
+    def __init__(self):
+        self.done = threading.Event()
+        self.result = None
+        self.error = None
+
+
+def _payload_bytes(*parts) -> int:
+    return sum(_wire.nbytes(p) for p in parts)
+
+
+@Pyro5.api.expose
+class LdaDispatcher:
+    """Remote API used by :class:`distlda.models._client.DistributedExecutor`."""
+
+    #: Bytes of chunks per load message to a worker.
+    LOAD_BATCH = 64 << 20
+    #: Worker failures tolerated within one sweep before the sweep fails.
+    MAX_FAILURES_PER_SWEEP = 20
+
+    def __init__(self, ns_host=None, ns_port=None, timeout: float = 30.0, poll: float = 1.0,
+                 worker_wait: float | None = None, session_timeout: float = 120.0):
+        self.ns_host, self.ns_port = ns_host, ns_port
+        self.timeout = float(timeout)
+        self.poll = float(poll)
+        self.worker_wait = self.timeout if worker_wait is None else float(worker_wait)
+        self.session_timeout = float(session_timeout)
+        self._lock = threading.RLock()
+        self._refresh_lock = threading.Lock()
+        self._members: dict[str, _Member] = {}
+        self._membership_changed = True
+        self._session = None
+        self._config = None
+        self._state: GibbsState | None = None
+        self._owner: dict[int, _Member] = {}
+        self._touched = 0.0
+        self._jobs: dict[str, _Job] = {}
+        self._sweeping = False
+        self._pool = cf.ThreadPoolExecutor(64, thread_name_prefix="worker-rpc")
+        self._stats = None
+        self._last_stats = None
+        self._clean = False
+        self._inbox: dict = {}        # member name -> moves of the others, last sweep
+        self._committed: set = set()  # members that committed in the last (clean) sweep
+        self._nwk_stale = False
+        self._last_refresh = -1e9
+        #: Seconds between two listings of the workers during a training.
+        self.discover_every = 0.5
+        #: DISTLDA_CHECK=1: send the dense rows along with every sparse update, for the
+        #: worker to verify (tests).
+        self.check = os.environ.get("DISTLDA_CHECK", "") not in ("", "0")
+
+    # ------------------------------------------------------------ membership
+    def _ns(self, timeout=3.0):
+        return _wire.locate_ns(self.ns_host, self.ns_port, timeout=timeout)
+
+    def _refresh(self, min_interval: float = 0.0) -> None:
+        """List ``distlda.worker.`` on the name server: admit answering newcomers, drop leavers.
+
+        Skipped when the last listing is less than ``min_interval`` seconds old.
+        """
+        with self._refresh_lock:
+            if time.monotonic() - self._last_refresh < min_interval:
+                return
+            self._last_refresh = time.monotonic()
+            try:
+                with self._ns() as ns:
+                    listed = ns.list(prefix=WORKER_PREFIX)
+            except Pyro5.errors.PyroError as e:
+                logger.warning("cannot list workers on the name server: %s", e)
+                return
+            with self._lock:
+                known = dict(self._members)
+            for name, uri in listed.items():
+                if name in known:
+                    continue
+                try:
+                    with _wire.proxy(uri, min(self.timeout, 2.0)) as w:
+                        w.ping()
+                except Exception as e:
+                    logger.info("worker %s is registered but does not answer (%s)", name, e)
+                    continue
+                with self._lock:
+                    self._members[name] = _Member(name, uri)
+                    self._membership_changed = True
+                logger.info("found worker %s", name)
+            for name in set(known) - set(listed):
+                self._lose(known[name], "it left the name server", unregister=False)
+
+    def _lose(self, m: _Member, why, unregister=True) -> None:
+        with self._lock:
+            if self._members.get(m.name) is not m:
+                return
+            del self._members[m.name]
+            self._membership_changed = True
+            for i in m.chunks:
+                if self._owner.get(i) is m:
+                    del self._owner[i]
+            if self._stats is not None:
+                self._stats["lost_workers"] += 1
+        logger.warning("lost worker %s (%s); its %d chunks go to other workers", m.name, why,
+                       len(m.chunks))
+        if unregister:
+            try:
+                with self._ns(2.0) as ns:
+                    ns.remove(m.name)
+            except Exception:
+                pass
+
+    def _join(self) -> None:
+        """Bring every member into the current session (a newcomer starts with no chunks)."""
+        with self._lock:
+            fresh = [m for m in self._members.values() if m.session != self._session]
+            config = self._config
+            session = self._session
+        for m in fresh:
+            try:
+                with _wire.proxy(m.uri, self.timeout) as w:
+                    w.reset(session, config)
+            except Exception as e:
+                self._lose(m, f"reset failed: {e}")
+                continue
+            with self._lock:
+                m.session = session
+                m.chunks, m.load, m.drop = set(), [], []
+                m.changed()
+
+    def _members_in_session(self) -> list[_Member]:
+        return [m for m in self._members.values() if m.session == self._session]
+
+    # ------------------------------------------------------------ client API: sessions
+    def ping(self) -> dict:
+        """Workers available now (the list is refreshed unless a sweep is running)."""
+        if not self._sweeping:
+            self._refresh()
+        with self._lock:
+            busy = self._session is not None and time.time() - self._touched < self.session_timeout
+            return {"workers": len(self._members), "names": sorted(self._members), "busy": busy}
+
+    def start_session(self, config: dict) -> str:
+        """Open a training session: ``config`` has num_topics, num_terms, alpha, beta, sampler."""
+        with self._lock:
+            if (self._session is not None
+                    and time.time() - self._touched < self.session_timeout):
+                raise RuntimeError("the dispatcher is busy with another training; try again "
+                                   "when it has finished")
+            self._session = uuid.uuid4().hex
+            self._config = dict(config)
+            alpha = _wire.dec(config["alpha"], copy=True)
+            self._state = GibbsState(config["num_topics"], config["num_terms"], alpha,
+                                     config["beta"])
+            self._owner = {}
+            self._jobs = {}
+            self._clean, self._inbox, self._committed = False, {}, set()
+            self._wdt = np.uint16 if config["num_terms"] <= 65536 else np.int32
+            self._nwk_stale = False
+            self._membership_changed = True
+            self._touched = time.time()
+            self._stats = dict(session=self._session, sweeps=0, tokens=0, bytes_down=0,
+                               bytes_up=0, bytes_load=0, lost_workers=0, redispatched_chunks=0,
+                               seconds=0.0, per_sweep=[])
+            logger.info("session %s: %d topics, %d terms", self._session[:8],
+                        config["num_topics"], config["num_terms"])
+            return self._session
+
+    def _check(self, session):
+        if session is None or session != self._session:
+            raise RuntimeError("no such training session (the dispatcher restarted, or another "
+                               "client took over after this one went silent)")
+        self._touched = time.time()
+
+    def load(self, session: str, chunks: list) -> int:
+        """Receive chunks ``[[idx, words, doc_ptr, topics], ...]`` (idx in order from 0)."""
+        with self._lock:
+            self._check(session)
+            st = self._state
+            for idx, words, doc_ptr, topics in chunks:
+                if idx != len(st.chunks):
+                    raise ValueError(f"chunk {idx} arrived out of order")
+                c = Chunk(words=_wire.dec(words, copy=True), doc_ptr=_wire.dec(doc_ptr, copy=True),
+                          topics=_wire.dec_topics(topics))
+                if c.words.size and (c.words.min() < 0 or c.words.max() >= st.num_terms):
+                    raise ValueError(f"chunk {idx}: word ids out of range")
+                p = c.doc_ptr
+                if (p.ndim != 1 or p.size < 1 or p[0] != 0 or p[-1] != c.words.size
+                        or np.any(np.diff(p) < 0) or c.topics.size != c.words.size):
+                    raise ValueError(f"chunk {idx}: malformed document offsets")
+                if c.topics.size and (c.topics.min() < 0 or c.topics.max() >= st.num_topics):
+                    raise ValueError(f"chunk {idx}: topic ids out of range")
+                K_.count_assignments(c.words, c.topics, st.nwk, st.nk, 1)
+                st.chunks.append(c)
+                self._stats["bytes_load"] += _payload_bytes(words, doc_ptr, topics)
+            return len(st.chunks)
+
+    def end_session(self, session: str) -> None:
+        with self._lock:
+            if session != self._session:
+                return
+            self._last_stats = self._stats
+            members = list(self._members.values())
+            self._session = self._state = self._config = None
+            self._owner = {}
+            self._jobs = {}
+        for m in members:
+            self._pool.submit(self._release, m.uri, session)
+        logger.info("session %s ended", session[:8])
+
+    def _release(self, uri, session):
+        try:
+            with _wire.proxy(uri, 5.0) as w:
+                w.release(session)
+        except Exception:
+            pass
+
+    def loglik(self, session: str) -> float:
+        """Joint log-likelihood log p(w, z) of the committed state."""
+        with self._lock:
+            self._check(session)
+            self._counts()
+            return float(self._state.log_likelihood())
+
+    def topics(self, session: str, start: int, stop: int) -> list:
+        """Committed topics of chunks ``start:stop``."""
+        with self._lock:
+            self._check(session)
+            K = self._state.num_topics
+            return [_wire.enc_topics(c.topics, K) for c in self._state.chunks[start:stop]]
+
+    def summary(self, session: str) -> dict:
+        """nk, a digest of nwk and the token count, to check the client's copy."""
+        with self._lock:
+            self._check(session)
+            self._counts()
+            st = self._state
+            return {"nk": _wire.enc(st.nk), "tokens": st.num_tokens,
+                    "nwk_sha1": hashlib.sha1(np.ascontiguousarray(st.nwk).tobytes()).hexdigest()}
+
+    def stats(self, session: str | None = None) -> dict:
+        """Traffic and failure counters of the current (or last finished) session."""
+        with self._lock:
+            s = self._stats if self._stats is not None and (
+                session is None or self._stats["session"] == session) else self._last_stats
+            if s is None:
+                return {}
+            s = dict(s, per_sweep=list(s["per_sweep"][-50:]))
+        n = max(s["tokens"], 1) * max(s["sweeps"], 1)
+        s["bytes_per_token_per_sweep"] = (s["bytes_down"] + s["bytes_up"]) / n
+        return s
+
+    # ------------------------------------------------------------ client API: sweeps
+    def sweep(self, session: str, seeds: dict, alpha: dict | None = None) -> str:
+        """Start one sweep over all chunks in a thread; returns a job id for :meth:`wait`.
+
+        ``alpha``, when given, is the document-topic prior from this sweep on.
+        """
+        with self._lock:
+            self._check(session)
+            if alpha is not None:
+                a = _wire.dec(alpha, copy=True)
+                if a.shape != self._state.alpha.shape or not np.all(a > 0):
+                    raise ValueError("alpha must hold num_topics positive numbers")
+                self._state.alpha = a
+            if self._sweeping:
+                raise RuntimeError("a sweep is already running")
+            seeds_a = _wire.dec(seeds, copy=True)
+            if seeds_a.shape[0] != len(self._state.chunks):
+                raise ValueError(f"got {seeds_a.shape[0]} seeds for {len(self._state.chunks)} chunks")
+            job = uuid.uuid4().hex
+            j = self._jobs[job] = _Job()
+            self._sweeping = True
+        threading.Thread(target=self._sweep_job, args=(session, j, seeds_a), daemon=True,
+                         name="sweep").start()
+        return job
+
+    def wait(self, session: str, job: str, timeout: float = 1.0):
+        """The sweep's statistics once it is done, waiting at most ``timeout`` s; else None."""
+        with self._lock:
+            self._check(session)
+            j = self._jobs.get(job)
+        if j is None:
+            raise RuntimeError(f"no sweep job {job}")
+        if not j.done.wait(min(float(timeout), 30.0)):
+            with self._lock:
+                self._touched = time.time()
+            return None
+        with self._lock:
+            self._jobs.pop(job, None)
+        if j.error is not None:
+            raise RuntimeError(j.error)
+        return j.result
+
+    def _sweep_job(self, session, j, seeds):
+        try:
+            j.result = self._sweep(session, seeds)
+        except Exception as e:
+            logger.exception("sweep failed")
+            j.error = f"{type(e).__name__}: {e}"
+        finally:
+            self._sweeping = False
+            j.done.set()
+
+    def _wait_for_workers(self) -> None:
+        deadline = time.monotonic() + self.worker_wait
+        while True:
+            self._refresh()
+            self._join()
+            with self._lock:
+                if self._members_in_session():
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no workers: none registered with the name server at "
+                                   f"{_wire.ns_address(self.ns_host, self.ns_port)} answered "
+                                   f"within {self.worker_wait:.0f} s")
+            time.sleep(0.5)
+
+    def _plan(self) -> None:
+        """Give unowned chunks to the least-loaded workers; rebalance after membership changes."""
+        st = self._state
+        members = self._members_in_session()
+        size = [c.num_tokens for c in st.chunks]
+        load = {m.name: sum(size[i] for i in m.chunks) for m in members}
+        target = {m.name: set(m.chunks) for m in members}
+        byname = {m.name: m for m in members}
+        unowned = sorted((i for i in range(len(st.chunks)) if i not in self._owner),
+                         key=lambda i: -size[i])
+        for i in unowned:
+            n = min(load, key=load.get)
+            target[n].add(i)
+            load[n] += size[i]
+        if self._membership_changed and len(members) > 1:
+            for _ in range(len(st.chunks)):
+                donor = max(load, key=load.get)
+                recv = min(load, key=load.get)
+                gap = load[donor] - load[recv]
+                movable = [i for i in target[donor] if size[i] < gap]
+                if not movable:
+                    break
+                i = max(movable, key=lambda i: size[i])
+                target[donor].discard(i)
+                target[recv].add(i)
+                load[donor] -= size[i]
+                load[recv] += size[i]
+        self._membership_changed = False
+        for name, t in target.items():
+            m = byname[name]
+            drop = m.chunks - t
+            add = t - m.chunks
+            if drop or add:
+                m.drop = sorted(set(m.drop) | drop)
+                m.load = sorted((set(m.load) - drop) | add)
+                m.chunks = set(t)
+                m.changed()
+            for i in t:
+                self._owner[i] = m
+
+    def _submit(self, m: _Member, idxs, seeds, session, inflight, stats) -> None:
+        """Build member ``m``'s job for chunks ``idxs`` from the current counts and start it.
+
+        The model slice is the dense rows of every word of ``m``'s chunks, or, when ``m``
+        holds the rows as they were after its job of the previous (complete, first-round)
+        sweep, only what the other workers changed in them since.
+        """
+        st = self._state
+        K = st.num_topics
+        if m.rows is None:
+            words = [st.chunks[i].words for i in sorted(m.chunks)]
+            m.rows = np.unique(np.concatenate(words)).astype(np.int32) if words else np.zeros(0, np.int32)
+            m.rowmap = np.zeros(st.num_terms, np.bool_)
+            m.rowmap[m.rows] = True
+        model = None
+        if (m.view_job is not None and not m.load and not m.drop and self._clean
+                and m.name in self._committed):
+            td = time.perf_counter()
+            model = self._delta(m)
+            stats["delta_s"] = stats.get("delta_s", 0.0) + time.perf_counter() - td
+        if model is None:
+            model = {"rows": _wire.enc(m.rows), "dense": _wire.enc(self._counts()[m.rows])}
+        elif self.check:
+            model["check"] = _wire.enc(self._counts()[m.rows])
+        load = [[i, _wire.enc(st.chunks[i].words), _wire.enc(st.chunks[i].doc_ptr),
+                 _wire.enc_topics(st.chunks[i].topics, K)] for i in m.load]
+        drop = list(m.drop)
+        m.load, m.drop = [], []
+        nk = _wire.enc(st.nk)
+        sd = _wire.enc(seeds[list(idxs)].astype(np.uint32))
+        job = uuid.uuid4().hex
+        stats["bytes_down"] += _payload_bytes(model, nk, sd) - _payload_bytes(model.get("check"))
+        stats["bytes_load"] += _payload_bytes(load)
+        alpha = _wire.enc(st.alpha)
+        stats["bytes_down"] += _payload_bytes(alpha)
+        f = self._pool.submit(self._task, m, session, job, drop, load, list(idxs), model, nk, sd,
+                              alpha)
+        f.t_submit = time.perf_counter()
+        inflight[f] = (m, list(idxs), job)
+
+    def _delta(self, m: _Member) -> dict | None:
+        """The moves the other workers committed last sweep, on words of ``m``'s rows.
+
+        Applied to the rows ``m`` holds (the snapshot plus its own moves) they give exactly
+        the current counts. 6-8 bytes a move (word, old topic, new topic; word ids take 2
+        bytes when the vocabulary allows); None when the dense rows would be smaller. The
+        moves were filtered for ``m`` as they were committed (:meth:`_commit`), so this is
+        only a concatenation.
+        """
+        st = self._state
+        parts = self._inbox.get(m.name, [])
+        n = sum(p[0].shape[0] for p in parts)
+        if n * 6 >= m.rows.shape[0] * st.num_topics * 4:
+            return None
+        if len(parts) == 1:
+            words, old, new = parts[0]
+        else:
+            tdt = _wire.topic_dtype(st.num_topics)
+            words = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, self._wdt)
+            old = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, tdt)
+            new = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, tdt)
+        return {"base": m.view_job, "words": _wire.enc(words), "old": _wire.enc(old),
+                "new": _wire.enc(new)}
+
+    def _task(self, m, session, job, drop, load, idxs, model, nk, seeds, alpha):
+        """One worker job: hand over chunks, start the sweep, poll until it is done."""
+        if m.proxy is None:
+            m.proxy = _wire.proxy(m.uri, self.timeout)
+        w = m.proxy
+        w._pyroClaimOwnership()
+        w._pyroTimeout = self.timeout
+        try:
+            if drop:
+                w.drop(session, drop)
+            batch, size = [], 0
+            for item in load:  # stay far below Pyro5's 1 GiB message limit
+                batch.append(item)
+                size += _wire.nbytes(item)
+                if size >= self.LOAD_BATCH:
+                    w.load(session, batch)
+                    batch, size = [], 0
+            if batch:
+                w.load(session, batch)
+            w.sweep(session, job, idxs, model, nk, seeds, alpha)
+            w._pyroTimeout = self.poll + self.timeout
+            while True:
+                r = w.result(session, job, self.poll)
+                if r is not None:
+                    return r
+        except BaseException:
+            m.proxy = None
+            w._pyroRelease()
+            raise
+
+    def _commit(self, m: _Member, idxs, changes, job, remaining, inbox) -> int:
+        """Commit a job's moves, chunk by chunk, all or nothing (validated first).
+
+        The topics and the topic totals ``nk`` move at once; the word-topic counts, a function
+        of the topics, are recounted when read (:meth:`_counts`), so the merge costs the
+        dispatcher one sequential pass over the job's tokens.
+        """
+        st = self._state
+        up = 0
+        checked = []
+        for i, ch in zip(idxs, changes):  # validate everything before anything moves
+            c = st.chunks[i]
+            packed = _wire.dec(ch["mask"])
+            new = _wire.dec_topics(ch["new"])
+            if (packed.shape[0] != (c.num_tokens + 7) // 8
+                    or _count_moves(packed, c.num_tokens, _POPCOUNT) != new.shape[0]
+                    or (new.size and (new.min() < 0 or new.max() >= st.num_topics))):
+                raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
+            checked.append((i, c, packed, new))
+            up += _wire.nbytes(ch)
+        total = sum(new.shape[0] for _, _, _, new in checked)
+        words = np.empty(total, np.int32)
+        old = np.empty(total, np.int32)
+        new_all = np.empty(total, np.int32)
+        n = 0
+        for i, c, packed, new in checked:
+            n = _gather_moves(packed, new, c.words, c.topics, st.nk, words, old, new_all, n)
+            if n:
+                self._nwk_stale = True
+            remaining.discard(i)
+        # Forward: each other worker gets the moves on its own words, in the next sweep.
+        tdt = _wire.topic_dtype(st.num_topics)
+        for w in self._members_in_session():
+            if w is m or w.rowmap is None:
+                continue
+            fw, fo, fn = (np.empty(n, self._wdt), np.empty(n, tdt), np.empty(n, tdt))
+            k = _filter_moves(w.rowmap, words[:n], old[:n], new_all[:n], fw, fo, fn)
+            inbox.setdefault(w.name, []).append((fw[:k], fo[:k], fn[:k]))
+        m.view_job = job
+        return up
+
+    def _counts(self) -> np.ndarray:
+        """The exact word-topic counts of the committed topics (recounted if stale).
+
+        During a training the dispatcher does not update them move by move (that random
+        access would cost as much CPU as a good part of a worker's sweep).
+        """
+        st = self._state
+        if self._nwk_stale:
+            st.nwk[:] = 0
+            nk = np.zeros_like(st.nk)
+            for c in st.chunks:
+                K_.count_assignments(c.words, c.topics, st.nwk, nk, 1)
+            if not np.array_equal(nk, st.nk):  # nk moved move by move: they must agree
+                raise RuntimeError("internal error: topic totals differ from the assignments")
+            self._nwk_stale = False
+        return st.nwk
+
+    def _sweep(self, session, seeds) -> dict:
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        self._refresh(self.discover_every)
+        self._join()
+        with self._lock:
+            self._check(session)
+            none = not self._members_in_session()
+        if none:
+            self._wait_for_workers()
+        st = self._state
+        ps = dict(bytes_down=0, bytes_up=0, bytes_load=0, lost=0, redispatched=0,
+                  prepare_s=0.0, commit_s=0.0, worker_s=0.0, worker_cpu_s=0.0)
+        inflight: dict = {}
+        t1 = time.perf_counter()
+        with self._lock:
+            self._plan()
+            remaining = set(range(len(st.chunks)))
+            for m in self._members_in_session():
+                if m.chunks:
+                    self._submit(m, sorted(m.chunks), seeds, session, inflight, ps)
+                else:
+                    m.view_job = None
+            used = len(inflight)
+            clean = True   # every chunk swept once, by first-round jobs from one snapshot
+            inbox: dict = {}
+        ps["prepare_s"] += time.perf_counter() - t1
+        while remaining:
+            with self._lock:
+                if session != self._session:
+                    raise RuntimeError("session ended during a sweep")
+                orphans = sorted(i for i in remaining if i not in self._owner)
+                busy = {v[0].name for v in inflight.values()}
+                idle = [m for m in self._members_in_session() if m.name not in busy]
+                if orphans and idle:
+                    # Re-dispatch: whole orphaned chunks to idle survivors, swept this sweep.
+                    size = {m.name: 0 for m in idle}
+                    parts = {m.name: [] for m in idle}
+                    for i in sorted(orphans, key=lambda i: -st.chunks[i].num_tokens):
+                        n = min(size, key=size.get)
+                        parts[n].append(i)
+                        size[n] += st.chunks[i].num_tokens
+                    clean = False
+                    for m in idle:
+                        if parts[m.name]:
+                            m.chunks |= set(parts[m.name])
+                            m.load = sorted(set(m.load) | set(parts[m.name]))
+                            m.changed()
+                            for i in parts[m.name]:
+                                self._owner[i] = m
+                            self._submit(m, sorted(parts[m.name]), seeds, session, inflight, ps)
+                    ps["redispatched"] += len(orphans)
+                    self._stats["redispatched_chunks"] += len(orphans)
+                    logger.info("re-dispatched %d chunks to %d workers", len(orphans),
+                                sum(1 for m in idle if parts[m.name]))
+                    continue
+            if not inflight:
+                if orphans:
+                    self._wait_for_workers()
+                    continue
+                raise RuntimeError(f"internal error: chunks {sorted(remaining)[:5]} not swept")
+            done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+            for f in done:
+                m, idxs, job = inflight.pop(f)
+                try:
+                    r = f.result()
+                except Exception as e:
+                    ps["lost"] += 1
+                    why = f"{type(e).__name__}: {e}"
+                    # a closed socket or no answer: gone; a remote error: reset it and go on
+                    self._lose(m, why, unregister=isinstance(e, Pyro5.errors.CommunicationError))
+                    if ps["lost"] > self.MAX_FAILURES_PER_SWEEP:
+                        raise RuntimeError(f"{ps['lost']} worker failures in one sweep; "
+                                           f"the last: {why}") from None
+                    continue
+                t1 = time.perf_counter()
+                with self._lock:
+                    if self._members.get(m.name) is not m or session != self._session:
+                        continue
+                    try:
+                        ps["bytes_up"] += self._commit(m, idxs, r["changes"], job, remaining,
+                                                       inbox)
+                    except (ValueError, KeyError, TypeError) as e:  # nothing was committed
+                        ps["lost"] += 1
+                        self._lose(m, f"bad result: {e}", unregister=False)
+                        continue
+                ps["commit_s"] += time.perf_counter() - t1
+                ps["worker_s"] = max(ps["worker_s"], r["seconds"])
+                ps["worker_job_s"] = max(ps.get("worker_job_s", 0.0), r.get("job_seconds", 0.0))
+                ps["job_latency_s"] = max(ps.get("job_latency_s", 0.0), t1 - f.t_submit)
+                ps["worker_cpu_s"] += r.get("cpu_seconds", 0.0)
+        dt = time.perf_counter() - t0
+        with self._lock:
+            self._clean, self._inbox = clean, inbox
+            self._committed = {m.name for m in self._members.values() if m.view_job}
+            if not clean:
+                for m in self._members.values():
+                    m.view_job = None
+            s = self._stats
+            s["sweeps"] += 1
+            s["tokens"] = st.num_tokens
+            s["seconds"] += dt
+            for k in ("bytes_down", "bytes_up"):
+                s[k] += ps[k]
+            s["bytes_load"] += ps["bytes_load"]
+            rec = dict(ps, sweep=s["sweeps"], seconds=dt, workers=used,
+                       dispatcher_cpu_s=time.process_time() - c0,
+                       tokens_per_s=st.num_tokens / max(dt, 1e-9))
+            s["per_sweep"].append(rec)
+            del s["per_sweep"][:-200]
+        logger.info("sweep %d: %d tokens on %d workers in %.3f s, %.2f bytes/token "
+                    "(%d lost, %d chunks re-dispatched)", rec["sweep"], st.num_tokens, used, dt,
+                    (ps["bytes_down"] + ps["bytes_up"]) / max(st.num_tokens, 1), ps["lost"],
+                    ps["redispatched"])
+        return rec
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m distlda.models.lda_dispatcher",
+                                description="Start the distlda dispatcher (one per cluster).")
+    add_common_args(p)
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds without an answer after which a worker is declared dead "
+                        "(default 30)")
+    p.add_argument("--worker-wait", type=float, default=None,
+                   help="seconds a sweep waits for a worker when none is left (default: --timeout)")
+    args = p.parse_args(argv)
+    setup_logging(args)
+    _wire.configure()
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with _wire.locate_ns(args.ns_host, args.ns_port, timeout=2.0) as ns:
+            try:
+                old = ns.lookup(NAME)
+            except Pyro5.errors.NamingError:
+                old = None
+        if old is not None:
+            try:
+                with _wire.proxy(old, 2.0) as d:
+                    d.ping()
+                logger.error("a dispatcher is already running at %s", old)
+                return 1
+            except Pyro5.errors.CommunicationError:
+                pass  # a stale registration: replace it
+    except Pyro5.errors.PyroError as e:
+        logger.error("cannot reach the name server at %s: %s",
+                     _wire.ns_address(args.ns_host, args.ns_port), e)
+        return 1
+    disp = LdaDispatcher(args.ns_host, args.ns_port, timeout=args.timeout,
+                         worker_wait=args.worker_wait)
+    logger.info("dispatcher worker timeout %.0f s", args.timeout)
+    return serve_forever(disp, NAME, args, META)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""A distlda Gibbs worker: holds chunks of the corpus and sweeps them on request.
+
+Run one per core, on every machine of the cluster, after the Pyro5 name server::
+
+    python -m distlda.models.lda_worker                          # name server from PYRO_NS_HOST/PORT
+    python -m distlda.models.lda_worker --ns-host 10.0.0.1 --host 10.0.0.7
+
+The worker registers with the name server as ``distlda.worker.<host>.<pid>`` and waits; the
+dispatcher (``python -m distlda.models.lda_dispatcher``) finds it by listing that prefix, even
+in the middle of a training. Data placement: the worker keeps the tokens and topic assignments
+of its chunks across sweeps; each sweep it receives only the word-topic rows its chunks use
+(dense the first time, then only the other workers' moves on those words), sweeps with the
+compiled sparse sampler (:func:`distlda.models.state.sweep_chunks`, the same function as the
+serial model) and sends back which tokens moved and to which topics. It never touches the
+global counts: the dispatcher commits the moves it gets, so a worker killed at any moment
+loses nothing.
+
+``sweep`` returns at once with a job id and the work runs in a thread; the dispatcher polls
+``result``, so a long sweep is never mistaken for a dead worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+import Pyro5.api
+import Pyro5.errors
+from numba import njit
+
+from distlda.models import _wire
+from distlda.models.state import sweep_chunks
+
+logger = logging.getLogger("distlda.worker")
+
+PREFIX = "distlda.worker."
+META = "distlda.worker"
+
+
+@njit(cache=True, nogil=True)
+def _apply_foreign(rowmap, words, old, new, nwk):
+    """Apply other workers' moves (word, old topic -> new topic) to the rows held here.
+
+    Returns False if a touched count ends negative (the rows were not the ones expected)."""
+    for i in range(words.shape[0]):
+        r = rowmap[words[i]]
+        if r >= 0:
+            nwk[r, old[i]] -= 1
+            nwk[r, new[i]] += 1
+    for i in range(words.shape[0]):
+        r = rowmap[words[i]]
+        if r >= 0 and nwk[r, old[i]] < 0:
+            return False
+    return True
+
+
+class StaleView(RuntimeError):
+    """A sparse update arrived for word-topic rows this worker does not hold."""
+
+
+class _Job:
+    def __init__(self):
+        self.done = threading.Event()
+        self.result = None
+        self.error = None
+
+
+@Pyro5.api.expose
+class LdaWorker:
+    """The remote API of one worker (called by the dispatcher only)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._lock = threading.RLock()
+        self._session = None
+        self._config = None
+        self._chunks: dict[int, list] = {}   # idx -> [words, doc_ptr, topics]
+        self._local: dict[int, np.ndarray] = {}  # idx -> words renumbered to self._rows
+        self._rows = None
+        self._rowmap = None
+        self._slice = None
+        self._view = None                     # job id whose end state self._slice is
+        self._jobs: dict[str, _Job] = {}
+        self._busy = False
+        self.sweeps = 0
+
+    # ------------------------------------------------------------ bookkeeping
+    def ping(self) -> dict:
+        with self._lock:
+            return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
+                    "session": self._session, "chunks": len(self._chunks),
+                    "tokens": int(sum(c[0].shape[0] for c in self._chunks.values())),
+                    "sweeps": self.sweeps, "busy": self._busy}
+
+    def reset(self, session: str, config: dict) -> None:
+        """Forget everything and join training ``session``."""
+        with self._lock:
+            self._session = session
+            self._config = dict(config, alpha=_wire.dec(config["alpha"], copy=True))
+            self._chunks.clear()
+            self._local.clear()
+            self._rows = self._rowmap = self._slice = self._view = None
+            self._jobs.clear()
+        logger.info("joined session %s (%d topics, %d terms)", session[:8],
+                    config["num_topics"], config["num_terms"])
+
+    def _check(self, session):
+        if session != self._session:
+            raise RuntimeError(f"worker {self.name} is not in session {session[:8]} "
+                               f"(it is in {str(self._session)[:8]})")
+
+    def load(self, session: str, chunks: list) -> int:
+        """Keep chunks ``[[idx, words, doc_ptr, topics], ...]``; returns tokens now held."""
+        with self._lock:
+            self._check(session)
+            for idx, words, doc_ptr, topics in chunks:
+                self._chunks[int(idx)] = [_wire.dec(words), _wire.dec(doc_ptr),
+                                          _wire.dec_topics(topics)]
+            self._invalidate()
+            return int(sum(c[0].shape[0] for c in self._chunks.values()))
+
+    def drop(self, session: str, idxs: list) -> None:
+        """Give chunks back (the dispatcher moved them to another worker)."""
+        with self._lock:
+            self._check(session)
+            for i in idxs:
+                self._chunks.pop(int(i), None)
+            self._invalidate()
+
+    def release(self, session: str) -> None:
+        """Free the chunks of a finished training."""
+        with self._lock:
+            if session == self._session and not self._busy:
+                self._session = None
+                self._chunks.clear()
+                self._invalidate()
+
+    def _invalidate(self):
+        self._local.clear()
+        self._rows = self._rowmap = self._slice = self._view = None
+
+    # ------------------------------------------------------------ sweeping
+    def sweep(self, session: str, job: str, idxs: list, model: dict, nk: dict, seeds: dict,
+              alpha: dict | None = None) -> str:
+        """Start sweeping chunks ``idxs`` in a thread; returns ``job`` for :meth:`result`.
+
+        ``model`` is ``{"rows": array, "dense": array}`` (the word-topic rows of every word of
+        this worker's chunks) or ``{"base": job, "words", "old", "new": arrays}``: the moves
+        (word, old topic -> new topic) the other workers made since sweep ``base``, to apply
+        to the rows as that sweep left them. ``alpha``, when given, replaces the prior.
+        """
+        with self._lock:
+            self._check(session)
+            if self._busy:
+                raise RuntimeError(f"worker {self.name} is already sweeping")
+            missing = [i for i in idxs if int(i) not in self._chunks]
+            if missing:
+                raise RuntimeError(f"worker {self.name} does not hold chunks {missing[:5]}")
+            if "dense" not in model and (self._view is None or model["base"] != self._view):
+                raise StaleView(f"worker {self.name} holds rows of sweep {self._view}, "
+                                f"not {model['base']}")
+            self._busy = True
+            j = self._jobs[job] = _Job()
+        threading.Thread(target=self._run, args=(session, job, j, idxs, model, nk, seeds, alpha),
+                         daemon=True, name=f"sweep-{job[:8]}").start()
+        return job
+
+    def _run(self, session, job, j, idxs, model, nk, seeds, alpha):
+        c0 = time.thread_time()
+        w0 = time.perf_counter()
+        try:
+            with self._lock:
+                if alpha is not None:
+                    self._config["alpha"] = _wire.dec(alpha, copy=True)
+                cfg = self._config
+                K = cfg["num_topics"]
+                if "dense" in model:
+                    rows = _wire.dec(model["rows"])
+                    self._slice = _wire.dec(model["dense"], copy=True).reshape(rows.shape[0], K)
+                    if self._rows is None or not np.array_equal(rows, self._rows):
+                        self._local.clear()
+                        self._rowmap = np.full(cfg["num_terms"], -1, np.int32)
+                        self._rowmap[rows] = np.arange(rows.shape[0], dtype=np.int32)
+                    self._rows = rows
+                else:
+                    words = _wire.dec(model["words"])
+                    if words.size and (words.min() < 0 or words.max() >= cfg["num_terms"]):
+                        raise StaleView(f"worker {self.name}: word ids out of range")
+                    old, new = _wire.dec(model["old"]), _wire.dec(model["new"])
+                    for t in (old, new):
+                        if t.size and t.max() >= K:
+                            raise StaleView(f"worker {self.name}: topic ids out of range")
+                    if not _apply_foreign(self._rowmap, words, old, new, self._slice):
+                        raise StaleView(f"worker {self.name}: negative counts after an update")
+                if "check" in model:  # DISTLDA_CHECK=1 on the dispatcher: verify the slice
+                    expect = _wire.dec(model["check"]).reshape(-1)
+                    bad = np.flatnonzero(self._slice.reshape(-1) != expect)
+                    if bad.size:
+                        raise StaleView(f"worker {self.name}: model slice differs from the "
+                                        f"dispatcher's counts in {bad.size} cells")
+                self._view = None
+                for i in idxs:
+                    if i not in self._local:
+                        words = self._chunks[i][0]
+                        local = np.searchsorted(self._rows, words).astype(np.int32)
+                        if local.size and (local.max() >= self._rows.shape[0]
+                                           or not np.array_equal(self._rows[local], words)):
+                            raise RuntimeError(f"chunk {i}: words missing from the model slice")
+                        self._local[i] = local
+                chunks = [self._chunks[i] for i in idxs]
+                local = [self._local[i] for i in idxs]
+                nwk = self._slice
+            seeds_a = _wire.dec(seeds)
+            nk_a = _wire.dec(nk, copy=True)
+            t0 = time.perf_counter()
+            topics = [c[2] for c in chunks]
+            before = [t.copy() for t in topics]
+            extra = {"mh_steps": cfg["mh_steps"]} if cfg.get("mh_steps") is not None else {}
+            sweep_chunks(local, topics, [c[1] for c in chunks], nwk, nk_a, cfg["alpha"],
+                         cfg["beta"], cfg["beta"] * cfg["num_terms"], seeds_a, cfg["sampler"],
+                         **extra)
+            dt = time.perf_counter() - t0
+            ntok = sum(t.shape[0] for t in topics)
+            with self._lock:
+                if session == self._session:
+                    self._view = job
+                self.sweeps += 1
+            # Only the changes travel back: a bit per token, plus the new topic of each token
+            # that moved (about 1/3 of them after burn-in).
+            changes = []
+            for old, new in zip(before, topics):
+                moved = old != new
+                changes.append({"mask": _wire.enc(np.packbits(moved)),
+                                "new": _wire.enc_topics(new[moved], K)})
+            j.result = {"job": job, "seconds": dt, "tokens": ntok, "changes": changes,
+                        "cpu_seconds": time.thread_time() - c0,
+                        "job_seconds": time.perf_counter() - w0}
+            logger.debug("job %s: %d chunks, %d tokens in %.3f s", job[:8], len(idxs), ntok, dt)
+        except Exception as e:  # reported to the dispatcher through result()
+            logger.exception("job %s failed", job[:8])
+            j.error = f"{type(e).__name__}: {e}"
+            with self._lock:
+                self._invalidate()
+        finally:
+            with self._lock:
+                self._busy = False
+            j.done.set()
+
+    def result(self, session: str, job: str, wait: float = 1.0):
+        """The job's result once it is done, waiting at most ``wait`` s; None while it runs."""
+        with self._lock:
+            self._check(session)
+            j = self._jobs.get(job)
+        if j is None:
+            raise RuntimeError(f"worker {self.name} has no job {job}")
+        if not j.done.wait(min(float(wait), 30.0)):
+            return None
+        with self._lock:
+            self._jobs.pop(job, None)
+        if j.error is not None:
+            raise RuntimeError(f"worker {self.name}: {j.error}")
+        return j.result
+
+
+# ---------------------------------------------------------------------------- process
+def register(ns_host, ns_port, name, uri, meta=META):
+    ns = _wire.locate_ns(ns_host, ns_port, timeout=10.0, broadcast=ns_host is None)
+    with ns:
+        ns.register(name, uri, safe=False, metadata={meta})
+
+
+def keep_registered(ns_host, ns_port, name, uri, stop: threading.Event, meta=META,
+                    every: float = 5.0):
+    """Re-register when the name is gone (name server restarted, or we were declared dead)."""
+    while not stop.wait(every):
+        try:
+            ns = _wire.locate_ns(ns_host, ns_port, timeout=5.0, broadcast=False)
+            with ns:
+                try:
+                    ns.lookup(name)
+                except Pyro5.errors.NamingError:
+                    ns.register(name, uri, safe=False, metadata={meta})
+                    logger.info("registered again as %s", name)
+        except Exception as e:  # name server away: try again later
+            logger.debug("name server check failed: %s", e)
+
+
+def serve_forever(obj, name: str, args, meta: str = META) -> int:
+    """Serve ``obj`` as ``name`` until SIGTERM or Ctrl-C: register it with the name server,
+    keep the registration alive, then remove it. Shared by the worker and the dispatcher.
+
+    Returns the process exit status (1 when the name server cannot be reached).
+    """
+    stop = threading.Event()
+    with Pyro5.api.Daemon(host=args.host, port=args.port) as daemon:
+        uri = daemon.register(obj, name)
+        try:
+            register(args.ns_host, args.ns_port, name, uri, meta)
+        except Pyro5.errors.PyroError as e:
+            logger.error("cannot register with the name server at %s: %s",
+                         _wire.ns_address(args.ns_host, args.ns_port), e)
+            return 1
+        threading.Thread(target=keep_registered, daemon=True,
+                         args=(args.ns_host, args.ns_port, name, uri, stop, meta)).start()
+        logger.info("%s ready at %s", name, uri)
+        try:
+            daemon.requestLoop()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            try:
+                with _wire.locate_ns(args.ns_host, args.ns_port, timeout=2.0) as ns:
+                    ns.remove(name)
+            except Exception:  # name server gone: nothing to clean up
+                pass
+            logger.info("%s stopped", name)
+    return 0
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ns-host", default=None,
+                   help="name server host (default: $PYRO_NS_HOST, else localhost, then broadcast)")
+    p.add_argument("--ns-port", type=int, default=None,
+                   help="name server port (default: $PYRO_NS_PORT, else 9090)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind and advertise; use this machine's LAN address on a "
+                        "multi-machine cluster (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more logging (-v info is the default, -vv debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+
+
+def setup_logging(args) -> None:
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s")
+
+
+def _sigterm(signum, frame):
+    raise SystemExit(0)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m distlda.models.lda_worker",
+                                description="Start a distlda Gibbs worker (one per core).")
+    add_common_args(p)
+    p.add_argument("--name", default=None,
+                   help=f"name server name (default {PREFIX}<hostname>.<pid>)")
+    args = p.parse_args(argv)
+    setup_logging(args)
+    _wire.configure()
+    name = args.name or f"{PREFIX}{socket.gethostname()}.{os.getpid()}"
+    if not name.startswith(PREFIX):
+        p.error(f"--name must start with {PREFIX!r}")
+    signal.signal(signal.SIGTERM, _sigterm)
+    worker = LdaWorker(name)
+    return serve_forever(worker, name, args)
+
+if __name__ == "__main__":
+    sys.exit(main())
