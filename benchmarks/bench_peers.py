@@ -194,20 +194,7 @@ def parse_args(argv=None):
                    help="seconds all runs of the lda (gensim) configuration may be predicted to "
                         "take before its counts are shrunk or it is skipped; 0 = no limit "
                         f"(default {FULL['peer_budget']:.0f}; quick: {QUICK['peer_budget']:.0f})")
-    p.add_argument("--alpha", type=float, default=0.1,
-                   help="symmetric document-topic prior, every library and K (default 0.1)")
-    p.add_argument("--eta", type=float, default=0.01, help="topic-word prior (default 0.01)")
-    p.add_argument("--seed", type=int, default=42, help="training and evaluation seed")
-    p.add_argument("--evaluator", choices=("auto", "library", "reference"), default="auto",
-                   help="held-out evaluator: distlda.evaluation if present (auto), or the numpy "
-                        "reference in benchmarks/common.py")
-    p.add_argument("--eval-iters", type=int, help="fold-in sweeps of the document completion "
-                   f"(default {FULL['eval_iters']}; quick: {QUICK['eval_iters']})")
-    p.add_argument("--heldout-docs", type=int, help="evaluate on a seeded sample of this many "
-                   f"held-out documents, 0 = all (default {FULL['heldout_docs']}; "
-                   f"quick: {QUICK['heldout_docs']})")
-    p.add_argument("--shared", help="team shared/ directory (default $DISTLDA_SHARED or "
-                                    "../shared next to the repository)")
+    common.add_model_args(p, FULL, QUICK)
     p.add_argument("--out", help="table file (default benchmarks/out/peers-<date>-<time>.txt; "
                                  "raw results beside it as .json, plots as "
                                  "peers-<corpus>-K<K>-<date>-<time>.png)")

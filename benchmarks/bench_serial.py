@@ -47,20 +47,7 @@ def parse_args(argv=None):
                    help="runs per (library, iters); the fastest counts (default 1)")
     p.add_argument("--libs", default=",".join(common.LIBRARIES),
                    help="comma list of libraries (default tomotopy,distlda)")
-    p.add_argument("--alpha", type=float, default=0.1,
-                   help="symmetric document-topic prior, same for every K (default 0.1)")
-    p.add_argument("--eta", type=float, default=0.01, help="topic-word prior (default 0.01)")
-    p.add_argument("--seed", type=int, default=42, help="training and evaluation seed")
-    p.add_argument("--evaluator", choices=("auto", "library", "reference"), default="auto",
-                   help="held-out evaluator: distlda.evaluation if present (auto), or the "
-                        "numpy reference in benchmarks/common.py")
-    p.add_argument("--eval-iters", type=int, help="Gibbs sweeps of the document-completion "
-                   f"fold-in (default {FULL['eval_iters']}; quick: {QUICK['eval_iters']})")
-    p.add_argument("--heldout-docs", type=int, help="evaluate on a seeded sample of this many "
-                   f"held-out documents, 0 = all (default {FULL['heldout_docs']}; "
-                   f"quick: {QUICK['heldout_docs']})")
-    p.add_argument("--shared", help="team shared/ directory (default $DISTLDA_SHARED or "
-                                    "../shared next to the repository)")
+    common.add_model_args(p, FULL, QUICK)
     p.add_argument("--out", help="table file (default benchmarks/out/serial-<date>.txt; "
                                  "raw results go beside it as .json)")
     p.add_argument("--quick", action="store_true",

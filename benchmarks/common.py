@@ -709,3 +709,24 @@ def environment_summary():
     return [f"host: {platform.node()}  cpu: {cpu}  cores: {os.cpu_count()}  load avg: {load}",
             "versions: " + ", ".join(versions),
             f"distlda: git {rev}{' + uncommitted changes' if dirty else ''}"]
+
+
+def add_model_args(p, full: dict, quick: dict) -> None:
+    """Options every benchmark shares: priors, seed, held-out evaluation, shared/ location.
+
+    ``full`` and ``quick`` give the ``eval_iters`` and ``heldout_docs`` defaults shown in help.
+    """
+    p.add_argument("--alpha", type=float, default=0.1,
+                   help="symmetric document-topic prior, every library and K (default 0.1)")
+    p.add_argument("--eta", type=float, default=0.01, help="topic-word prior (default 0.01)")
+    p.add_argument("--seed", type=int, default=42, help="training and evaluation seed")
+    p.add_argument("--evaluator", choices=("auto", "library", "reference"), default="auto",
+                   help="held-out evaluator: distlda.evaluation if present (auto), or the numpy "
+                        "reference in benchmarks/common.py")
+    p.add_argument("--eval-iters", type=int, help="fold-in sweeps of the document completion "
+                   f"(default {full['eval_iters']}; quick: {quick['eval_iters']})")
+    p.add_argument("--heldout-docs", type=int, help="evaluate on a seeded sample of this many "
+                   f"held-out documents, 0 = all (default {full['heldout_docs']}; "
+                   f"quick: {quick['heldout_docs']})")
+    p.add_argument("--shared", help="team shared/ directory (default $DISTLDA_SHARED or "
+                                    "../shared next to the repository)")
