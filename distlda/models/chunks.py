@@ -179,9 +179,3 @@ def _bow_chunk(ids, counts, lens, num_terms, first) -> Chunk:
 def _preview(obj, n: int = 60) -> str:
     s = repr(obj)
     return s if len(s) <= n else s[:n] + "..."
-
-
-def doc_to_arrays(bow) -> tuple:
-    """One bag-of-words document as (words int32, doc_ptr int64) token arrays."""
-    chunk = next(_iter_bow_chunks([bow], None, 1))
-    return chunk.words, chunk.doc_ptr

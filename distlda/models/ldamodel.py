@@ -15,7 +15,7 @@ import smart_open
 
 from distlda import __version__
 from distlda.models import _kernels as K_
-from distlda.models.chunks import doc_to_arrays, iter_chunks
+from distlda.models.chunks import iter_chunks
 from distlda.models.local import LocalExecutor, available_cores
 from distlda.models.state import GibbsState
 from distlda.models.chunks import Chunk
@@ -177,14 +177,11 @@ class LdaModel:
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
         from distlda.models import _client
-        from distlda.models._mh import choose_sampler
         ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers)
         if ex is None:
             ex = LocalExecutor(self.workers)
         # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
-        st = self._state
-        ex.sampler = (self.sampler if self.sampler != "auto"
-                      else choose_sampler(self.num_topics, st.num_tokens / max(st.num_docs, 1)))
+        ex.sampler = self._state.resolve_sampler(self.sampler)
         ex.mh_steps = self.mh_steps
         return ex
 
@@ -355,13 +352,7 @@ class LdaModel:
         if minimum_probability is None:
             minimum_probability = self.minimum_probability
         minimum_probability = max(float(minimum_probability), 1e-8)
-        words, doc_ptr = doc_to_arrays(bow)
-        if words.size and words.max() >= self.num_terms:
-            raise ValueError(f"word id {int(words.max())} is out of range for this model's "
-                             f"{self.num_terms} terms")
-        phi_t = np.ascontiguousarray(self.get_topics().T)
-        it = self.inference_iterations
-        theta = K_.foldin(words, doc_ptr, phi_t, self.alpha, it, it // 2, self._infer_seed)[0]
+        theta = self.inference([bow])[0]
         return [(k, float(p)) for k, p in enumerate(theta) if p >= minimum_probability]
 
     def __getitem__(self, bow):

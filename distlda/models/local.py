@@ -61,7 +61,7 @@ class LocalExecutor:
             on_sweep: Callable[[int], None]) -> None:
         """Run ``iterations`` sweeps over all chunks, calling ``on_sweep(i)`` after each."""
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
-        sampler = self._sampler_for(state)
+        sampler = state.resolve_sampler(self.sampler)
         plan = None
         try:
             for it in range(iterations):
@@ -76,13 +76,6 @@ class LocalExecutor:
         finally:
             if pool is not None:
                 pool.shutdown()
-
-    def _sampler_for(self, state: GibbsState) -> str:
-        if self.sampler != "auto":
-            return self.sampler
-        from distlda.models._mh import choose_sampler
-        n_docs = max(state.num_docs, 1)
-        return choose_sampler(state.num_topics, state.num_tokens / n_docs)
 
     def _sweep_mh(self, state: GibbsState, seeds: np.ndarray, pool) -> None:
         # WarpLDA's schedule: each phase split over the threads (documents, then words), on

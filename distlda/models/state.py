@@ -92,6 +92,12 @@ class GibbsState:
             ll += K_.loglik_docs(c.topics, c.doc_ptr, self.alpha)
         return float(ll)
 
+    def resolve_sampler(self, sampler: str) -> str:
+        """``sampler``, with "auto" replaced by the choice for this K and document length."""
+        if sampler != "auto":
+            return sampler
+        return _mh.choose_sampler(self.num_topics, self.num_tokens / max(self.num_docs, 1))
+
     def grow_vocabulary(self, num_terms: int) -> None:
         """Widen ``nwk`` to ``num_terms`` words (new words have zero counts)."""
         if num_terms > self.num_terms:
@@ -109,13 +115,9 @@ def sweep_chunks(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbe
     its private copy, a cluster worker on its model slice (``nwk`` rows of its own words,
     ``words`` renumbered to those rows, ``vbeta`` still beta times the full vocabulary).
     ``sampler`` is "sparse" (exact SparseLDA), "mh" (WarpLDA-style Metropolis-Hastings with
-    ``mh_steps`` steps per phase, see :mod:`distlda.models._mh`) or "auto" (picked by K and
-    document length).
+    ``mh_steps`` steps per phase, see :mod:`distlda.models._mh`); "auto" is resolved by the
+    caller (:meth:`GibbsState.resolve_sampler`), so every thread and worker runs the same one.
     """
-    if sampler == "auto":
-        n_docs = sum(p.shape[0] - 1 for p in docptr_list)
-        n_tok = sum(w.shape[0] for w in words_list)
-        sampler = _mh.choose_sampler(nk.shape[0], n_tok / max(n_docs, 1))
     if sampler == "mh":
         _mh.sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta,
                             seeds, _mh.DEFAULT_MH_STEPS if mh_steps is None else mh_steps)
