@@ -205,16 +205,16 @@ def parse_args(argv=None):
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.corpora = _split(args.corpora, str)
+    args.corpora = common.split_list(args.corpora, str)
     try:
         args.topics = topics_by_corpus(args.topics, args.corpora)
     except ValueError as exc:
         p.error(f"--topics: {exc}")
-    args.iters = sorted(set(_split(args.iters, int)))
-    args.passes = sorted(set(_split(args.passes, int)))
-    args.libs = _split(args.libs, str)
-    args.workers = sorted(set(_split(args.workers, int)))
-    args.samplers = _split(args.samplers, str)
+    args.iters = sorted(set(common.split_list(args.iters, int)))
+    args.passes = sorted(set(common.split_list(args.passes, int)))
+    args.libs = common.split_list(args.libs, str)
+    args.workers = sorted(set(common.split_list(args.workers, int)))
+    args.samplers = common.split_list(args.samplers, str)
     for opt in ("iters", "passes"):
         counts = getattr(args, opt)
         if len(counts) < 2 or counts[0] < 1:
@@ -227,18 +227,13 @@ def parse_args(argv=None):
     return args
 
 
-def _split(text, kind):
-    """``"a,b"`` -> ``[kind("a"), kind("b")]``."""
-    return [kind(x.strip()) for x in str(text).split(",") if x.strip()]
-
-
 def topics_by_corpus(text, corpora):
     """``"synth:1000,debdesc:100,1000"`` -> ``{"synth": [1000], "debdesc": [100], ...}``.
 
     Bare numbers apply to every corpus that has no ``CORPUS:K`` item.
     """
     specific, general = {}, []
-    for item in _split(text, str):
+    for item in common.split_list(text, str):
         corpus, _, k = item.rpartition(":")
         if int(k) < 1:
             raise ValueError(f"K must be positive, got {item!r}")

@@ -56,10 +56,10 @@ def parse_args(argv=None):
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.corpora = _split(args.corpora, str)
-    args.topics = _split(args.topics, int)
-    args.iters = sorted(set(_split(args.iters, int)))
-    args.libs = _split(args.libs, str)
+    args.corpora = common.split_list(args.corpora, str)
+    args.topics = common.split_list(args.topics, int)
+    args.iters = sorted(set(common.split_list(args.iters, int)))
+    args.libs = common.split_list(args.libs, str)
     if len(args.iters) < 2 or args.iters[0] < 1:
         p.error("--iters needs at least two different counts >= 1 (short and long run)")
     if not args.topics or min(args.topics) < 1:
@@ -68,11 +68,6 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown libraries: {', '.join(sorted(unknown))}")
     return args
-
-
-def _split(text, kind):
-    """``"a,b"`` -> ``[kind("a"), kind("b")]``."""
-    return [kind(x) for x in str(text).split(",") if x.strip()]
 
 
 def available_libraries(requested):

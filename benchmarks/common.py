@@ -730,3 +730,8 @@ def add_model_args(p, full: dict, quick: dict) -> None:
                    f"quick: {quick['heldout_docs']})")
     p.add_argument("--shared", help="team shared/ directory (default $DISTLDA_SHARED or "
                                     "../shared next to the repository)")
+
+
+def split_list(text, kind):
+    """``"a, b"`` -> ``[kind("a"), kind("b")]`` (for comma-list options)."""
+    return [kind(x.strip()) for x in str(text).split(",") if x.strip()]
