@@ -89,24 +89,25 @@ def test_recovers_planted_topics_exactly(planted, cluster, caplog):
     assert_exact(lda, X.sum())
     stats = dispatcher_stats(cluster)
     assert stats["sweeps"] == 60 and stats["lost_workers"] == 0
-    # topics travel as 2 bytes a token, rows as sparse deltas: a few bytes a token a sweep
+    # two vocabulary blocks, so two steps a sweep, each worker on one block at a time
+    assert [r["steps"] for r in stats["per_sweep"]] == [2] * len(stats["per_sweep"])
+    # topics travel as 1 byte a token, rows as sparse deltas: a few bytes a token a sweep
     assert 0 < stats["bytes_per_token_per_sweep"] < 8
 
 
 @pytest.mark.parametrize("cluster", [(1, False)], indirect=True, ids=["1"])
 def test_one_worker_runs_the_serial_sweep_function_bit_for_bit(cluster):
-    # One worker sweeps every chunk, with the same seeds, on all the rows the chunks use:
-    # exactly the chain of state.sweep_chunks (word lists rebuilt each sweep) in one process.
-    from distlda.models.state import sweep_chunks
+    # One worker sweeps every chunk (tokens sorted by word in each document, as the client
+    # sends them), with the same seeds, keeping its word lists across sweeps: exactly the
+    # chain of the in-process executor with one thread.
+    from distlda.models import _kernels as K_
+    from distlda.models.local import LocalExecutor
     X, _ = planted_corpus(D=300, V=200, K=5, L=50, seed=2)
     kw = dict(num_topics=5, iterations=0, random_state=7, chunksize=50, sampler="sparse")
     ref = LdaModel(X, distributed=False, **kw)
-    st = ref._state
-    for _ in range(15):
-        seeds = ref._rng.integers(2 ** 32, size=len(st.chunks))
-        sweep_chunks([c.words for c in st.chunks], [c.topics for c in st.chunks],
-                     [c.doc_ptr for c in st.chunks], st.nwk, st.nk, st.alpha, st.beta,
-                     st.vbeta, seeds)
+    for c in ref._state.chunks:
+        K_.sort_doc_tokens(c.words, c.topics, c.doc_ptr)
+    LocalExecutor(1).run(ref._state, 15, ref._rng, lambda it: None)
     dist = LdaModel(X, distributed=False, **kw)
     uri, _ = _client.find_dispatcher(cluster.ns_conf)
     _client.DistributedExecutor(uri, 1).run(dist._state, 15, dist._rng,
@@ -121,6 +122,8 @@ def test_mh_sampler_on_the_cluster_is_exact(cluster):
     lda = train(X, cluster, num_topics=8, iterations=40, sampler="mh", alpha=0.1)
     assert lda.executor_info.startswith("distributed")
     assert_exact(lda, X.sum())
+    # MH phases need whole documents: one step a sweep (AD-LDA), no vocabulary blocks
+    assert {r["steps"] for r in dispatcher_stats(cluster)["per_sweep"]} == {1}
     assert topic_recovery(lda.get_topics(), phi) >= 0.85
 
 
@@ -283,6 +286,56 @@ def test_distributed_false_never_touches_the_network(monkeypatch):
     X, _ = planted_corpus(D=20, V=30, K=2, L=10)
     lda = LdaModel(X, num_topics=2, iterations=2, distributed=False)
     assert lda.executor_info.startswith("serial")
+
+
+def test_vocabulary_blocks_are_one_token_run_per_document():
+    from distlda.models import _kernels as K_
+    rng = np.random.default_rng(0)
+    doc_ptr = np.array([0, 7, 7, 20, 21], np.int64)
+    words = rng.integers(0, 30, 21).astype(np.int32)
+    topics = (words * 7 + np.arange(21)).astype(np.int32)  # tells the tokens apart
+    pairs = [sorted(zip(words[a:b], topics[a:b])) for a, b in zip(doc_ptr[:-1], doc_ptr[1:])]
+    assert K_.sort_doc_tokens(words, topics, doc_ptr)
+    assert not K_.sort_doc_tokens(words, topics, doc_ptr)  # already sorted: nothing moves
+    for d, (a, b) in enumerate(zip(doc_ptr[:-1], doc_ptr[1:])):
+        assert list(zip(words[a:b], topics[a:b])) == pairs[d]  # same tokens, in word order
+    cuts = np.array([0, 10, 10, 25, 30], np.int32)
+    bp = K_.block_bounds(words, doc_ptr, cuts)
+    for d, (a, b) in enumerate(zip(doc_ptr[:-1], doc_ptr[1:])):
+        assert bp[0, d] == a and bp[-1, d] == b
+        for k in range(4):
+            inside = (words[a:b] >= cuts[k]) & (words[a:b] < cuts[k + 1])
+            assert np.flatnonzero(inside).tolist() == list(range(bp[k, d] - a, bp[k + 1, d] - a))
+
+
+def test_worker_keeps_word_lists_in_step_with_foreign_moves():
+    from distlda.models import _kernels as K_
+    from distlda.models.lda_worker import _apply_foreign
+    rng = np.random.default_rng(1)
+    V, K, N = 40, 12, 400
+    words = rng.integers(0, V, N).astype(np.int32)
+    before = rng.integers(0, K, N).astype(np.int32)
+    after = np.where(rng.random(N) < 0.5, rng.integers(0, K, N), before).astype(np.int32)
+    nwk = np.zeros((V, K), np.int32)
+    K_.count_assignments(words, before, nwk, np.zeros(K, np.int32), 1)
+    lists = K_.build_word_lists(nwk, nwk.sum(axis=1))
+    rowmap = np.arange(V, dtype=np.int32)
+    rowmap[::5] = -1  # rows this worker does not hold are skipped
+    moved = before != after
+    assert _apply_foreign(rowmap, words[moved], before[moved], after[moved], nwk, *lists, True)
+    expect = np.zeros((V, K), np.int32)
+    K_.count_assignments(words, after, expect, np.zeros(K, np.int32), 1)
+    held = rowmap >= 0
+    np.testing.assert_array_equal(nwk[held], expect[held])
+    wt_ptr, wt_len, wt_top = lists
+    for v in np.flatnonzero(held):
+        topics = wt_top[wt_ptr[v]: wt_ptr[v] + wt_len[v]]
+        assert sorted(topics) == np.flatnonzero(nwk[v]).tolist()
+    # an update that does not fit the rows is refused, not applied as garbage
+    w0 = [v for v in np.flatnonzero(held) if (nwk[v] == 0).any()][0]
+    empty = np.flatnonzero(nwk[w0] == 0)[0]
+    assert not _apply_foreign(rowmap, np.array([w0], np.int32), np.array([empty], np.int32),
+                              np.array([0], np.int32), nwk, *lists, True)
 
 
 def test_wire_codec_roundtrip_without_pickle():

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import Pyro5.errors
 
+from distlda.models import _kernels as K_
 from distlda.models import _wire
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,9 @@ class DistributedExecutor:
             t0 = time.perf_counter()
             batch, size = [], 0
             for i, c in enumerate(state.chunks):
+                # The dispatcher hands out vocabulary blocks as word id ranges: sorted, a
+                # block's tokens are one run per document. (Order in a document is free.)
+                K_.sort_doc_tokens(c.words, c.topics, c.doc_ptr)
                 batch.append([i, _wire.enc(c.words), _wire.enc(c.doc_ptr),
                               _wire.enc_topics(c.topics, K)])
                 size += c.words.nbytes * 2

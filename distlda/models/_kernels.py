@@ -72,6 +72,56 @@ def build_word_lists(nwk, local_counts):
 
 
 @njit(**_JIT)
+def sort_doc_tokens(words, topics, doc_ptr):
+    """Order each document's tokens by word id, in place (topics move with their words).
+
+    Token order inside a document means nothing to LDA; sorted, the tokens of any contiguous
+    range of word ids form one contiguous run per document (see :func:`block_bounds`).
+    Returns False if nothing had to move.
+    """
+    moved = False
+    for d in range(doc_ptr.shape[0] - 1):
+        a, b = doc_ptr[d], doc_ptr[d + 1]
+        ok = True
+        for i in range(a + 1, b):
+            if words[i] < words[i - 1]:
+                ok = False
+                break
+        if ok:
+            continue
+        moved = True
+        order = np.argsort(words[a:b], kind="mergesort")
+        w = words[a:b].copy()
+        t = topics[a:b].copy()
+        for j in range(b - a):
+            words[a + j] = w[order[j]]
+            topics[a + j] = t[order[j]]
+    return moved
+
+
+@njit(**_JIT)
+def block_bounds(words, doc_ptr, cuts):
+    """Token ranges of vocabulary blocks in a chunk whose documents are sorted by word id.
+
+    Block ``b`` is the word ids ``cuts[b] <= w < cuts[b+1]``; returns ``bp`` int64[B+1, D]
+    with block ``b`` of document ``d`` at tokens ``bp[b, d]:bp[b+1, d]``.
+    """
+    B = cuts.shape[0] - 1
+    D = doc_ptr.shape[0] - 1
+    bp = np.empty((B + 1, D), np.int64)
+    for d in range(D):
+        a, e = doc_ptr[d], doc_ptr[d + 1]
+        bp[0, d] = a
+        i = a
+        for b in range(1, B):
+            while i < e and words[i] < cuts[b]:
+                i += 1
+            bp[b, d] = i
+        bp[B, d] = e
+    return bp
+
+
+@njit(**_JIT)
 def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len, wt_top,
                  alpha, beta, vbeta, seed):
     """One exact collapsed Gibbs sweep over a chunk, SparseLDA style (Yao, Mimno & McCallum 2009).

@@ -53,7 +53,9 @@ def nbytes(obj) -> int:
 
 
 def topic_dtype(num_topics: int) -> np.dtype:
-    """Narrowest dtype for topic ids: 2 bytes a token up to 65,536 topics."""
+    """Narrowest dtype for topic ids: 1 byte up to 256 topics, 2 up to 65,536."""
+    if num_topics <= 256:
+        return np.dtype("|u1")
     return np.dtype("<u2") if num_topics <= 65536 else np.dtype("<i4")
 
 

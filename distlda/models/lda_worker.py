@@ -35,6 +35,7 @@ import Pyro5.api
 import Pyro5.errors
 from numba import njit
 
+from distlda.models import _kernels as K_
 from distlda.models import _wire
 from distlda.models.state import sweep_chunks
 
@@ -45,20 +46,63 @@ META = "distlda.worker"
 
 
 @njit(cache=True, nogil=True)
-def _apply_foreign(rowmap, words, old, new, nwk):
+def _apply_foreign(rowmap, words, old, new, nwk, wt_ptr, wt_len, wt_top, lists):
     """Apply other workers' moves (word, old topic -> new topic) to the rows held here.
 
-    Returns False if a touched count ends negative (the rows were not the ones expected)."""
+    With ``lists`` the sparse sampler's per-word topic lists are kept in step (a topic whose
+    count drops to zero leaves its word's list, one that rises from zero joins it), so they
+    live across jobs instead of being rebuilt over V x K each time. Each token moves at most
+    once in an update, so no count dips below zero on the way: returns False if one does (the
+    rows were not the ones the update was made for) or if a list would outgrow its capacity.
+    """
     for i in range(words.shape[0]):
         r = rowmap[words[i]]
-        if r >= 0:
-            nwk[r, old[i]] -= 1
-            nwk[r, new[i]] += 1
-    for i in range(words.shape[0]):
-        r = rowmap[words[i]]
-        if r >= 0 and nwk[r, old[i]] < 0:
+        if r < 0:
+            continue
+        a = old[i]
+        b = new[i]
+        c = nwk[r, a] - 1
+        if c < 0:
             return False
+        nwk[r, a] = c
+        if lists and c == 0:
+            p = wt_ptr[r]
+            L = wt_len[r]
+            for j in range(p, p + L):
+                if wt_top[j] == a:
+                    wt_top[j] = wt_top[p + L - 1]
+                    break
+            wt_len[r] = L - 1
+        nwk[r, b] += 1
+        if lists and nwk[r, b] == 1:
+            L = wt_len[r]
+            if wt_ptr[r] + L >= wt_ptr[r + 1]:
+                return False
+            wt_top[wt_ptr[r] + L] = b
+            wt_len[r] = L + 1
     return True
+
+
+@njit(cache=True, nogil=True)
+def _diff_pack(before, after, packed, new_out):
+    """Bit ``i`` of ``packed`` (numpy ``packbits`` order) = token ``i`` changed topic; the new
+    topics of the changed tokens go to ``new_out`` in token order. Returns how many changed."""
+    N = before.shape[0]
+    n = 0
+    for byte in range(packed.shape[0]):
+        bits = 0
+        for k in range(8):
+            i = byte * 8 + k
+            bits <<= 1
+            if i < N and before[i] != after[i]:
+                bits |= 1
+                new_out[n] = after[i]
+                n += 1
+        packed[byte] = bits
+    return n
+
+
+_NO_LISTS = (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32))
 
 
 class StaleView(RuntimeError):
@@ -87,6 +131,8 @@ class LdaWorker:
         self._rowmap = None
         self._slice = None
         self._view = None                     # job id whose end state self._slice is
+        self._lists = None                    # sparse sampler's word lists over self._slice
+        self._block_cache: dict = {}          # (idx, cuts) -> block token ranges
         self._jobs: dict[str, _Job] = {}
         self._busy = False
         self.sweeps = 0
@@ -105,8 +151,7 @@ class LdaWorker:
             self._session = session
             self._config = dict(config, alpha=_wire.dec(config["alpha"], copy=True))
             self._chunks.clear()
-            self._local.clear()
-            self._rows = self._rowmap = self._slice = self._view = None
+            self._invalidate()
             self._jobs.clear()
         logger.info("joined session %s (%d topics, %d terms)", session[:8],
                     config["num_topics"], config["num_terms"])
@@ -144,17 +189,21 @@ class LdaWorker:
 
     def _invalidate(self):
         self._local.clear()
-        self._rows = self._rowmap = self._slice = self._view = None
+        self._block_cache.clear()
+        self._rows = self._rowmap = self._slice = self._view = self._lists = None
 
     # ------------------------------------------------------------ sweeping
     def sweep(self, session: str, job: str, idxs: list, model: dict, nk: dict, seeds: dict,
-              alpha: dict | None = None) -> str:
+              alpha: dict | None = None, blocks: dict | None = None) -> str:
         """Start sweeping chunks ``idxs`` in a thread; returns ``job`` for :meth:`result`.
 
         ``model`` is ``{"rows": array, "dense": array}`` (the word-topic rows of every word of
         this worker's chunks) or ``{"base": job, "words", "old", "new": arrays}``: the moves
-        (word, old topic -> new topic) the other workers made since sweep ``base``, to apply
-        to the rows as that sweep left them. ``alpha``, when given, replaces the prior.
+        (word, old topic -> new topic) the other workers made since job ``base``, to apply
+        to the rows as that job left them. ``alpha``, when given, replaces the prior.
+        ``blocks``, when given, is ``{"cuts": int32[B+1], "of": [b per chunk]}``: resample
+        only the tokens of chunk ``idxs[j]`` whose words lie in ``cuts[b] <= w < cuts[b+1]``
+        (the dispatcher gives each worker a different block of the vocabulary at a time).
         """
         with self._lock:
             self._check(session)
@@ -164,15 +213,54 @@ class LdaWorker:
             if missing:
                 raise RuntimeError(f"worker {self.name} does not hold chunks {missing[:5]}")
             if "dense" not in model and (self._view is None or model["base"] != self._view):
-                raise StaleView(f"worker {self.name} holds rows of sweep {self._view}, "
+                raise StaleView(f"worker {self.name} holds rows of job {self._view}, "
                                 f"not {model['base']}")
+            if blocks is not None and len(blocks["of"]) != len(idxs):
+                raise ValueError("blocks['of'] needs one block per chunk")
             self._busy = True
             j = self._jobs[job] = _Job()
-        threading.Thread(target=self._run, args=(session, job, j, idxs, model, nk, seeds, alpha),
-                         daemon=True, name=f"sweep-{job[:8]}").start()
+        threading.Thread(target=self._run, daemon=True, name=f"sweep-{job[:8]}",
+                         args=(session, job, j, idxs, model, nk, seeds, alpha, blocks)).start()
         return job
 
-    def _run(self, session, job, j, idxs, model, nk, seeds, alpha):
+    def _update_rows(self, model, cfg):
+        """Bring the model slice (and the sparse sampler's word lists) to the job's counts."""
+        K = cfg["num_topics"]
+        sparse = cfg["sampler"] == "sparse"
+        if "dense" in model:
+            rows = _wire.dec(model["rows"])
+            self._slice = _wire.dec(model["dense"], copy=True).reshape(rows.shape[0], K)
+            if self._rows is None or not np.array_equal(rows, self._rows):
+                self._local.clear()
+                self._rowmap = np.full(cfg["num_terms"], -1, np.int32)
+                self._rowmap[rows] = np.arange(rows.shape[0], dtype=np.int32)
+            self._rows = rows
+            # Capacity min(K, row total): a row never has more non-zero topics than tokens,
+            # and moves keep the row total, so the lists never overflow.
+            self._lists = (K_.build_word_lists(self._slice, self._slice.sum(axis=1))
+                           if sparse else None)
+            return
+        words = _wire.dec(model["words"])
+        if words.size and (words.min() < 0 or words.max() >= cfg["num_terms"]):
+            raise StaleView(f"worker {self.name}: word ids out of range")
+        old, new = _wire.dec(model["old"]), _wire.dec(model["new"])
+        for t in (old, new):
+            if t.size and t.max() >= K:
+                raise StaleView(f"worker {self.name}: topic ids out of range")
+        lists = self._lists if self._lists is not None else _NO_LISTS
+        if not _apply_foreign(self._rowmap, words, old, new, self._slice, *lists,
+                              self._lists is not None):
+            raise StaleView(f"worker {self.name}: negative counts after an update")
+
+    def _bounds(self, i, cuts, key):
+        """Token ranges of the vocabulary blocks ``cuts`` in chunk ``i`` (cached)."""
+        b = self._block_cache.get((i, key))
+        if b is None:
+            words, doc_ptr = self._chunks[i][0], self._chunks[i][1]
+            b = self._block_cache[(i, key)] = K_.block_bounds(words, doc_ptr, cuts)
+        return b
+
+    def _run(self, session, job, j, idxs, model, nk, seeds, alpha, blocks):
         c0 = time.thread_time()
         w0 = time.perf_counter()
         try:
@@ -181,24 +269,9 @@ class LdaWorker:
                     self._config["alpha"] = _wire.dec(alpha, copy=True)
                 cfg = self._config
                 K = cfg["num_topics"]
-                if "dense" in model:
-                    rows = _wire.dec(model["rows"])
-                    self._slice = _wire.dec(model["dense"], copy=True).reshape(rows.shape[0], K)
-                    if self._rows is None or not np.array_equal(rows, self._rows):
-                        self._local.clear()
-                        self._rowmap = np.full(cfg["num_terms"], -1, np.int32)
-                        self._rowmap[rows] = np.arange(rows.shape[0], dtype=np.int32)
-                    self._rows = rows
-                else:
-                    words = _wire.dec(model["words"])
-                    if words.size and (words.min() < 0 or words.max() >= cfg["num_terms"]):
-                        raise StaleView(f"worker {self.name}: word ids out of range")
-                    old, new = _wire.dec(model["old"]), _wire.dec(model["new"])
-                    for t in (old, new):
-                        if t.size and t.max() >= K:
-                            raise StaleView(f"worker {self.name}: topic ids out of range")
-                    if not _apply_foreign(self._rowmap, words, old, new, self._slice):
-                        raise StaleView(f"worker {self.name}: negative counts after an update")
+                tu = time.perf_counter()
+                self._update_rows(model, cfg)
+                update_s = time.perf_counter() - tu
                 if "check" in model:  # DISTLDA_CHECK=1 on the dispatcher: verify the slice
                     expect = _wire.dec(model["check"]).reshape(-1)
                     bad = np.flatnonzero(self._slice.reshape(-1) != expect)
@@ -216,16 +289,35 @@ class LdaWorker:
                         self._local[i] = local
                 chunks = [self._chunks[i] for i in idxs]
                 local = [self._local[i] for i in idxs]
-                nwk = self._slice
+                ranges = []
+                if blocks is not None:
+                    cuts = np.ascontiguousarray(_wire.dec(blocks["cuts"]), np.int32)
+                    key = cuts.tobytes()
+                    B = cuts.shape[0] - 1
+                    for i, b in zip(idxs, blocks["of"]):
+                        if not 0 <= int(b) < B:
+                            raise ValueError(f"block {b} outside [0, {B})")
+                        bp = self._bounds(i, cuts, key)
+                        ranges.append((bp[int(b)], bp[int(b) + 1]))
+                else:
+                    ranges = [(c[1][:-1], c[1][1:]) for c in chunks]
+                nwk, lists = self._slice, self._lists
             seeds_a = _wire.dec(seeds)
             nk_a = _wire.dec(nk, copy=True)
             t0 = time.perf_counter()
             topics = [c[2] for c in chunks]
             before = [t.copy() for t in topics]
-            extra = {"mh_steps": cfg["mh_steps"]} if cfg.get("mh_steps") is not None else {}
-            sweep_chunks(local, topics, [c[1] for c in chunks], nwk, nk_a, cfg["alpha"],
-                         cfg["beta"], cfg["beta"] * cfg["num_terms"], seeds_a, cfg["sampler"],
-                         **extra)
+            alpha_a, beta = cfg["alpha"], cfg["beta"]
+            vbeta = beta * cfg["num_terms"]
+            if cfg["sampler"] == "sparse":
+                for w, t, c, (lo, hi), sd in zip(local, topics, chunks, ranges, seeds_a):
+                    K_.sweep_sparse(w, t, c[1], lo, hi, nwk, nk_a, *lists, alpha_a, beta, vbeta,
+                                    int(sd))
+            else:
+                if blocks is not None:
+                    raise ValueError(f"the {cfg['sampler']} sampler sweeps whole documents")
+                sweep_chunks(local, topics, [c[1] for c in chunks], nwk, nk_a, alpha_a, beta,
+                             vbeta, seeds_a, cfg["sampler"], cfg.get("mh_steps"))
             dt = time.perf_counter() - t0
             ntok = sum(t.shape[0] for t in topics)
             with self._lock:
@@ -233,14 +325,18 @@ class LdaWorker:
                     self._view = job
                 self.sweeps += 1
             # Only the changes travel back: a bit per token, plus the new topic of each token
-            # that moved (about 1/3 of them after burn-in).
+            # that moved.
+            tp = time.perf_counter()
             changes = []
+            tdt = _wire.topic_dtype(K)
             for old, new in zip(before, topics):
-                moved = old != new
-                changes.append({"mask": _wire.enc(np.packbits(moved)),
-                                "new": _wire.enc_topics(new[moved], K)})
+                packed = np.empty((old.shape[0] + 7) // 8, np.uint8)
+                moved = np.empty(old.shape[0], tdt)
+                n = _diff_pack(old, new, packed, moved)
+                changes.append({"mask": _wire.enc(packed), "new": _wire.enc(moved[:n])})
             j.result = {"job": job, "seconds": dt, "tokens": ntok, "changes": changes,
-                        "cpu_seconds": time.thread_time() - c0,
+                        "cpu_seconds": time.thread_time() - c0, "update_seconds": update_s,
+                        "pack_seconds": time.perf_counter() - tp,
                         "job_seconds": time.perf_counter() - w0}
             logger.debug("job %s: %d chunks, %d tokens in %.3f s", job[:8], len(idxs), ntok, dt)
         except Exception as e:  # reported to the dispatcher through result()
