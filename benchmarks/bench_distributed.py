@@ -53,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--heldout-docs", type=int, default=500)
     p.add_argument("--eval-iters", type=int, default=20)
-    p.add_argument("--chunksize", type=int, default=200)
+    p.add_argument("--chunksize", type=int, default=2000,
+                   help="documents per chunk (default 2000, LdaModel's default)")
     p.add_argument("--quick", action="store_true", help="synth-small, 2,6 sweeps, 200 docs")
     p.add_argument("--out", default=str(common.OUT_DIR))
     a = p.parse_args(argv)

@@ -85,33 +85,19 @@ class _Member:
         self.rows = self.view_job = self.rowmap = None
 
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.int64)
-
-
 @njit(cache=True, nogil=True)
-def _count_moves(packed, ntok, popcount):
-    """Set bits among the first ``ntok`` of ``packed``, or -1 if a bit beyond is set."""
-    n = 0
-    full = ntok >> 3
-    for b in range(full):
-        n += popcount[packed[b]]
-    for i in range(full * 8, packed.shape[0] * 8):
-        if (packed[i >> 3] >> (7 - (i & 7))) & 1:
-            if i >= ntok:
-                return -1
-            n += 1
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _gather_moves(packed, new, words, topics, nk, out_w, out_old, out_new, n):
-    """Read a chunk's moves: token ``i`` moved iff bit ``i`` of ``packed`` is set (numpy
-    ``packbits`` order) and ``new`` holds the moved tokens' topics in token order. Records
-    (word, old topic, new topic) at ``out_*[n:]``, and commits them to ``topics`` and the
-    topic totals ``nk`` (the word-topic counts are recounted from the topics when read).
-    Returns the new ``n``. The caller has checked the mask against ``new`` (_count_moves)."""
-    j = 0
+def _read_result(packed, new, words, topics, nk, out_w, out_old, out_new, K):
+    """Read a chunk's result without changing the chunk: token ``i`` moved iff bit ``i`` of
+    ``packed`` is set (numpy ``packbits`` order) and ``new`` holds the moved tokens' topics in
+    token order. Adds the change of the topic totals to ``nk`` and writes the moves (word, old
+    topic, new topic) to ``out_*``. Returns the number of moves, or -1 if the result is
+    malformed (a bit past the last token, too few or too many new topics, a topic out of
+    range); then ``nk`` and the outputs are garbage and must not be used."""
     N = words.shape[0]
+    if packed.shape[0] != (N + 7) // 8:
+        return -1
+    M = new.shape[0]
+    j = 0
     for byte in range(packed.shape[0]):
         bits = packed[byte]
         if bits == 0:
@@ -119,19 +105,35 @@ def _gather_moves(packed, new, words, topics, nk, out_w, out_old, out_new, n):
         for k in range(8):
             if (bits >> (7 - k)) & 1:
                 i = byte * 8 + k
-                if i >= N:
-                    break
+                if i >= N or j >= M:
+                    return -1
                 a = topics[i]
-                b = new[j]
+                b = np.int32(new[j])
+                if b < 0 or b >= K:
+                    return -1
+                out_w[j] = words[i]
+                out_old[j] = a
+                out_new[j] = b
                 j += 1
                 nk[a] -= 1
                 nk[b] += 1
-                topics[i] = b
-                out_w[n] = words[i]
-                out_old[n] = a
-                out_new[n] = b
-                n += 1
-    return n
+    if j != M:
+        return -1
+    return j
+
+
+@njit(cache=True, nogil=True)
+def _apply_result(packed, new, topics):
+    """Write the new topics of a result checked by :func:`_read_result` into ``topics``."""
+    j = 0
+    for byte in range(packed.shape[0]):
+        bits = packed[byte]
+        if bits == 0:
+            continue
+        for k in range(8):
+            if (bits >> (7 - k)) & 1:
+                topics[byte * 8 + k] = new[j]
+                j += 1
 
 
 @njit(cache=True, nogil=True)
@@ -313,6 +315,7 @@ class LdaDispatcher:
             self._clean, self._inbox, self._committed = False, {}, set()
             self._wdt = np.uint16 if config["num_terms"] <= 65536 else np.int32
             self._freq = np.zeros(config["num_terms"], np.int64)  # tokens per word
+            self._version = []  # per chunk: commits so far
             self._nwk_stale = False
             self._membership_changed = True
             self._touched = time.time()
@@ -352,6 +355,7 @@ class LdaDispatcher:
                                      f"each document (distlda.models._kernels.sort_doc_tokens)")
                 K_.count_assignments(c.words, c.topics, st.nwk, st.nk, 1)
                 self._freq += np.bincount(c.words, minlength=st.num_terms)
+                self._version.append(0)
                 st.chunks.append(c)
                 self._stats["bytes_load"] += _payload_bytes(words, doc_ptr, topics)
             return len(st.chunks)
@@ -611,52 +615,85 @@ class LdaDispatcher:
             while True:
                 r = w.result(session, job, self.poll)
                 if r is not None:
-                    return r
+                    break
         except BaseException:
             m.proxy = None
             w._pyroRelease()
             raise
+        t0 = time.perf_counter()
+        r["prep"] = self._prepare(m, idxs, r["changes"])
+        r["prep_s"] = time.perf_counter() - t0
+        r["t_recv"] = t0
+        return r
 
-    def _commit(self, m: _Member, idxs, changes, job, remaining, inbox) -> int:
-        """Commit a job's moves, chunk by chunk, all or nothing (validated first).
+    def _prepare(self, m: _Member, idxs, changes) -> dict:
+        """Validate a job's result and read its moves (word, old topic, new topic) and the
+        change of the topic totals, changing nothing.
 
-        The topics and the topic totals ``nk`` move at once; the word-topic counts, a function
-        of the topics, are recounted when read (:meth:`_counts`), so the merge costs the
-        dispatcher one sequential pass over the job's tokens.
+        Runs in the job's own thread as soon as the result arrives (the kernel releases the
+        GIL), so results of workers that finish together are read in parallel and the commit
+        proper (:meth:`_commit`) only writes the moved tokens' topics. Raises ValueError if
+        the result is malformed.
         """
         st = self._state
-        up = 0
-        checked = []
-        for i, ch in zip(idxs, changes):  # validate everything before anything moves
-            c = st.chunks[i]
-            packed = _wire.dec(ch["mask"])
-            new = _wire.dec_topics(ch["new"])
-            if (packed.shape[0] != (c.num_tokens + 7) // 8
-                    or _count_moves(packed, c.num_tokens, _POPCOUNT) != new.shape[0]
-                    or (new.size and (new.min() < 0 or new.max() >= st.num_topics))):
+        K = st.num_topics
+        parts = []
+        total = up = 0
+        for i, ch in zip(idxs, changes):
+            packed, new = _wire.dec(ch["mask"]), _wire.dec(ch["new"])
+            if packed.dtype != np.uint8 or new.ndim != 1:
                 raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
-            checked.append((i, c, packed, new))
+            parts.append((i, packed, new))
+            total += new.shape[0]
             up += _wire.nbytes(ch)
-        total = sum(new.shape[0] for _, _, _, new in checked)
         words = np.empty(total, np.int32)
         old = np.empty(total, np.int32)
         new_all = np.empty(total, np.int32)
+        nk = np.zeros_like(st.nk)
         n = 0
-        for i, c, packed, new in checked:
-            n = _gather_moves(packed, new, c.words, c.topics, st.nk, words, old, new_all, n)
-            if n:
-                self._nwk_stale = True
+        with self._lock:
+            version = [self._version[i] for i in idxs]
+        for i, packed, new in parts:
+            c = st.chunks[i]
+            k = _read_result(packed, new, c.words, c.topics, nk, words[n:], old[n:],
+                             new_all[n:], K)
+            if k < 0:
+                raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
+            n += k
+        return {"parts": parts, "version": version, "nk": nk, "moves": (words, old, new_all),
+                "bytes": up}
+
+    def _commit(self, m: _Member, idxs, changes, prep, job, remaining, inbox) -> int:
+        """Commit a job's result, read by :meth:`_prepare`: all its chunks at once.
+
+        The topics and the topic totals ``nk`` move together; the word-topic counts, a
+        function of the topics, are recounted when read (:meth:`_counts`). Returns the bytes
+        the result took on the wire.
+        """
+        st = self._state
+        if [self._version[i] for i in idxs] != prep["version"]:
+            # A chunk was committed since the result was read (cannot happen while each chunk
+            # has one owner): read it again against the current topics.
+            prep = self._prepare(m, idxs, changes)
+        for i, packed, new in prep["parts"]:
+            _apply_result(packed, new, st.chunks[i].topics)
+            self._version[i] += 1
             remaining.discard(i)
-        # Forward: each other worker gets the moves on its own words, in the next sweep.
+        st.nk += prep["nk"]
+        words, old, new_all = prep["moves"]
+        n = words.shape[0]
+        if n:
+            self._nwk_stale = True
+        # Forward: each other worker gets the moves on its own words, with its next job.
         tdt = _wire.topic_dtype(st.num_topics)
         for w in self._members_in_session():
             if w is m or w.rowmap is None:
                 continue
             fw, fo, fn = (np.empty(n, self._wdt), np.empty(n, tdt), np.empty(n, tdt))
-            k = _filter_moves(w.rowmap, words[:n], old[:n], new_all[:n], fw, fo, fn)
+            k = _filter_moves(w.rowmap, words, old, new_all, fw, fo, fn)
             inbox.setdefault(w.name, []).append((fw[:k], fo[:k], fn[:k]))
         m.view_job = job
-        return up
+        return prep["bytes"]
 
     def _counts(self) -> np.ndarray:
         """The exact word-topic counts of the committed topics (recounted if stale).
@@ -798,6 +835,10 @@ class LdaDispatcher:
                 m, idxs, job = inflight.pop(f)
                 try:
                     r = f.result()
+                except (ValueError, KeyError, TypeError) as e:  # a malformed result
+                    ps["lost"] += 1
+                    self._lose(m, f"bad result: {e}", unregister=False)
+                    continue
                 except Exception as e:
                     ps["lost"] += 1
                     why = f"{type(e).__name__}: {e}"
@@ -811,20 +852,16 @@ class LdaDispatcher:
                 with self._lock:
                     if self._members.get(m.name) is not m or session != self._session:
                         continue
-                    try:
-                        ps["bytes_up"] += self._commit(m, idxs, r["changes"], job, remaining,
-                                                       inbox)
-                    except (ValueError, KeyError, TypeError) as e:  # nothing was committed
-                        ps["lost"] += 1
-                        self._lose(m, f"bad result: {e}", unregister=False)
-                        continue
+                    ps["bytes_up"] += self._commit(m, idxs, r["changes"], r["prep"], job,
+                                                   remaining, inbox)
                 ps["commit_s"] += time.perf_counter() - t1
                 step_max = max(step_max, r["seconds"])
                 ps["worker_cpu_s"] += r.get("cpu_seconds", 0.0)
                 ps.setdefault("jobs", []).append(
-                    (step, r["tokens"], round(r["seconds"], 4), round(r["job_seconds"], 4),
+                    (m.name[-5:], step, r["tokens"], round(r["seconds"], 4), round(r["job_seconds"], 4),
                      round(r.get("update_seconds", 0), 4), round(r.get("pack_seconds", 0), 4),
-                     round(t1 - f.t_submit, 4), round(time.perf_counter() - t1, 4)))
+                     round(t1 - f.t_submit, 4), round(time.perf_counter() - t1, 4),
+                     round(r["prep_s"], 4), round(r["t_recv"] - f.t_submit, 4)))
                 ps["job_latency_s"] = max(ps.get("job_latency_s", 0.0), t1 - f.t_submit)
         ps["worker_s"] += step_max
         with self._lock:

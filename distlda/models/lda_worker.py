@@ -84,21 +84,17 @@ def _apply_foreign(rowmap, words, old, new, nwk, wt_ptr, wt_len, wt_top, lists):
 
 
 @njit(cache=True, nogil=True)
-def _diff_pack(before, after, packed, new_out):
-    """Bit ``i`` of ``packed`` (numpy ``packbits`` order) = token ``i`` changed topic; the new
-    topics of the changed tokens go to ``new_out`` in token order. Returns how many changed."""
-    N = before.shape[0]
+def _diff_pack(before, after, lo, hi, packed, new_out):
+    """Set bit ``i`` of ``packed`` (zeros; numpy ``packbits`` order) for each token ``i`` of
+    the swept ranges ``lo[d] <= i < hi[d]`` that changed topic, and write the new topics of
+    those tokens to ``new_out`` in token order. Returns how many changed."""
     n = 0
-    for byte in range(packed.shape[0]):
-        bits = 0
-        for k in range(8):
-            i = byte * 8 + k
-            bits <<= 1
-            if i < N and before[i] != after[i]:
-                bits |= 1
+    for d in range(lo.shape[0]):
+        for i in range(lo[d], hi[d]):
+            if before[i] != after[i]:
+                packed[i >> 3] |= np.uint8(128 >> (i & 7))
                 new_out[n] = after[i]
                 n += 1
-        packed[byte] = bits
     return n
 
 
@@ -133,6 +129,7 @@ class LdaWorker:
         self._view = None                     # job id whose end state self._slice is
         self._lists = None                    # sparse sampler's word lists over self._slice
         self._block_cache: dict = {}          # (idx, cuts) -> block token ranges
+        self._buf: dict = {}                  # idx -> (topics before, moved topics, mask)
         self._jobs: dict[str, _Job] = {}
         self._busy = False
         self.sweeps = 0
@@ -190,6 +187,7 @@ class LdaWorker:
     def _invalidate(self):
         self._local.clear()
         self._block_cache.clear()
+        self._buf.clear()
         self._rows = self._rowmap = self._slice = self._view = self._lists = None
 
     # ------------------------------------------------------------ sweeping
@@ -269,6 +267,7 @@ class LdaWorker:
                     self._config["alpha"] = _wire.dec(alpha, copy=True)
                 cfg = self._config
                 K = cfg["num_topics"]
+                tdt = _wire.topic_dtype(K)
                 tu = time.perf_counter()
                 self._update_rows(model, cfg)
                 update_s = time.perf_counter() - tu
@@ -306,9 +305,18 @@ class LdaWorker:
             nk_a = _wire.dec(nk, copy=True)
             t0 = time.perf_counter()
             topics = [c[2] for c in chunks]
-            before = [t.copy() for t in topics]
+            bufs = []
+            for i, t in zip(idxs, topics):  # buffers kept across jobs: no fresh pages
+                b = self._buf.get(i)
+                if b is None or b[0].shape != t.shape:
+                    b = self._buf[i] = (np.empty_like(t), np.empty(t.shape[0], tdt),
+                                        np.empty((t.shape[0] + 7) // 8, np.uint8))
+                b[2].fill(0)
+                bufs.append(b)
             alpha_a, beta = cfg["alpha"], cfg["beta"]
             vbeta = beta * cfg["num_terms"]
+            for t, (before, _, _) in zip(topics, bufs):
+                np.copyto(before, t)
             if cfg["sampler"] == "sparse":
                 for w, t, c, (lo, hi), sd in zip(local, topics, chunks, ranges, seeds_a):
                     K_.sweep_sparse(w, t, c[1], lo, hi, nwk, nk_a, *lists, alpha_a, beta, vbeta,
@@ -328,11 +336,8 @@ class LdaWorker:
             # that moved.
             tp = time.perf_counter()
             changes = []
-            tdt = _wire.topic_dtype(K)
-            for old, new in zip(before, topics):
-                packed = np.empty((old.shape[0] + 7) // 8, np.uint8)
-                moved = np.empty(old.shape[0], tdt)
-                n = _diff_pack(old, new, packed, moved)
+            for t, (before, moved, packed), (lo, hi) in zip(topics, bufs, ranges):
+                n = _diff_pack(before, t, lo, hi, packed, moved)
                 changes.append({"mask": _wire.enc(packed), "new": _wire.enc(moved[:n])})
             j.result = {"job": job, "seconds": dt, "tokens": ntok, "changes": changes,
                         "cpu_seconds": time.thread_time() - c0, "update_seconds": update_s,
