@@ -90,7 +90,7 @@ def measure(X, args, n_tok, short, long_, ns_conf=None):
         ex = _client.DistributedExecutor(uri, info["workers"])
     marks = []
 
-    def on_sweep(it, loglik=None):
+    def on_sweep(it, **kw):
         marks.append((time.perf_counter(), time.process_time()))
 
     marks.append((time.perf_counter(), time.process_time()))

@@ -111,9 +111,20 @@ def test_one_worker_runs_the_serial_sweep_function_bit_for_bit(cluster):
     dist = LdaModel(X, distributed=False, **kw)
     uri, _ = _client.find_dispatcher(cluster.ns_conf)
     _client.DistributedExecutor(uri, 1).run(dist._state, 15, dist._rng,
-                                            lambda it, loglik=None: None)
+                                            lambda it, **kw: None)
     np.testing.assert_array_equal(dist.sstats, ref.sstats)
     assert_exact(dist, X.sum())
+
+
+@pytest.mark.parametrize("cluster", [(2, False)], indirect=True, ids=["2"])
+def test_auto_alpha_on_the_cluster_learns_from_the_current_assignments(cluster):
+    # as tests/test_hyper.py in-process: alpha="auto" starts at 0.1, twice the planted 0.05;
+    # on a cluster the histograms come from the dispatcher's committed topics every sweep
+    X, phi = planted_corpus(D=600, V=300, K=10, L=80, alpha=0.05, seed=4)
+    lda = train(X, cluster, num_topics=10, alpha="auto", iterations=80, optimize_burnin=20)
+    assert lda.executor_info.startswith("distributed")
+    assert abs(lda.alpha.mean() - 0.05) < abs(0.1 - 0.05) / 2, lda.alpha
+    assert_exact(lda, X.sum())
 
 
 @pytest.mark.parametrize("cluster", [(2, False)], indirect=True, ids=["2"])
@@ -206,7 +217,7 @@ def test_worker_added_mid_training_gets_work(cluster):
     assert info["workers"] == 1
     added = []
 
-    def on_sweep(it, loglik=None):
+    def on_sweep(it, **kw):
         if it == 2:  # between sweeps 3 and 4 (training goes on while it starts)
             added.append(cluster.add_worker())
 

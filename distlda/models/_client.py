@@ -179,7 +179,8 @@ class DistributedExecutor:
                 job = d.sweep(session, _wire.enc(seeds), _wire.enc(state.alpha))
                 while d.wait(session, job, 1.0) is None:
                     pass
-                on_sweep(it, loglik=lambda: d.loglik(session) / n_tok)
+                on_sweep(it, loglik=lambda: d.loglik(session) / n_tok,
+                         histograms=lambda: tuple(_wire.dec(a) for a in d.histograms(session)))
             self._fetch(d, session, state)
             self.stats = d.stats(session)
             logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "

@@ -55,6 +55,7 @@ import Pyro5.errors
 
 from distlda.models import _kernels as K_
 from distlda.models import _wire
+from distlda.models._hyper import count_histograms
 from distlda.models.chunks import Chunk
 from distlda.models.lda_worker import (PREFIX as WORKER_PREFIX, _sigterm, add_common_args,
                                        serve_forever, setup_logging)
@@ -386,6 +387,14 @@ class LdaDispatcher:
             self._check(session)
             self._counts()
             return float(self._state.log_likelihood())
+
+    def histograms(self, session: str) -> list:
+        """Document-topic count histograms of the committed topics, for learning alpha
+        (:func:`distlda.models._hyper.count_histograms`, five int64 arrays)."""
+        with self._lock:
+            self._check(session)
+            h = count_histograms(self._state.chunks, self._state.num_topics)
+        return [_wire.enc(np.asarray(a, np.int64)) for a in h]
 
     def topics(self, session: str, start: int, stop: int) -> list:
         """Committed topics of chunks ``start:stop``."""

@@ -195,10 +195,11 @@ class LdaModel:
         last = dict(t=time.perf_counter(), it=-1, t_sweep=time.perf_counter())
         report_every = self.eval_every or 10
 
-        def on_sweep(it: int, loglik=None) -> None:
+        def on_sweep(it: int, loglik=None, histograms=None) -> None:
             """Log each sweep at DEBUG; every ``eval_every`` sweeps, rate and LL at INFO.
 
-            ``loglik`` (per token, or a function returning it) is passed by executors whose
+            ``loglik`` (per token, or a function returning it) and ``histograms`` (a function
+            returning the document-topic count histograms) are passed by executors whose
             Gibbs state lives elsewhere.
             """
             now = time.perf_counter()
@@ -208,7 +209,7 @@ class LdaModel:
             self._sweeps_done += 1
             if (self.optimize_alpha and self._sweeps_done >= self.optimize_burnin
                     and self._sweeps_done % self.optimize_interval == 0):
-                self._learn_alpha()
+                self._learn_alpha(histograms)
             if (it + 1) % report_every == 0 or it + 1 == iterations:
                 avg = n_tokens * (it - last["it"]) / max(now - last["t"], 1e-9)
                 if self.eval_every:
@@ -232,9 +233,10 @@ class LdaModel:
             if bar is not None:
                 bar.close()
 
-    def _learn_alpha(self) -> None:
+    def _learn_alpha(self, histograms=None) -> None:
         from distlda.models._hyper import count_histograms, optimize_alpha
-        hist = count_histograms(self._state.chunks, self.num_topics)
+        hist = (histograms() if histograms is not None
+                else count_histograms(self._state.chunks, self.num_topics))
         self.alpha = optimize_alpha(self.alpha, hist)
         self._state.alpha = self.alpha  # executors read the prior from the state each sweep
         logger.info("alpha re-estimated: sum %.4f, min %.4g, max %.4g",
