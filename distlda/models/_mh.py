@@ -114,23 +114,38 @@ def build_alias(weights):
 
 # ----------------------------------------------------------------------------- index and records
 @njit(**_JIT)
-def word_index(words_cat, num_rows):
-    """Tokens grouped by word (counting sort, stable).
+def _count_words(words, wptr):
+    """Add the token count of each word to ``wptr[word + 1]``."""
+    for i in range(words.shape[0]):
+        wptr[words[i] + 1] += 1
+
+
+@njit(**_JIT)
+def _place_words(words, offset, fill, widx):
+    """Write the positions ``offset + i`` of ``words`` to their word's next slot in ``widx``."""
+    for i in range(words.shape[0]):
+        v = words[i]
+        widx[fill[v]] = offset + i
+        fill[v] += 1
+
+
+def word_index(words_list, num_rows):
+    """Tokens grouped by word (counting sort, stable), over chunks taken as one array.
 
     Returns ``(wptr int64[V+1], widx int32[N])``: word ``v``'s tokens are
     ``widx[wptr[v]:wptr[v+1]]`` (positions in the concatenated chunks), in increasing order.
+    The chunks are read in place, never concatenated (that copy would set the peak memory).
     """
     wptr = np.zeros(num_rows + 1, np.int64)
-    for i in range(words_cat.shape[0]):
-        wptr[words_cat[i] + 1] += 1
-    for v in range(num_rows):
-        wptr[v + 1] += wptr[v]
+    for w in words_list:
+        _count_words(w, wptr)
+    np.cumsum(wptr, out=wptr)
     fill = wptr[:-1].copy()
-    widx = np.empty(words_cat.shape[0], np.int32)
-    for i in range(words_cat.shape[0]):
-        v = words_cat[i]
-        widx[fill[v]] = i
-        fill[v] += 1
+    widx = np.empty(int(wptr[-1]), np.int32)
+    offset = 0
+    for w in words_list:
+        _place_words(w, offset, fill, widx)
+        offset += w.shape[0]
     return wptr, widx
 
 
@@ -408,9 +423,7 @@ class _Work:
         self.mh_steps = mh_steps
         self.num_topics = num_topics
         self.offsets = np.concatenate(([0], np.cumsum(self.shapes, dtype=np.int64)))
-        words_cat = (np.concatenate(words_list) if len(words_list) != 1 else words_list[0])
-        self.wptr, self.widx = word_index(np.ascontiguousarray(words_cat, dtype=np.int32),
-                                          num_rows)
+        self.wptr, self.widx = word_index(words_list, num_rows)
         self.doc_ptr = np.concatenate(
             [np.asarray(p[:-1], np.int64) + o for p, o in zip(docptr_list, self.offsets)]
             + [np.array([self.offsets[-1]], np.int64)])

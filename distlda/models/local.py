@@ -96,8 +96,9 @@ class LocalExecutor:
     def _sparse_plan(self, state: GibbsState):
         """Chunk groups, per-chunk block offsets and the shared word lists of a run."""
         groups = partition([c.num_tokens for c in state.chunks], self.workers)
-        freq = np.bincount(np.concatenate([c.words for c in state.chunks]),
-                           minlength=state.num_terms)
+        freq = np.zeros(state.num_terms, np.int64)  # chunk by chunk: no concatenated copy
+        for c in state.chunks:
+            freq += np.bincount(c.words, minlength=state.num_terms)
         blocks = self._block_layout(state, len(groups), freq)
         wt = K_.build_word_lists(state.nwk, freq)  # shared: rows are disjoint per thread
         return groups, blocks, wt
