@@ -8,12 +8,13 @@ Run one per core, on every machine of the cluster, after the Pyro5 name server::
 The worker registers with the name server as ``distlda.worker.<host>.<pid>`` and waits; the
 dispatcher (``python -m distlda.models.lda_dispatcher``) finds it by listing that prefix, even
 in the middle of a training. Data placement: the worker keeps the tokens and topic assignments
-of its chunks across sweeps; each sweep it receives only the word-topic rows its chunks use
-(dense the first time, then only the other workers' moves on those words), sweeps with the
-compiled sparse sampler (:func:`distlda.models.state.sweep_chunks`, the same function as the
-serial model) and sends back which tokens moved and to which topics. It never touches the
-global counts: the dispatcher commits the moves it gets, so a worker killed at any moment
-loses nothing.
+of its chunks across jobs; with each job it receives only the word-topic rows its chunks use
+(dense the first time, then only the other workers' moves on those words), resamples the
+tokens of the job's vocabulary block (or all of them) with the same compiled kernels as the
+serial model (:func:`distlda.models._kernels.sweep_sparse`, keeping its word lists across
+jobs, or :func:`distlda.models.state.sweep_chunks` for MH) and sends back which tokens moved
+and to which topics. It never touches the global counts: the dispatcher commits the moves it
+gets, so a worker killed at any moment loses nothing.
 
 ``sweep`` returns at once with a job id and the work runs in a thread; the dispatcher polls
 ``result``, so a long sweep is never mistaken for a dead worker.
