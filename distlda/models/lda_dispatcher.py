@@ -316,7 +316,6 @@ class LdaDispatcher:
             self._clean, self._inbox, self._committed = False, {}, set()
             self._wdt = np.uint16 if config["num_terms"] <= 65536 else np.int32
             self._freq = np.zeros(config["num_terms"], np.int64)  # tokens per word
-            self._version = []  # per chunk: commits so far
             self._nwk_stale = False
             self._membership_changed = True
             self._touched = time.time()
@@ -356,7 +355,6 @@ class LdaDispatcher:
                                      f"each document (distlda.models._kernels.sort_doc_tokens)")
                 K_.count_assignments(c.words, c.topics, st.nwk, st.nk, 1)
                 self._freq += np.bincount(c.words, minlength=st.num_terms)
-                self._version.append(0)
                 st.chunks.append(c)
                 self._stats["bytes_load"] += _payload_bytes(words, doc_ptr, topics)
             return len(st.chunks)
@@ -636,13 +634,16 @@ class LdaDispatcher:
         return r
 
     def _prepare(self, m: _Member, idxs, changes) -> dict:
-        """Validate a job's result and read its moves (word, old topic, new topic) and the
-        change of the topic totals, changing nothing.
+        """Validate a job's result, then write its new topics into the job's chunks; returns
+        the change of the topic totals and the moves (word, old topic, new topic) for
+        :meth:`_commit`.
 
-        Runs in the job's own thread as soon as the result arrives (the kernel releases the
-        GIL), so results of workers that finish together are read in parallel and the commit
-        proper (:meth:`_commit`) only writes the moved tokens' topics. Raises ValueError if
-        the result is malformed.
+        Runs in the job's own thread as soon as the result arrives (the kernels release the
+        GIL), so the results of workers that finish together are read in parallel. Writing the
+        topics here is safe: during a step a chunk is in exactly one job, chunks are re-sent
+        to another worker only after their job has ended, and nothing else reads them before
+        the sweep is over. Raises ValueError, having changed nothing, if the result is
+        malformed; once the topics are written, :meth:`_commit` must follow.
         """
         st = self._state
         K = st.num_topics
@@ -660,33 +661,25 @@ class LdaDispatcher:
         new_all = np.empty(total, np.int32)
         nk = np.zeros_like(st.nk)
         n = 0
-        with self._lock:
-            version = [self._version[i] for i in idxs]
-        for i, packed, new in parts:
+        for i, packed, new in parts:  # all checked before anything is written
             c = st.chunks[i]
             k = _read_result(packed, new, c.words, c.topics, nk, words[n:], old[n:],
                              new_all[n:], K)
             if k < 0:
                 raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
             n += k
-        return {"parts": parts, "version": version, "nk": nk, "moves": (words, old, new_all),
-                "bytes": up}
+        for i, packed, new in parts:
+            _apply_result(packed, new, st.chunks[i].topics)
+        return {"nk": nk, "moves": (words, old, new_all), "bytes": up}
 
-    def _commit(self, m: _Member, idxs, changes, prep, job, remaining, inbox) -> int:
-        """Commit a job's result, read by :meth:`_prepare`: all its chunks at once.
-
-        The topics and the topic totals ``nk`` move together; the word-topic counts, a
-        function of the topics, are recounted when read (:meth:`_counts`). Returns the bytes
-        the result took on the wire.
+    def _commit(self, m: _Member, idxs, prep, job, remaining, inbox) -> int:
+        """Commit a job's result, whose topics :meth:`_prepare` has written: move the topic
+        totals with them and forward the moves. The word-topic counts, a function of the
+        topics, are recounted when read (:meth:`_counts`). Returns the bytes the result took
+        on the wire.
         """
         st = self._state
-        if [self._version[i] for i in idxs] != prep["version"]:
-            # A chunk was committed since the result was read (cannot happen while each chunk
-            # has one owner): read it again against the current topics.
-            prep = self._prepare(m, idxs, changes)
-        for i, packed, new in prep["parts"]:
-            _apply_result(packed, new, st.chunks[i].topics)
-            self._version[i] += 1
+        for i in idxs:
             remaining.discard(i)
         st.nk += prep["nk"]
         words, old, new_all = prep["moves"]
@@ -859,10 +852,11 @@ class LdaDispatcher:
                     continue
                 t1 = time.perf_counter()
                 with self._lock:
-                    if self._members.get(m.name) is not m or session != self._session:
+                    if session != self._session:
                         continue
-                    ps["bytes_up"] += self._commit(m, idxs, r["changes"], r["prep"], job,
-                                                   remaining, inbox)
+                    # (m cannot have been dropped since its job ended: only this loop drops
+                    # workers during a step, one finished job at a time)
+                    ps["bytes_up"] += self._commit(m, idxs, r["prep"], job, remaining, inbox)
                 ps["commit_s"] += time.perf_counter() - t1
                 step_max = max(step_max, r["seconds"])
                 ps["worker_cpu_s"] += r.get("cpu_seconds", 0.0)
