@@ -353,6 +353,10 @@ class LdaDispatcher:
                 if not _sorted_in_docs(c.words, c.doc_ptr):
                     raise ValueError(f"chunk {idx}: tokens must be sorted by word id within "
                                      f"each document (distlda.models._kernels.sort_doc_tokens)")
+                # Stored as narrow as they travel (2-byte words up to 65,536 terms, 1-byte
+                # topics up to 256): the dispatcher's passes over them are memory-bound.
+                c.words = c.words.astype(self._wdt)
+                c.topics = c.topics.astype(_wire.topic_dtype(st.num_topics))
                 K_.count_assignments(c.words, c.topics, st.nwk, st.nk, 1)
                 self._freq += np.bincount(c.words, minlength=st.num_terms)
                 st.chunks.append(c)
@@ -656,9 +660,10 @@ class LdaDispatcher:
             parts.append((i, packed, new))
             total += new.shape[0]
             up += _wire.nbytes(ch)
-        words = np.empty(total, np.int32)
-        old = np.empty(total, np.int32)
-        new_all = np.empty(total, np.int32)
+        tdt = _wire.topic_dtype(K)
+        words = np.empty(total, self._wdt)
+        old = np.empty(total, tdt)
+        new_all = np.empty(total, tdt)
         nk = np.zeros_like(st.nk)
         n = 0
         for i, packed, new in parts:  # all checked before anything is written
