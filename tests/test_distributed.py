@@ -252,6 +252,29 @@ def test_dispatcher_death_fails_training_and_keeps_model_exact():
     assert c.alive() == []
 
 
+def test_dispatcher_death_in_auto_mode_finishes_in_process_from_the_last_checkpoint(
+        monkeypatch, caplog):
+    monkeypatch.setattr(_client.DistributedExecutor, "CHECKPOINT_SECONDS", 0.0)  # every sweep
+    X, phi = planted_corpus(D=600, V=300, K=8, L=80, seed=11)
+    with Cluster(workers=1) as c:
+        with caplog.at_level(logging.INFO, logger="distlda"):
+            t, box = run_in_thread(lambda: LdaModel(
+                X, num_topics=8, iterations=60, distributed=None, ns_conf=c.ns_conf,
+                random_state=0, eval_every=0, alpha=0.5))
+            wait_for(lambda: dispatcher_stats(c).get("sweeps", 0) >= 5, 60, "5 sweeps")
+            c.kill(c.dispatcher, signal.SIGKILL)
+            t.join(120)
+        assert not t.is_alive()
+        assert "error" not in box, box.get("error")
+        lda = box["result"]
+        assert "then serial" in lda.executor_info
+        kept = [r.getMessage() for r in caplog.records if "lost the dispatcher" in r.message]
+        assert kept and "keeps the 0 sweeps" not in kept[0], kept  # checkpoints kept progress
+        assert_exact(lda, X.sum())
+        assert topic_recovery(lda.get_topics(), phi) >= 0.85
+    assert c.alive() == []
+
+
 # ---------------------------------------------------------------------------- the decision
 def test_distributed_true_without_cluster_fails_fast_and_clearly():
     X, _ = planted_corpus(D=20, V=30, K=2, L=10)

@@ -102,6 +102,19 @@ class _Mismatch(RuntimeError):
     pass
 
 
+class DispatcherLost(RuntimeError):
+    """The dispatcher stopped answering during a training, or the training failed there
+    (no worker left).
+
+    The client's model then holds the state of the last checkpoint: ``sweeps_kept`` sweeps of
+    this training, committed exactly (0: the state from before the training).
+    """
+
+    def __init__(self, message: str, sweeps_kept: int):
+        super().__init__(message)
+        self.sweeps_kept = sweeps_kept
+
+
 class DistributedExecutor:
     """Runs Gibbs sweeps on a Pyro5 cluster (see :mod:`distlda.models.lda_dispatcher`).
 
@@ -124,6 +137,9 @@ class DistributedExecutor:
 
     #: Bytes of chunk payload per load call.
     LOAD_BATCH = 8 << 20
+    #: Seconds between checkpoints: the client copies the cluster's assignments into its own
+    #: state (about 1 byte a token), so a lost dispatcher costs at most this much training.
+    CHECKPOINT_SECONDS = 30.0
 
     def __init__(self, uri, num_workers: int = 0, timeout: float = 120.0, sampler: str = "sparse",
                  mh_steps: int | None = None):
@@ -138,18 +154,27 @@ class DistributedExecutor:
         return f"distributed ({self.num_workers} workers at {self.uri})"
 
     def run(self, state, iterations: int, rng: np.random.Generator, on_sweep) -> None:
-        """Run ``iterations`` sweeps on the cluster, then commit the result into ``state``."""
+        """Run ``iterations`` sweeps on the cluster, then commit the result into ``state``.
+
+        Raises :class:`DispatcherLost` if the dispatcher stops answering; ``state`` then holds
+        the last checkpoint (every :attr:`CHECKPOINT_SECONDS`), exact.
+        """
+        self.sweeps_kept = 0
         with _wire.proxy(self.uri, self.timeout) as d:
             try:
                 self._run(d, state, iterations, rng, on_sweep)
             except Pyro5.errors.CommunicationError as e:
-                raise RuntimeError(f"lost the dispatcher at {self.uri} during training ({e}); "
-                                   f"the model keeps its state from before this training") from None
+                raise DispatcherLost(
+                    f"lost the dispatcher at {self.uri} during training ({e}); the model keeps "
+                    f"the {self.sweeps_kept} sweeps of this training done before its last "
+                    f"checkpoint", self.sweeps_kept) from None
             except _Mismatch:
                 raise
             except RuntimeError as e:  # raised on the dispatcher (e.g. no worker left)
-                raise RuntimeError(f"distributed training failed: {e}; the model keeps its "
-                                   f"state from before this training") from None
+                raise DispatcherLost(
+                    f"distributed training failed: {e}; the model keeps the "
+                    f"{self.sweeps_kept} sweeps of this training done before its last "
+                    f"checkpoint", self.sweeps_kept) from None
 
     def _run(self, d, state, iterations, rng, on_sweep):
         K = state.num_topics
@@ -174,11 +199,17 @@ class DistributedExecutor:
             logger.info("sent %d chunks (%d tokens) to the dispatcher in %.2f s",
                         len(state.chunks), state.num_tokens, time.perf_counter() - t0)
             n_tok = max(state.num_tokens, 1)
+            last_checkpoint = time.perf_counter()
             for it in range(iterations):
                 seeds = rng.integers(2 ** 32, size=len(state.chunks)).astype(np.uint32)
                 job = d.sweep(session, _wire.enc(seeds), _wire.enc(state.alpha))
                 while d.wait(session, job, 1.0) is None:
                     pass
+                if (it + 1 < iterations
+                        and time.perf_counter() - last_checkpoint >= self.CHECKPOINT_SECONDS):
+                    self._fetch(d, session, state)
+                    self.sweeps_kept = it + 1
+                    last_checkpoint = time.perf_counter()
                 on_sweep(it, loglik=lambda: d.loglik(session) / n_tok,
                          histograms=lambda: tuple(_wire.dec(a) for a in d.histograms(session)))
             self._fetch(d, session, state)
