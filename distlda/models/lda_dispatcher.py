@@ -603,7 +603,9 @@ class LdaDispatcher:
                 "new": _wire.enc(new)}
 
     def _task(self, m, session, job, drop, load, idxs, model, nk, seeds, alpha, blocks):
-        """One worker job: hand over chunks, start the sweep, poll until it is done."""
+        """One worker job: hand over chunks, start the sweep, poll until it is done, then
+        read the result (:meth:`_prepare`)."""
+        t_sent = time.perf_counter()
         if m.proxy is None:
             m.proxy = _wire.proxy(m.uri, self.timeout)
         w = m.proxy
@@ -633,8 +635,8 @@ class LdaDispatcher:
             raise
         t0 = time.perf_counter()
         r["prep"] = self._prepare(m, idxs, r["changes"])
-        r["prep_s"] = time.perf_counter() - t0
-        r["t_recv"] = t0
+        r["received_s"] = t0 - t_sent
+        r["read_s"] = time.perf_counter() - t0
         return r
 
     def _prepare(self, m: _Member, idxs, changes) -> dict:
@@ -865,11 +867,13 @@ class LdaDispatcher:
                 ps["commit_s"] += time.perf_counter() - t1
                 step_max = max(step_max, r["seconds"])
                 ps["worker_cpu_s"] += r.get("cpu_seconds", 0.0)
-                ps.setdefault("jobs", []).append(
-                    (m.name[-5:], step, r["tokens"], round(r["seconds"], 4), round(r["job_seconds"], 4),
-                     round(r.get("update_seconds", 0), 4), round(r.get("pack_seconds", 0), 4),
-                     round(t1 - f.t_submit, 4), round(time.perf_counter() - t1, 4),
-                     round(r["prep_s"], 4), round(r["t_recv"] - f.t_submit, 4)))
+                # Where a job's time went (seconds): sampling, the worker's whole job, its
+                # update of the rows and packing of the result, the result back here since the
+                # job was sent, reading and writing it here.
+                ps.setdefault("jobs", []).append(dict(
+                    worker=m.name, step=step, tokens=r["tokens"], sample=r["seconds"],
+                    job=r.get("job_seconds"), update=r.get("update_seconds"),
+                    pack=r.get("pack_seconds"), received=r["received_s"], read=r["read_s"]))
                 ps["job_latency_s"] = max(ps.get("job_latency_s", 0.0), t1 - f.t_submit)
         ps["worker_s"] += step_max
         with self._lock:
