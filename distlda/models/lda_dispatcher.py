@@ -640,16 +640,14 @@ class LdaDispatcher:
         return r
 
     def _prepare(self, m: _Member, idxs, changes) -> dict:
-        """Validate a job's result, then write its new topics into the job's chunks; returns
-        the change of the topic totals and the moves (word, old topic, new topic) for
-        :meth:`_commit`.
+        """Validate a job's result and read its moves (word, old topic, new topic) and the
+        change of the topic totals, changing nothing.
 
-        Runs in the job's own thread as soon as the result arrives (the kernels release the
-        GIL), so the results of workers that finish together are read in parallel. Writing the
-        topics here is safe: during a step a chunk is in exactly one job, chunks are re-sent
-        to another worker only after their job has ended, and nothing else reads them before
-        the sweep is over. Raises ValueError, having changed nothing, if the result is
-        malformed; once the topics are written, :meth:`_commit` must follow.
+        Runs in the job's own thread as soon as the result arrives (the kernel releases the
+        GIL), so the results of workers that finish together are read in parallel. It only
+        reads the job's chunks, which nothing else writes while the job is out: the commit
+        (:meth:`_commit`, under the lock, where the counts are also read) writes the topics.
+        Raises ValueError if the result is malformed.
         """
         st = self._state
         K = st.num_topics
@@ -668,25 +666,24 @@ class LdaDispatcher:
         new_all = np.empty(total, tdt)
         nk = np.zeros_like(st.nk)
         n = 0
-        for i, packed, new in parts:  # all checked before anything is written
+        for i, packed, new in parts:
             c = st.chunks[i]
             k = _read_result(packed, new, c.words, c.topics, nk, words[n:], old[n:],
                              new_all[n:], K)
             if k < 0:
                 raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
             n += k
-        for i, packed, new in parts:
-            _apply_result(packed, new, st.chunks[i].topics)
-        return {"nk": nk, "moves": (words, old, new_all), "bytes": up}
+        return {"parts": parts, "nk": nk, "moves": (words, old, new_all), "bytes": up}
 
     def _commit(self, m: _Member, idxs, prep, job, remaining, inbox) -> int:
-        """Commit a job's result, whose topics :meth:`_prepare` has written: move the topic
-        totals with them and forward the moves. The word-topic counts, a function of the
-        topics, are recounted when read (:meth:`_counts`). Returns the bytes the result took
-        on the wire.
+        """Commit a job's result read by :meth:`_prepare`: write the moved tokens' topics,
+        move the topic totals with them and forward the moves. The word-topic counts, a
+        function of the topics, are recounted when read (:meth:`_counts`). Returns the bytes
+        the result took on the wire.
         """
         st = self._state
-        for i in idxs:
+        for i, packed, new in prep["parts"]:
+            _apply_result(packed, new, st.chunks[i].topics)
             remaining.discard(i)
         st.nk += prep["nk"]
         words, old, new_all = prep["moves"]
@@ -859,10 +856,8 @@ class LdaDispatcher:
                     continue
                 t1 = time.perf_counter()
                 with self._lock:
-                    if session != self._session:
+                    if self._members.get(m.name) is not m or session != self._session:
                         continue
-                    # (m cannot have been dropped since its job ended: only this loop drops
-                    # workers during a step, one finished job at a time)
                     ps["bytes_up"] += self._commit(m, idxs, r["prep"], job, remaining, inbox)
                 ps["commit_s"] += time.perf_counter() - t1
                 step_max = max(step_max, r["seconds"])
