@@ -201,10 +201,7 @@ def parse_args(argv=None):
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plots")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: synth-small, K=100, a few iterations, small evaluation")
-    args = p.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = common.fill_defaults(p.parse_args(argv), FULL, QUICK)
     args.corpora = common.split_list(args.corpora, str)
     try:
         args.topics = topics_by_corpus(args.topics, args.corpora)

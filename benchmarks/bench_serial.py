@@ -52,10 +52,7 @@ def parse_args(argv=None):
                                  "raw results go beside it as .json)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: synth-small, a few iterations, small evaluation")
-    args = p.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = common.fill_defaults(p.parse_args(argv), FULL, QUICK)
     args.corpora = common.split_list(args.corpora, str)
     args.topics = common.split_list(args.topics, int)
     args.iters = sorted(set(common.split_list(args.iters, int)))

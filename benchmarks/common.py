@@ -732,6 +732,14 @@ def add_model_args(p, full: dict, quick: dict) -> None:
                                     "../shared next to the repository)")
 
 
+def fill_defaults(args, full: dict, quick: dict):
+    """Options left unset (None) take their ``quick`` value with ``--quick``, else ``full``."""
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
 def split_list(text, kind):
     """``"a, b"`` -> ``[kind("a"), kind("b")]`` (for comma-list options)."""
     return [kind(x.strip()) for x in str(text).split(",") if x.strip()]

@@ -574,7 +574,6 @@ class LdaDispatcher:
         stats["bytes_down"] += _payload_bytes(alpha)
         f = self._pool.submit(self._task, m, session, job, drop, load, list(idxs), model, nk, sd,
                               alpha, blocks)
-        f.t_submit = time.perf_counter()
         inflight[f] = (m, list(idxs), job)
 
     def _delta(self, m: _Member) -> dict | None:
@@ -869,7 +868,6 @@ class LdaDispatcher:
                     worker=m.name, step=step, tokens=r["tokens"], sample=r["seconds"],
                     job=r.get("job_seconds"), update=r.get("update_seconds"),
                     pack=r.get("pack_seconds"), received=r["received_s"], read=r["read_s"]))
-                ps["job_latency_s"] = max(ps.get("job_latency_s", 0.0), t1 - f.t_submit)
         ps["worker_s"] += step_max
         with self._lock:
             self._clean, self._inbox = clean, inbox
