@@ -342,23 +342,34 @@ def test_vocabulary_blocks_are_one_token_run_per_document():
             assert np.flatnonzero(inside).tolist() == list(range(bp[k, d] - a, bp[k + 1, d] - a))
 
 
+def counts(words, topics, V, K):
+    """The word-topic counts of assignments."""
+    from distlda.models import _kernels as K_
+    nwk = np.zeros((V, K), np.int32)
+    K_.count_assignments(words, topics, nwk, np.zeros(K, np.int32), 1)
+    return nwk
+
+
+def random_moves(rng, V, K, N, share):
+    """N tokens' words and topics before and after ``share`` of them are resampled."""
+    words = rng.integers(0, V, N).astype(np.int32)
+    before = rng.integers(0, K, N).astype(np.int32)
+    after = np.where(rng.random(N) < share, rng.integers(0, K, N), before).astype(np.int32)
+    return words, before, after
+
+
 def test_worker_keeps_word_lists_in_step_with_foreign_moves():
     from distlda.models import _kernels as K_
     from distlda.models.lda_worker import _apply_foreign
-    rng = np.random.default_rng(1)
-    V, K, N = 40, 12, 400
-    words = rng.integers(0, V, N).astype(np.int32)
-    before = rng.integers(0, K, N).astype(np.int32)
-    after = np.where(rng.random(N) < 0.5, rng.integers(0, K, N), before).astype(np.int32)
-    nwk = np.zeros((V, K), np.int32)
-    K_.count_assignments(words, before, nwk, np.zeros(K, np.int32), 1)
+    V, K = 40, 12
+    words, before, after = random_moves(np.random.default_rng(1), V, K, 400, 0.5)
+    nwk = counts(words, before, V, K)
     lists = K_.build_word_lists(nwk, nwk.sum(axis=1))
     rowmap = np.arange(V, dtype=np.int32)
     rowmap[::5] = -1  # rows this worker does not hold are skipped
     moved = before != after
     assert _apply_foreign(rowmap, words[moved], before[moved], after[moved], nwk, *lists, True)
-    expect = np.zeros((V, K), np.int32)
-    K_.count_assignments(words, after, expect, np.zeros(K, np.int32), 1)
+    expect = counts(words, after, V, K)
     held = rowmap >= 0
     np.testing.assert_array_equal(nwk[held], expect[held])
     wt_ptr, wt_len, wt_top = lists
@@ -370,6 +381,136 @@ def test_worker_keeps_word_lists_in_step_with_foreign_moves():
     empty = np.flatnonzero(nwk[w0] == 0)[0]
     assert not _apply_foreign(rowmap, np.array([w0], np.int32), np.array([empty], np.int32),
                               np.array([0], np.int32), nwk, *lists, True)
+
+
+def test_worker_row_changes_rebuild_peer_rows_and_lists():
+    from distlda.models import _kernels as K_
+    from distlda.models.lda_worker import _apply_rows, _row_delta
+    V, K = 30, 9
+    words, before, after = random_moves(np.random.default_rng(2), V, K, 500, 0.3)
+    nwk0, nwk1 = counts(words, before, V, K), counts(words, after, V, K)
+    rows = np.arange(V, dtype=np.int32) * 3  # the sender's rows are words 0, 3, 6, ...
+    lo = 4                                   # it changed rows 4.. (a block of its rows)
+    snap = nwk0[lo:].copy()
+    ow, od = np.empty(V - lo, np.int32), np.empty((V - lo, K), np.int8)
+    n = _row_delta(nwk1, snap, lo, rows, 127, ow, od)
+    changed = np.flatnonzero((nwk1[lo:] != nwk0[lo:]).any(axis=1)) + lo
+    assert ow[:n].tolist() == rows[changed].tolist()  # only the changed rows travel
+    np.testing.assert_array_equal(od[:n], (nwk1 - nwk0)[changed])
+    assert _row_delta(nwk1, snap, lo, rows, 0, ow, od) == -1  # does not fit: refused
+    # The receiver holds the same rows under other numbers, minus every fifth word.
+    peer = nwk0.copy()
+    peer[:lo] = nwk1[:lo]  # rows outside the block are not the sender's business
+    lists = K_.build_word_lists(peer, peer.sum(axis=1))
+    rowmap = np.full(3 * V, -1, np.int32)
+    rowmap[rows] = np.arange(V, dtype=np.int32)
+    rowmap[rows[::5]] = -1
+    assert _apply_rows(rowmap, ow[:n], od[:n], peer, *lists, True)
+    held = rowmap[rows] >= 0
+    np.testing.assert_array_equal(peer[held], nwk1[held])
+    wt_ptr, wt_len, wt_top = lists
+    for r in np.flatnonzero(held):
+        assert sorted(wt_top[wt_ptr[r]: wt_ptr[r] + wt_len[r]]) == np.flatnonzero(peer[r]).tolist()
+    # a change that does not fit the rows (a count below zero) is refused
+    r = [r for r in np.flatnonzero(held) if (peer[r] == 0).any()][0]
+    bad = np.zeros((1, K), np.int8)
+    bad[0, np.flatnonzero(peer[r] == 0)[0]] = -1
+    bad[0, np.flatnonzero(peer[r])[0]] = 1
+    assert not _apply_rows(rowmap, rows[[r]], bad, peer, *lists, True)
+
+
+def _job_inputs(K=5, V=60, D=40, seed=3):
+    """One sorted chunk, its dense rows, the vocabulary cut in two blocks: a worker's job."""
+    from distlda.models import _kernels as K_
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(5, 40, D)
+    doc_ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    words = rng.integers(0, V, doc_ptr[-1]).astype(np.int32)
+    topics = rng.integers(0, K, doc_ptr[-1]).astype(np.int32)
+    K_.sort_doc_tokens(words, topics, doc_ptr)
+    nwk = counts(words, topics, V, K)
+    rows = np.unique(words).astype(np.int32)
+    return (words, topics, doc_ptr, nwk, nwk.sum(axis=0).astype(np.int32), rows,
+            np.array([0, V // 2, V], np.int32))
+
+
+@pytest.mark.parametrize("form", ["rows", "moves"])
+def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(form):
+    """A real worker job (in process) on one vocabulary block: the other workers rebuild the
+    worker's rows exactly from what it reports, in either form, and the dispatcher commits
+    the result only when its topics and its row changes agree."""
+    from distlda.models import _kernels as K_
+    from distlda.models.lda_dispatcher import LdaDispatcher, _Member
+    from distlda.models.lda_worker import LdaWorker, _apply_foreign, _apply_rows
+    K, V = 5, 60
+    words, topics, doc_ptr, nwk, nk, rows, cuts = _job_inputs(K, V)
+    config = {"num_topics": K, "num_terms": V, "alpha": _wire.enc(np.full(K, 0.5)),
+              "beta": 0.1, "sampler": "sparse", "mh_steps": None}
+    w = LdaWorker("distlda.worker.test")
+    w.reset("s", config)
+    w.load("s", [[0, _wire.enc(words), _wire.enc(doc_ptr), _wire.enc_topics(topics, K)]])
+    w._moved = 1.0 if form == "rows" else 0.0  # steers the worker's guess of what is smaller
+    model = {"rows": _wire.enc(rows), "dense": _wire.enc(nwk[rows])}
+    job = w.sweep("s", "j1", [0], model, _wire.enc(nk), _wire.enc(np.array([7], np.uint32)),
+                  blocks={"cuts": _wire.enc(cuts), "of": [1]}, peers=True)
+    r = w.result("s", job, 10.0)
+    assert {("delta" in p) for p in r["delta"]} == {form == "rows"}
+    bp = K_.block_bounds(words, doc_ptr, cuts)
+    lo, hi = bp[1], bp[2]
+    new = _wire.dec(r["topics"][0])
+    assert new.shape[0] == (hi - lo).sum() and r["moved"] > 0
+    after = topics.copy()
+    K_.scatter_ranges(after, lo, hi, new)
+    outside = np.ones(words.shape[0], bool)
+    outside[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])] = False
+    np.testing.assert_array_equal(after[outside], topics[outside])  # only block 1 resampled
+    assert words[~outside].min() >= cuts[1]
+    expect = counts(words, after, V, K)
+    # another worker holding every row applies the report and gets the same counts
+    peer = nwk.copy()
+    rowmap = np.arange(V, dtype=np.int32)
+    for p in r["delta"]:
+        if "delta" in p:
+            assert _apply_rows(rowmap, _wire.dec(p["words"]), _wire.dec(p["delta"]), peer,
+                               *K_.build_word_lists(peer, peer.sum(axis=1)), False)
+        else:
+            assert _apply_foreign(rowmap, _wire.dec(p["words"]), _wire.dec(p["old"]),
+                                  _wire.dec(p["new"]), peer, *K_.build_word_lists(peer, peer.sum(axis=1)), False)
+    np.testing.assert_array_equal(peer, expect)
+    np.testing.assert_array_equal(w._slice, expect[rows])  # and so does the worker itself
+
+    d = LdaDispatcher()
+    try:
+        s = d.start_session(config)
+        d.load(s, [[0, _wire.enc(words), _wire.enc(doc_ptr), _wire.enc_topics(topics, K)]])
+        m = _Member("distlda.worker.test", None)
+        ranges = d._ranges([0], (cuts, np.zeros(1, np.int64), 1))
+
+        def prepare(result):
+            return d._prepare(m, [0], result, ranges, True)
+
+        prep = prepare(r)
+        np.testing.assert_array_equal(prep["nk"], expect.sum(axis=0) - nk)
+        tampered = dict(r, topics=[_wire.enc((new + (np.arange(new.size) == 3)) % K)])
+        with pytest.raises(ValueError, match="disagree"):
+            prepare(tampered)
+        with pytest.raises(ValueError, match="topic out of range"):
+            prepare(dict(r, topics=[_wire.enc(np.full(new.size, K, new.dtype))]))
+        with pytest.raises(ValueError, match="number of topics"):
+            prepare(dict(r, topics=[_wire.enc(new[1:])]))
+        with pytest.raises(ValueError, match="how its rows changed"):
+            prepare(dict(r, delta=None))
+        if form == "rows":
+            p = r["delta"][0]
+            dd = _wire.dec(p["delta"]).copy()
+            dd[0, 0] += 1
+            with pytest.raises(ValueError, match="row totals"):
+                prepare(dict(r, delta=[dict(p, delta=_wire.enc(dd))]))
+        d._commit(m, [0], prep, "j1", {0}, {})
+        np.testing.assert_array_equal(d._state.chunks[0].topics, after)
+        np.testing.assert_array_equal(d._counts(), expect)  # nk checked against the recount
+    finally:
+        d._pool.shutdown()
 
 
 def test_wire_codec_roundtrip_without_pickle():

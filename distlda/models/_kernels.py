@@ -124,6 +124,30 @@ def block_bounds(words, doc_ptr, cuts):
     return bp
 
 
+@njit(**_JIT)
+def gather_ranges(src, lo, hi, out):
+    """Copy ``src[lo[d]:hi[d]]`` for every ``d``, one range after the other, into ``out``
+    (cast to its dtype); returns the number copied. With :func:`scatter_ranges`, how the
+    tokens of one vocabulary block travel between a worker and the dispatcher."""
+    n = 0
+    for d in range(lo.shape[0]):
+        for i in range(lo[d], hi[d]):
+            out[n] = src[i]
+            n += 1
+    return n
+
+
+@njit(**_JIT)
+def scatter_ranges(dst, lo, hi, src):
+    """The inverse of :func:`gather_ranges`: ``dst[lo[d]:hi[d]]`` from ``src`` in order."""
+    n = 0
+    for d in range(lo.shape[0]):
+        for i in range(lo[d], hi[d]):
+            dst[i] = src[n]
+            n += 1
+    return n
+
+
 @njit(fastmath=True, **_JIT)  # reassociated sums: the q loop vectorizes
 def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len, wt_top,
                  alpha, beta, vbeta, seed):

@@ -16,7 +16,7 @@ import numpy as np
 
 SERIALIZER = "msgpack"
 #: dtypes a peer may send (anything else is refused rather than interpreted).
-_ALLOWED = {"|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<f8"}
+_ALLOWED = {"|u1", "|i1", "<i2", "<u2", "<i4", "<u4", "<i8", "<f8"}
 
 
 def configure() -> None:

@@ -18,11 +18,12 @@ worker has applied the moves the others committed in the step before), so the ch
 per sweep like a serial one; only the K topic totals lag within a step. Plain AD-LDA
 (Newman et al. 2009: all tokens on a snapshot, merged per sweep) ran 20% slower per sweep
 here early in training and lagged the serial chain by 0.45 nats/token at sweep 8. The MH
-sampler needs whole documents for its phases, so it runs one AD-LDA step a sweep. When a
-worker's moves come back the dispatcher commits them chunk by chunk, swapping the counts of
-exactly the tokens that moved (what :meth:`GibbsState.commit` does for a whole chunk), so the
-global counts are always exactly the counts of the committed assignments. The next step
-starts when every chunk has been committed once.
+sampler needs whole documents for its phases, so it runs one AD-LDA step a sweep. A worker
+returns the new topics of the tokens it resampled and how its rows changed (changed rows or
+moves). The dispatcher checks that the two agree (the topic totals they imply), then commits:
+writes the topics, moves the topic totals and forwards the row changes, unopened, to the other
+workers with their next jobs. So the global counts are always exactly the counts of the
+committed assignments. The next step starts when every chunk has been committed once.
 
 Failure: a worker that stops answering (socket closed, or no answer within ``--timeout``
 seconds to a poll that returns every second while it computes) is dropped, its registration
@@ -87,67 +88,48 @@ class _Member:
 
 
 @njit(cache=True, nogil=True)
-def _read_result(packed, new, words, topics, nk, out_w, out_old, out_new, K):
-    """Read a chunk's result without changing the chunk: token ``i`` moved iff bit ``i`` of
-    ``packed`` is set (numpy ``packbits`` order) and ``new`` holds the moved tokens' topics in
-    token order. Adds the change of the topic totals to ``nk`` and writes the moves (word, old
-    topic, new topic) to ``out_*``. Returns the number of moves, or -1 if the result is
-    malformed (a bit past the last token, too few or too many new topics, a topic out of
-    range); then ``nk`` and the outputs are garbage and must not be used."""
-    N = words.shape[0]
-    if packed.shape[0] != (N + 7) // 8:
-        return -1
-    M = new.shape[0]
+def _topic_change(topics, lo, hi, new, nk, K):
+    """Read a result without changing the chunk: the tokens of the ranges ``lo[d] <= i <
+    hi[d]`` get the topics ``new`` (one range after the other). Adds the change of the topic
+    totals to ``nk`` and returns how many tokens moved, or -1 if a topic is out of range
+    (then ``nk`` is unchanged). ``new`` must hold exactly the ranges' tokens."""
+    # Branch-free: two histograms rather than nk[old] -= 1, nk[new] += 1 on each move
+    # (unpredictable at 30% unmoved, and a chain of read-modify-writes on nk).
+    before = np.zeros(K, np.int64)
+    after = np.zeros(K + 1, np.int64)
     j = 0
-    for byte in range(packed.shape[0]):
-        bits = packed[byte]
-        if bits == 0:
-            continue
-        for k in range(8):
-            if (bits >> (7 - k)) & 1:
-                i = byte * 8 + k
-                if i >= N or j >= M:
-                    return -1
-                a = topics[i]
-                b = np.int32(new[j])
-                if b < 0 or b >= K:
-                    return -1
-                out_w[j] = words[i]
-                out_old[j] = a
-                out_new[j] = b
-                j += 1
-                nk[a] -= 1
-                nk[b] += 1
-    if j != M:
+    same = 0
+    for d in range(lo.shape[0]):
+        for i in range(lo[d], hi[d]):
+            a = topics[i]
+            b = np.int64(new[j])
+            if b < 0 or b > K:  # out of range: counted at K (never taken when well formed)
+                b = K
+            before[a] += 1
+            after[b] += 1
+            same += a == b
+            j += 1
+    if after[K] != 0:
         return -1
-    return j
+    for k in range(K):
+        nk[k] += after[k] - before[k]
+    return j - same
 
 
 @njit(cache=True, nogil=True)
-def _apply_result(packed, new, topics):
-    """Write the new topics of a result checked by :func:`_read_result` into ``topics``."""
-    j = 0
-    for byte in range(packed.shape[0]):
-        bits = packed[byte]
-        if bits == 0:
-            continue
-        for k in range(8):
-            if (bits >> (7 - k)) & 1:
-                topics[byte * 8 + k] = new[j]
-                j += 1
-
-
-@njit(cache=True, nogil=True)
-def _filter_moves(rowmap, words, old, new, out_w, out_old, out_new):
-    """The moves on words with ``rowmap[word]`` set, into the (narrower) output arrays."""
-    n = 0
-    for i in range(words.shape[0]):
-        if rowmap[words[i]]:
-            out_w[n] = words[i]
-            out_old[n] = old[i]
-            out_new[n] = new[i]
-            n += 1
-    return n
+def _row_totals(delta, dk):
+    """Add the column sums of a worker's row changes to ``dk`` (the change of the topic
+    totals they imply); False if a row's changes do not sum to zero (a move keeps its word's
+    total)."""
+    for j in range(delta.shape[0]):
+        t = 0
+        for k in range(delta.shape[1]):
+            v = delta[j, k]
+            t += v
+            dk[k] += v
+        if t != 0:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -205,6 +187,7 @@ class LdaDispatcher:
         self._inbox: dict = {}        # member name -> moves of the others, last sweep
         self._committed: set = set()  # members that committed in the last (clean) sweep
         self._nwk_stale = False
+        self._bounds, self._bounds_key = {}, None  # chunk -> block token ranges
         self._last_refresh = -1e9
         #: Seconds between two listings of the workers during a training.
         self.discover_every = 0.5
@@ -314,6 +297,7 @@ class LdaDispatcher:
             self._owner = {}
             self._jobs = {}
             self._clean, self._inbox, self._committed = False, {}, set()
+            self._bounds, self._bounds_key = {}, None
             self._wdt = np.uint16 if config["num_terms"] <= 65536 else np.int32
             self._freq = np.zeros(config["num_terms"], np.int64)  # tokens per word
             self._nwk_stale = False
@@ -537,7 +521,7 @@ class LdaDispatcher:
 
         The model slice is the dense rows of every word of ``m``'s chunks, or, when ``m``
         holds the rows as they were after its job of the previous (complete, first-round)
-        sweep, only what the other workers changed in them since.
+        step, only what the other workers changed in them since.
         """
         st = self._state
         K = st.num_topics
@@ -567,41 +551,53 @@ class LdaDispatcher:
             cuts, group, step = blk
             P = cuts.shape[0] - 1
             blocks = {"cuts": _wire.enc(cuts), "of": [int((group[i] + step) % P) for i in idxs]}
+        # Other workers hold rows: the result must say how this job changed them.
+        peers = any(w is not m and w.chunks for w in self._members_in_session())
         job = uuid.uuid4().hex
         stats["bytes_down"] += _payload_bytes(model, nk, sd) - _payload_bytes(model.get("check"))
         stats["bytes_load"] += _payload_bytes(load)
         alpha = _wire.enc(st.alpha)
         stats["bytes_down"] += _payload_bytes(alpha)
         f = self._pool.submit(self._task, m, session, job, drop, load, list(idxs), model, nk, sd,
-                              alpha, blocks)
+                              alpha, blocks, peers, self._ranges(idxs, blk))
         inflight[f] = (m, list(idxs), job)
 
-    def _delta(self, m: _Member) -> dict | None:
-        """The moves the other workers committed last sweep, on words of ``m``'s rows.
+    def _ranges(self, idxs, blk) -> list:
+        """Per chunk of a job, the token ranges it resamples (``lo``, ``hi``: one pair a
+        document): its block's (cached per chunk while the cuts stay), or all its tokens."""
+        st = self._state
+        if blk is None:
+            return [(st.chunks[i].doc_ptr[:-1], st.chunks[i].doc_ptr[1:]) for i in idxs]
+        cuts, group, step = blk
+        P = cuts.shape[0] - 1
+        key = cuts.tobytes()
+        if self._bounds_key != key:
+            self._bounds, self._bounds_key = {}, key
+        out = []
+        for i in idxs:
+            bp = self._bounds.get(i)
+            if bp is None:
+                c = st.chunks[i]
+                bp = self._bounds[i] = K_.block_bounds(c.words, c.doc_ptr, cuts)
+            b = int((group[i] + step) % P)
+            out.append((bp[b], bp[b + 1]))
+        return out
 
-        Applied to the rows ``m`` holds (the snapshot plus its own moves) they give exactly
-        the current counts. 6-8 bytes a move (word, old topic, new topic; word ids take 2
-        bytes when the vocabulary allows); None when the dense rows would be smaller. The
-        moves were filtered for ``m`` as they were committed (:meth:`_commit`), so this is
-        only a concatenation.
+    def _delta(self, m: _Member) -> dict | None:
+        """What the other workers committed last step on ``m``'s rows, as they sent it:
+        changed rows or moves (:meth:`LdaWorker.sweep`). Added to the rows ``m`` holds (the
+        rows it was sent plus its own moves) they give exactly the current counts. None when
+        the dense rows would be smaller. The parts were filtered for ``m`` at commit
+        (:meth:`_commit`), so this only lists them.
         """
         st = self._state
         parts = self._inbox.get(m.name, [])
-        n = sum(p[0].shape[0] for p in parts)
-        per_move = np.dtype(self._wdt).itemsize + 2 * _wire.topic_dtype(st.num_topics).itemsize
-        if n * per_move >= m.rows.shape[0] * st.num_topics * 4:
+        if _payload_bytes(parts) >= m.rows.shape[0] * st.num_topics * 4:
             return None
-        if len(parts) == 1:
-            words, old, new = parts[0]
-        else:
-            tdt = _wire.topic_dtype(st.num_topics)
-            words = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, self._wdt)
-            old = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, tdt)
-            new = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, tdt)
-        return {"base": m.view_job, "words": _wire.enc(words), "old": _wire.enc(old),
-                "new": _wire.enc(new)}
+        return {"base": m.view_job, "parts": list(parts)}
 
-    def _task(self, m, session, job, drop, load, idxs, model, nk, seeds, alpha, blocks):
+    def _task(self, m, session, job, drop, load, idxs, model, nk, seeds, alpha, blocks, peers,
+              ranges):
         """One worker job: hand over chunks, start the sweep, poll until it is done, then
         read the result (:meth:`_prepare`)."""
         t_sent = time.perf_counter()
@@ -622,7 +618,7 @@ class LdaDispatcher:
                     batch, size = [], 0
             if batch:
                 w.load(session, batch)
-            w.sweep(session, job, idxs, model, nk, seeds, alpha, blocks)
+            w.sweep(session, job, idxs, model, nk, seeds, alpha, blocks, peers)
             w._pyroTimeout = self.poll + self.timeout
             while True:
                 r = w.result(session, job, self.poll)
@@ -633,70 +629,94 @@ class LdaDispatcher:
             w._pyroRelease()
             raise
         t0 = time.perf_counter()
-        r["prep"] = self._prepare(m, idxs, r["changes"])
+        r["prep"] = self._prepare(m, idxs, r, ranges, peers)
         r["received_s"] = t0 - t_sent
         r["read_s"] = time.perf_counter() - t0
         return r
 
-    def _prepare(self, m: _Member, idxs, changes) -> dict:
-        """Validate a job's result and read its moves (word, old topic, new topic) and the
-        change of the topic totals, changing nothing.
+    def _prepare(self, m: _Member, idxs, r, ranges, peers) -> dict:
+        """Validate a job's result and read the change of the topic totals, changing nothing.
 
-        Runs in the job's own thread as soon as the result arrives (the kernel releases the
-        GIL), so the results of workers that finish together are read in parallel. It only
-        reads the job's chunks, which nothing else writes while the job is out: the commit
-        (:meth:`_commit`, under the lock, where the counts are also read) writes the topics.
-        Raises ValueError if the result is malformed.
+        The result holds, per chunk, the new topics of the tokens it resampled (one range after
+        the other), and, when other workers hold rows, how the job changed its rows (changed
+        rows or moves, whose topic totals must agree with the topics). Runs in the job's own
+        thread as soon as the result arrives (the kernel releases the GIL), so the results of
+        workers that finish together are read in parallel. It only reads the job's chunks,
+        which nothing else writes while the job is out: the commit (:meth:`_commit`, under the
+        lock, where the counts are also read) writes the topics. Raises ValueError if the
+        result is malformed.
         """
         st = self._state
-        K = st.num_topics
+        K, V = st.num_topics, st.num_terms
+        bad = f"malformed result from worker {m.name}"
+        tops = r["topics"]
+        if len(tops) != len(idxs):
+            raise ValueError(f"{bad}: {len(tops)} topic arrays for {len(idxs)} chunks")
         parts = []
-        total = up = 0
-        for i, ch in zip(idxs, changes):
-            packed, new = _wire.dec(ch["mask"]), _wire.dec(ch["new"])
-            if packed.dtype != np.uint8 or new.ndim != 1:
-                raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
-            parts.append((i, packed, new))
-            total += new.shape[0]
-            up += _wire.nbytes(ch)
-        tdt = _wire.topic_dtype(K)
-        words = np.empty(total, self._wdt)
-        old = np.empty(total, tdt)
-        new_all = np.empty(total, tdt)
         nk = np.zeros_like(st.nk)
-        n = 0
-        for i, packed, new in parts:
-            c = st.chunks[i]
-            k = _read_result(packed, new, c.words, c.topics, nk, words[n:], old[n:],
-                             new_all[n:], K)
+        moved = 0
+        for i, t, (lo, hi) in zip(idxs, tops, ranges):
+            new = _wire.dec(t)
+            if new.ndim != 1 or new.shape[0] != int((hi - lo).sum()):
+                raise ValueError(f"chunk {i}: {bad} (wrong number of topics)")
+            k = _topic_change(st.chunks[i].topics, lo, hi, new, nk, K)
             if k < 0:
-                raise ValueError(f"chunk {i}: malformed result from worker {m.name}")
-            n += k
-        return {"parts": parts, "nk": nk, "moves": (words, old, new_all), "bytes": up}
+                raise ValueError(f"chunk {i}: {bad} (topic out of range)")
+            moved += k
+            parts.append((i, lo, hi, new))
+        fwd = r.get("delta")
+        if peers:
+            if fwd is None:
+                raise ValueError(f"{bad}: it does not say how its rows changed")
+            dk = np.zeros(K, np.int64)
+            for p in fwd:
+                words = _wire.dec(p["words"])
+                if words.ndim != 1 or (words.size and (words.min() < 0 or words.max() >= V)):
+                    raise ValueError(f"{bad}: word ids out of range")
+                if "delta" in p:
+                    d = _wire.dec(p["delta"])
+                    if d.shape != (words.shape[0], K) or d.dtype.kind != "i":
+                        raise ValueError(f"{bad}: row changes of shape {d.shape}")
+                    if not _row_totals(d, dk):
+                        raise ValueError(f"{bad}: row changes alter row totals")
+                else:
+                    old, new = _wire.dec(p["old"]), _wire.dec(p["new"])
+                    if (old.shape != words.shape or new.shape != words.shape
+                            or (old.size and max(old.max(), new.max()) >= K)):
+                        raise ValueError(f"{bad}: malformed moves")
+                    dk += np.bincount(new, minlength=K) - np.bincount(old, minlength=K)
+            if not np.array_equal(dk, nk):
+                raise ValueError(f"{bad}: its row changes disagree with its topics")
+        return {"parts": parts, "nk": nk, "fwd": fwd if peers else None, "moved": moved,
+                "bytes": _payload_bytes(tops, fwd)}
 
     def _commit(self, m: _Member, idxs, prep, job, remaining, inbox) -> int:
-        """Commit a job's result read by :meth:`_prepare`: write the moved tokens' topics,
-        move the topic totals with them and forward the moves. The word-topic counts, a
+        """Commit a job's result read by :meth:`_prepare`: write the resampled tokens' topics,
+        move the topic totals with them and forward the row changes. The word-topic counts, a
         function of the topics, are recounted when read (:meth:`_counts`). Returns the bytes
         the result took on the wire.
         """
         st = self._state
-        for i, packed, new in prep["parts"]:
-            _apply_result(packed, new, st.chunks[i].topics)
+        for i, lo, hi, new in prep["parts"]:
+            K_.scatter_ranges(st.chunks[i].topics, lo, hi, new)
             remaining.discard(i)
         st.nk += prep["nk"]
-        words, old, new_all = prep["moves"]
-        n = words.shape[0]
-        if n:
+        if prep["moved"]:
             self._nwk_stale = True
-        # Forward: each other worker gets the moves on its own words, with its next job.
-        tdt = _wire.topic_dtype(st.num_topics)
+        # Forward: each other worker gets the changes on its own words, with its next job.
         for w in self._members_in_session():
             if w is m or w.rowmap is None:
                 continue
-            fw, fo, fn = (np.empty(n, self._wdt), np.empty(n, tdt), np.empty(n, tdt))
-            k = _filter_moves(w.rowmap, words, old, new_all, fw, fo, fn)
-            inbox.setdefault(w.name, []).append((fw[:k], fo[:k], fn[:k]))
+            if prep["fwd"] is None:  # it did not say (no peers when sent): dense rows next
+                w.view_job = None
+                continue
+            box = inbox.setdefault(w.name, [])
+            if w.rows.shape[0] >= 0.9 * st.num_terms:  # holds (nearly) every row: as sent
+                box.extend(prep["fwd"])
+                continue
+            for p in prep["fwd"]:
+                keep = w.rowmap[_wire.dec(p["words"])]
+                box.append({k: _wire.enc(_wire.dec(v)[keep]) for k, v in p.items()})
         m.view_job = job
         return prep["bytes"]
 
@@ -867,7 +887,9 @@ class LdaDispatcher:
                 ps.setdefault("jobs", []).append(dict(
                     worker=m.name, step=step, tokens=r["tokens"], sample=r["seconds"],
                     job=r.get("job_seconds"), update=r.get("update_seconds"),
-                    pack=r.get("pack_seconds"), received=r["received_s"], read=r["read_s"]))
+                    pack=r.get("pack_seconds"), received=r["received_s"], read=r["read_s"],
+                    moved=r["prep"]["moved"], form=sorted({"rows" if "delta" in p else "moves"
+                                                           for p in r["prep"]["fwd"] or []})))
         ps["worker_s"] += step_max
         with self._lock:
             self._clean, self._inbox = clean, inbox

@@ -12,9 +12,12 @@ of its chunks across jobs; with each job it receives only the word-topic rows it
 (dense the first time, then only the other workers' moves on those words), resamples the
 tokens of the job's vocabulary block (or all of them) with the same compiled kernels as the
 serial model (:func:`distlda.models._kernels.sweep_sparse`, keeping its word lists across
-jobs, or :func:`distlda.models.state.sweep_chunks` for MH) and sends back which tokens moved
-and to which topics. It never touches the global counts: the dispatcher commits the moves it
-gets, so a worker killed at any moment loses nothing.
+jobs, or :func:`distlda.models.state.sweep_chunks` for MH) and sends back the new topics of the
+tokens it resampled (a byte each, one run per document) and, for the other workers, how its
+rows changed: the changed rows (a byte a cell when the changes fit) or the moves (word, old
+topic, new topic), whichever is smaller. At K=100 the rows win: applying them is a vectorized
+pass over a block's rows instead of a random access per move. It never touches the global
+counts: the dispatcher commits what it gets, so a worker killed at any moment loses nothing.
 
 ``sweep`` returns at once with a job id and the work runs in a thread; the dispatcher polls
 ``result``, so a long sweep is never mistaken for a dead worker.
@@ -85,17 +88,76 @@ def _apply_foreign(rowmap, words, old, new, nwk, wt_ptr, wt_len, wt_top, lists):
 
 
 @njit(cache=True, nogil=True)
-def _diff_pack(before, after, lo, hi, packed, new_out):
-    """Set bit ``i`` of ``packed`` (zeros; numpy ``packbits`` order) for each token ``i`` of
-    the swept ranges ``lo[d] <= i < hi[d]`` that changed topic, and write the new topics of
-    those tokens to ``new_out`` in token order. Returns how many changed."""
+def _apply_rows(rowmap, words, delta, nwk, wt_ptr, wt_len, wt_top, lists):
+    """Add another worker's row changes ``delta[j]`` (to the row of word ``words[j]``) to the
+    rows held here, and rebuild those rows' sparse word lists. Rows not held are skipped.
+    Returns False if a count would drop below zero or a list outgrow its capacity (the rows
+    were not the ones the update was made for)."""
+    K = nwk.shape[1]
+    for j in range(words.shape[0]):
+        r = rowmap[words[j]]
+        if r < 0:
+            continue
+        for k in range(K):
+            c = nwk[r, k] + delta[j, k]
+            if c < 0:
+                return False
+            nwk[r, k] = c
+        if lists:
+            p = wt_ptr[r]
+            cap = wt_ptr[r + 1] - p
+            L = 0
+            for k in range(K):
+                if nwk[r, k] != 0:
+                    if L == cap:
+                        return False
+                    wt_top[p + L] = k
+                    L += 1
+            wt_len[r] = L
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _row_delta(nwk, snap, r0, rows, lim, out_words, out_delta):
+    """The rows ``r0 <= r < r0 + len(snap)`` of ``nwk`` that differ from ``snap``: their word
+    ids (``rows[r]``) into ``out_words`` and ``nwk - snap`` into ``out_delta``. Returns how many
+    rows changed, or -1 if a change exceeds ``lim`` in size (does not fit ``out_delta``)."""
+    K = nwk.shape[1]
     n = 0
+    for j in range(snap.shape[0]):
+        r = r0 + j
+        same = True
+        for k in range(K):
+            if nwk[r, k] != snap[j, k]:
+                same = False
+                break
+        if same:
+            continue
+        for k in range(K):
+            v = nwk[r, k] - snap[j, k]
+            if v > lim or v < -lim:
+                return -1
+            out_delta[n, k] = v
+        out_words[n] = rows[r]
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _moves_of(words, lo, hi, old, new, out_w, out_old, out_new):
+    """(word, old topic, new topic) of each token of the ranges ``lo[d] <= i < hi[d]`` whose
+    topic changed; ``old`` and ``new`` hold the ranges' topics one after the other
+    (:func:`distlda.models._kernels.gather_ranges`). Returns the number of moves."""
+    n = 0
+    j = 0
     for d in range(lo.shape[0]):
         for i in range(lo[d], hi[d]):
-            if before[i] != after[i]:
-                packed[i >> 3] |= np.uint8(128 >> (i & 7))
-                new_out[n] = after[i]
+            if old[j] != new[j]:
+                out_w[n] = words[i]
+                out_old[n] = old[j]
+                out_new[n] = new[j]
                 n += 1
+            j += 1
     return n
 
 
@@ -130,7 +192,8 @@ class LdaWorker:
         self._view = None                     # job id whose end state self._slice is
         self._lists = None                    # sparse sampler's word lists over self._slice
         self._block_cache: dict = {}          # (idx, cuts) -> block token ranges
-        self._buf: dict = {}                  # idx -> (topics before, moved topics, mask)
+        self._buf: dict = {}                  # scratch buffers kept across jobs
+        self._moved = 1.0                     # share of swept tokens that moved, last job
         self._jobs: dict[str, _Job] = {}
         self._busy = False
         self.sweeps = 0
@@ -193,16 +256,19 @@ class LdaWorker:
 
     # ------------------------------------------------------------ sweeping
     def sweep(self, session: str, job: str, idxs: list, model: dict, nk: dict, seeds: dict,
-              alpha: dict | None = None, blocks: dict | None = None) -> str:
+              alpha: dict | None = None, blocks: dict | None = None, peers: bool = True) -> str:
         """Start sweeping chunks ``idxs`` in a thread; returns ``job`` for :meth:`result`.
 
         ``model`` is ``{"rows": array, "dense": array}`` (the word-topic rows of every word of
-        this worker's chunks) or ``{"base": job, "words", "old", "new": arrays}``: the moves
-        (word, old topic -> new topic) the other workers made since job ``base``, to apply
-        to the rows as that job left them. ``alpha``, when given, replaces the prior.
-        ``blocks``, when given, is ``{"cuts": int32[B+1], "of": [b per chunk]}``: resample
-        only the tokens of chunk ``idxs[j]`` whose words lie in ``cuts[b] <= w < cuts[b+1]``
-        (the dispatcher gives each worker a different block of the vocabulary at a time).
+        this worker's chunks) or ``{"base": job, "parts": [...]}``: what the other workers
+        changed since job ``base``, to add to the rows as that job left them. A part is either
+        changed rows ``{"words", "delta"}`` (``delta[j]`` is added to the row of ``words[j]``) or
+        moves ``{"words", "old", "new"}`` (one token of ``words[j]`` went from topic ``old[j]``
+        to ``new[j]``). ``alpha``, when given, replaces the prior. ``blocks``, when given, is
+        ``{"cuts": int32[B+1], "of": [b per chunk]}``: resample only the tokens of chunk
+        ``idxs[j]`` whose words lie in ``cuts[b] <= w < cuts[b+1]`` (the dispatcher gives each
+        worker a different block of the vocabulary at a time). ``peers``: other workers hold
+        rows, so the result must say how this job changed the rows (else only the topics).
         """
         with self._lock:
             self._check(session)
@@ -219,7 +285,8 @@ class LdaWorker:
             self._busy = True
             j = self._jobs[job] = _Job()
         threading.Thread(target=self._run, daemon=True, name=f"sweep-{job[:8]}",
-                         args=(session, job, j, idxs, model, nk, seeds, alpha, blocks)).start()
+                         args=(session, job, j, idxs, model, nk, seeds, alpha, blocks,
+                               bool(peers))).start()
         return job
 
     def _update_rows(self, model, cfg):
@@ -239,17 +306,29 @@ class LdaWorker:
             self._lists = (K_.build_word_lists(self._slice, self._slice.sum(axis=1))
                            if sparse else None)
             return
-        words = _wire.dec(model["words"])
-        if words.size and (words.min() < 0 or words.max() >= cfg["num_terms"]):
-            raise StaleView(f"worker {self.name}: word ids out of range")
-        old, new = _wire.dec(model["old"]), _wire.dec(model["new"])
-        for t in (old, new):
-            if t.size and t.max() >= K:
-                raise StaleView(f"worker {self.name}: topic ids out of range")
         lists = self._lists if self._lists is not None else _NO_LISTS
-        if not _apply_foreign(self._rowmap, words, old, new, self._slice, *lists,
-                              self._lists is not None):
-            raise StaleView(f"worker {self.name}: negative counts after an update")
+        for part in model["parts"]:
+            words = _wire.dec(part["words"])
+            if words.ndim != 1 or (words.size and (words.min() < 0
+                                                   or words.max() >= cfg["num_terms"])):
+                raise StaleView(f"worker {self.name}: word ids out of range")
+            if "delta" in part:
+                delta = _wire.dec(part["delta"])
+                if delta.shape != (words.shape[0], K):
+                    raise StaleView(f"worker {self.name}: row changes of shape {delta.shape}")
+                ok = _apply_rows(self._rowmap, words, delta, self._slice, *lists,
+                                 self._lists is not None)
+            else:
+                old, new = _wire.dec(part["old"]), _wire.dec(part["new"])
+                if old.shape != words.shape or new.shape != words.shape:
+                    raise StaleView(f"worker {self.name}: moves of unequal lengths")
+                for t in (old, new):
+                    if t.size and t.max() >= K:
+                        raise StaleView(f"worker {self.name}: topic ids out of range")
+                ok = _apply_foreign(self._rowmap, words, old, new, self._slice, *lists,
+                                    self._lists is not None)
+            if not ok:
+                raise StaleView(f"worker {self.name}: negative counts after an update")
 
     def _bounds(self, i, cuts, key):
         """Token ranges of the vocabulary blocks ``cuts`` in chunk ``i`` (cached)."""
@@ -259,7 +338,14 @@ class LdaWorker:
             b = self._block_cache[(i, key)] = K_.block_bounds(words, doc_ptr, cuts)
         return b
 
-    def _run(self, session, job, j, idxs, model, nk, seeds, alpha, blocks):
+    def _scratch(self, key, shape, dtype) -> np.ndarray:
+        """A buffer kept across jobs (fresh pages cost more than the passes that fill them)."""
+        b = self._buf.get(key)
+        if b is None or b.shape != tuple(shape) or b.dtype != dtype:
+            b = self._buf[key] = np.empty(shape, dtype)
+        return b
+
+    def _run(self, session, job, j, idxs, model, nk, seeds, alpha, blocks, peers):
         c0 = time.thread_time()
         w0 = time.perf_counter()
         try:
@@ -269,6 +355,7 @@ class LdaWorker:
                 cfg = self._config
                 K = cfg["num_topics"]
                 tdt = _wire.topic_dtype(K)
+                wdt = np.dtype(np.uint16 if cfg["num_terms"] <= 65536 else np.int32)
                 tu = time.perf_counter()
                 self._update_rows(model, cfg)
                 update_s = time.perf_counter() - tu
@@ -290,6 +377,7 @@ class LdaWorker:
                 chunks = [self._chunks[i] for i in idxs]
                 local = [self._local[i] for i in idxs]
                 ranges = []
+                row_ranges = [(0, self._rows.shape[0])]  # the rows this job can change
                 if blocks is not None:
                     cuts = np.ascontiguousarray(_wire.dec(blocks["cuts"]), np.int32)
                     key = cuts.tobytes()
@@ -299,6 +387,9 @@ class LdaWorker:
                             raise ValueError(f"block {b} outside [0, {B})")
                         bp = self._bounds(i, cuts, key)
                         ranges.append((bp[int(b)], bp[int(b) + 1]))
+                    row_ranges = [(int(np.searchsorted(self._rows, cuts[b])),
+                                   int(np.searchsorted(self._rows, cuts[b + 1])))
+                                  for b in sorted({int(b) for b in blocks["of"]})]
                 else:
                     ranges = [(c[1][:-1], c[1][1:]) for c in chunks]
                 nwk, lists = self._slice, self._lists
@@ -306,18 +397,27 @@ class LdaWorker:
             nk_a = _wire.dec(nk, copy=True)
             t0 = time.perf_counter()
             topics = [c[2] for c in chunks]
-            bufs = []
-            for i, t in zip(idxs, topics):  # buffers kept across jobs: no fresh pages
-                b = self._buf.get(i)
-                if b is None or b[0].shape != t.shape:
-                    b = self._buf[i] = (np.empty_like(t), np.empty(t.shape[0], tdt),
-                                        np.empty((t.shape[0] + 7) // 8, np.uint8))
-                b[2].fill(0)
-                bufs.append(b)
+            # The swept tokens' topics before and after, one range after the other (buffers
+            # kept across jobs). After is what the dispatcher commits; before gives the moves.
+            old, new = [], []
+            for i, t, (lo, hi) in zip(idxs, topics, ranges):
+                o = self._scratch(("old", i), t.shape, tdt)
+                n = K_.gather_ranges(t, lo, hi, o)
+                old.append(o[:n])
+                new.append(self._scratch(("new", i), t.shape, tdt)[:n])
+            swept = sum(o.shape[0] for o in old)
+            # Snapshot the rows the job can change when their changes are expected to travel
+            # smaller than the moves (guessed from the last job's share of tokens that moved).
+            per_move = wdt.itemsize + 2 * tdt.itemsize
+            n_rows = sum(hi - lo for lo, hi in row_ranges)
+            snaps = []
+            if peers and n_rows * (K + wdt.itemsize) <= 1.25 * self._moved * swept * per_move:
+                for q, (lo, hi) in enumerate(row_ranges):
+                    s = self._scratch(("snap", q), (hi - lo, K), nwk.dtype)
+                    np.copyto(s, nwk[lo:hi])
+                    snaps.append((lo, s))
             alpha_a, beta = cfg["alpha"], cfg["beta"]
             vbeta = beta * cfg["num_terms"]
-            for t, (before, _, _) in zip(topics, bufs):
-                np.copyto(before, t)
             if cfg["sampler"] == "sparse":
                 for w, t, c, (lo, hi), sd in zip(local, topics, chunks, ranges, seeds_a):
                     K_.sweep_sparse(w, t, c[1], lo, hi, nwk, nk_a, *lists, alpha_a, beta, vbeta,
@@ -333,16 +433,18 @@ class LdaWorker:
                 if session == self._session:
                     self._view = job
                 self.sweeps += 1
-            # Only the changes travel back: a bit per token, plus the new topic of each token
-            # that moved.
             tp = time.perf_counter()
-            changes = []
-            for t, (before, moved, packed), (lo, hi) in zip(topics, bufs, ranges):
-                n = _diff_pack(before, t, lo, hi, packed, moved)
-                changes.append({"mask": _wire.enc(packed), "new": _wire.enc(moved[:n])})
-            j.result = {"job": job, "seconds": dt, "tokens": ntok, "changes": changes,
-                        "cpu_seconds": time.thread_time() - c0, "update_seconds": update_s,
-                        "pack_seconds": time.perf_counter() - tp,
+            moved = 0
+            for t, (lo, hi), o, nw in zip(topics, ranges, old, new):
+                K_.gather_ranges(t, lo, hi, nw)
+                moved += int(np.count_nonzero(o != nw))
+            self._moved = moved / max(swept, 1)
+            delta = self._row_changes(snaps, chunks, ranges, old, new, moved, wdt, tdt) \
+                if peers else None
+            j.result = {"job": job, "seconds": dt, "tokens": ntok, "swept": swept,
+                        "moved": moved, "topics": [_wire.enc(nw) for nw in new],
+                        "delta": delta, "cpu_seconds": time.thread_time() - c0,
+                        "update_seconds": update_s, "pack_seconds": time.perf_counter() - tp,
                         "job_seconds": time.perf_counter() - w0}
             logger.debug("job %s: %d chunks, %d tokens in %.3f s", job[:8], len(idxs), ntok, dt)
         except Exception as e:  # reported to the dispatcher through result()
@@ -354,6 +456,29 @@ class LdaWorker:
             with self._lock:
                 self._busy = False
             j.done.set()
+
+    def _row_changes(self, snaps, chunks, ranges, old, new, moved, wdt, tdt) -> list:
+        """How the job changed the rows, for the other workers: the changed rows (``snaps``:
+        the rows as they were) when those are smaller than the moves, else the moves."""
+        nwk = self._slice
+        per_move = wdt.itemsize + 2 * tdt.itemsize
+        parts, size = [], 0
+        for q, (lo, s) in enumerate(snaps):
+            for dt in (np.int8, np.int16, np.int32):  # a byte a cell unless a change is larger
+                ow = self._scratch(("dw", q), (s.shape[0],), wdt)
+                od = self._scratch(("dd", q), s.shape, dt)
+                n = _row_delta(nwk, s, lo, self._rows, np.iinfo(dt).max, ow, od)
+                if n >= 0:
+                    break
+            parts.append({"words": ow[:n], "delta": od[:n]})
+            size += n * (ow.itemsize + od.shape[1] * od.itemsize)
+        if not snaps or size > moved * per_move:
+            ow, oo, on = np.empty(moved, wdt), np.empty(moved, tdt), np.empty(moved, tdt)
+            n = 0
+            for c, (lo, hi), o, nw in zip(chunks, ranges, old, new):
+                n += _moves_of(c[0], lo, hi, o, nw, ow[n:], oo[n:], on[n:])
+            parts = [{"words": ow, "old": oo, "new": on}]
+        return [{k: _wire.enc(v) for k, v in p.items()} for p in parts]
 
     def result(self, session: str, job: str, wait: float = 1.0):
         """The job's result once it is done, waiting at most ``wait`` s; None while it runs."""
