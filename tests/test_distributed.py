@@ -393,11 +393,19 @@ def test_worker_row_changes_rebuild_peer_rows_and_lists():
     lo = 4                                   # it changed rows 4.. (a block of its rows)
     snap = nwk0[lo:].copy()
     ow, od = np.empty(V - lo, np.int32), np.empty((V - lo, K), np.int8)
-    n = _row_delta(nwk1, snap, lo, rows, 127, ow, od)
+    bw, bd = np.empty(V - lo, np.int32), np.empty((V - lo, K), np.int32)
+    n, nb = _row_delta(nwk1, snap, lo, rows, 127, ow, od, bw, bd)
     changed = np.flatnonzero((nwk1[lo:] != nwk0[lo:]).any(axis=1)) + lo
-    assert ow[:n].tolist() == rows[changed].tolist()  # only the changed rows travel
+    assert nb == 0 and ow[:n].tolist() == rows[changed].tolist()  # only changed rows travel
     np.testing.assert_array_equal(od[:n], (nwk1 - nwk0)[changed])
-    assert _row_delta(nwk1, snap, lo, rows, 0, ow, od) == -1  # does not fit: refused
+    # rows whose changes do not fit the narrow dtype go whole to the wide part
+    fit = np.abs(nwk1 - nwk0)[changed].max(axis=1) <= 1
+    n, nb = _row_delta(nwk1, snap, lo, rows, 1, ow, od, bw, bd)
+    assert 0 < nb < len(changed) and n + nb == len(changed)
+    assert ow[:n].tolist() == rows[changed[fit]].tolist()
+    assert bw[:nb].tolist() == rows[changed[~fit]].tolist()
+    np.testing.assert_array_equal(bd[:nb], (nwk1 - nwk0)[changed[~fit]])
+    n, nb = _row_delta(nwk1, snap, lo, rows, 127, ow, od, bw, bd)
     # The receiver holds the same rows under other numbers, minus every fifth word.
     peer = nwk0.copy()
     peer[:lo] = nwk1[:lo]  # rows outside the block are not the sender's business
@@ -436,9 +444,10 @@ def _job_inputs(K=5, V=60, D=40, seed=3):
 
 @pytest.mark.parametrize("form", ["rows", "moves"])
 def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(form):
-    """A real worker job (in process) on one vocabulary block: the other workers rebuild the
-    worker's rows exactly from what it reports, in either form, and the dispatcher commits
-    the result only when its topics and its row changes agree."""
+    """A real worker job (in process) on one vocabulary block, reported as changed rows or
+    as moves: the dispatcher commits it only when it is well formed (and, as rows, when the
+    rows agree with the topics), and what it forwards rebuilds the worker's counts exactly
+    on another worker."""
     from distlda.models import _kernels as K_
     from distlda.models.lda_dispatcher import LdaDispatcher, _Member
     from distlda.models.lda_worker import LdaWorker, _apply_foreign, _apply_rows
@@ -449,35 +458,13 @@ def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(fo
     w = LdaWorker("distlda.worker.test")
     w.reset("s", config)
     w.load("s", [[0, _wire.enc(words), _wire.enc(doc_ptr), _wire.enc_topics(topics, K)]])
-    w._moved = 1.0 if form == "rows" else 0.0  # steers the worker's guess of what is smaller
+    w._moved = 1.0 if form == "rows" else 0.0  # steers the worker's guess of what is cheaper
     model = {"rows": _wire.enc(rows), "dense": _wire.enc(nwk[rows])}
     job = w.sweep("s", "j1", [0], model, _wire.enc(nk), _wire.enc(np.array([7], np.uint32)),
                   blocks={"cuts": _wire.enc(cuts), "of": [1]}, peers=True)
     r = w.result("s", job, 10.0)
-    assert {("delta" in p) for p in r["delta"]} == {form == "rows"}
-    bp = K_.block_bounds(words, doc_ptr, cuts)
-    lo, hi = bp[1], bp[2]
-    new = _wire.dec(r["topics"][0])
-    assert new.shape[0] == (hi - lo).sum() and r["moved"] > 0
-    after = topics.copy()
-    K_.scatter_ranges(after, lo, hi, new)
-    outside = np.ones(words.shape[0], bool)
-    outside[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])] = False
-    np.testing.assert_array_equal(after[outside], topics[outside])  # only block 1 resampled
-    assert words[~outside].min() >= cuts[1]
-    expect = counts(words, after, V, K)
-    # another worker holding every row applies the report and gets the same counts
-    peer = nwk.copy()
-    rowmap = np.arange(V, dtype=np.int32)
-    for p in r["delta"]:
-        if "delta" in p:
-            assert _apply_rows(rowmap, _wire.dec(p["words"]), _wire.dec(p["delta"]), peer,
-                               *K_.build_word_lists(peer, peer.sum(axis=1)), False)
-        else:
-            assert _apply_foreign(rowmap, _wire.dec(p["words"]), _wire.dec(p["old"]),
-                                  _wire.dec(p["new"]), peer, *K_.build_word_lists(peer, peer.sum(axis=1)), False)
-    np.testing.assert_array_equal(peer, expect)
-    np.testing.assert_array_equal(w._slice, expect[rows])  # and so does the worker itself
+    assert ("delta" in r) == (form == "rows") and ("mask" in r) == (form == "moves")
+    assert r["moved"] > 0
 
     d = LdaDispatcher()
     try:
@@ -490,27 +477,54 @@ def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(fo
             return d._prepare(m, [0], result, ranges, True)
 
         prep = prepare(r)
-        np.testing.assert_array_equal(prep["nk"], expect.sum(axis=0) - nk)
-        tampered = dict(r, topics=[_wire.enc((new + (np.arange(new.size) == 3)) % K)])
-        with pytest.raises(ValueError, match="disagree"):
-            prepare(tampered)
-        with pytest.raises(ValueError, match="topic out of range"):
-            prepare(dict(r, topics=[_wire.enc(np.full(new.size, K, new.dtype))]))
-        with pytest.raises(ValueError, match="number of topics"):
-            prepare(dict(r, topics=[_wire.enc(new[1:])]))
-        with pytest.raises(ValueError, match="how its rows changed"):
-            prepare(dict(r, delta=None))
+        assert prep["moved"] == r["moved"]
         if form == "rows":
+            new = _wire.dec(r["topics"][0])
+            with pytest.raises(ValueError, match="disagree"):
+                prepare(dict(r, topics=[_wire.enc((new + (np.arange(new.size) == 3)) % K)]))
+            with pytest.raises(ValueError, match="topic out of range"):
+                prepare(dict(r, topics=[_wire.enc(np.full(new.size, K, new.dtype))]))
+            with pytest.raises(ValueError, match="number of topics"):
+                prepare(dict(r, topics=[_wire.enc(new[1:])]))
+            with pytest.raises(ValueError, match="how its rows changed"):
+                prepare(dict(r, delta=None))
             p = r["delta"][0]
             dd = _wire.dec(p["delta"]).copy()
             dd[0, 0] += 1
             with pytest.raises(ValueError, match="row totals"):
                 prepare(dict(r, delta=[dict(p, delta=_wire.enc(dd))]))
+        else:
+            packed, new = _wire.dec(r["mask"][0]), _wire.dec(r["new"][0])
+            bits = np.unpackbits(packed)
+            extra = packed.copy()
+            extra[np.flatnonzero(bits == 0)[0] >> 3] |= 128 >> (np.flatnonzero(bits == 0)[0] & 7)
+            for bad in ({"mask": [_wire.enc(extra)]}, {"new": [_wire.enc(new[1:])]},
+                        {"new": [_wire.enc(np.full(new.size, K, new.dtype))]},
+                        {"mask": [_wire.enc(packed[1:])]}):
+                with pytest.raises(ValueError, match="malformed"):
+                    prepare(dict(r, **bad))
         d._commit(m, [0], prep, "j1", {0}, {})
-        np.testing.assert_array_equal(d._state.chunks[0].topics, after)
+        after = d._state.chunks[0].topics.astype(np.int32)
+        expect = counts(words, after, V, K)
         np.testing.assert_array_equal(d._counts(), expect)  # nk checked against the recount
+        np.testing.assert_array_equal(prep["nk"], expect.sum(axis=0) - nk)
     finally:
         d._pool.shutdown()
+    np.testing.assert_array_equal(after, w._chunks[0][2])  # the worker's own topics
+    changed = after != topics
+    assert changed.any() and words[changed].min() >= cuts[1]  # only block 1 was resampled
+    np.testing.assert_array_equal(w._slice, expect[rows])
+    # another worker holding every row applies what the dispatcher forwards: same counts
+    peer = nwk.copy()
+    rowmap = np.arange(V, dtype=np.int32)
+    lists = K_.build_word_lists(peer, peer.sum(axis=1))
+    for p in prep["fwd"]:
+        p = {k: _wire.dec(v) for k, v in p.items()}
+        if form == "rows":
+            assert _apply_rows(rowmap, p["words"], p["delta"], peer, *lists, True)
+        else:
+            assert _apply_foreign(rowmap, p["words"], p["old"], p["new"], peer, *lists, True)
+    np.testing.assert_array_equal(peer, expect)
 
 
 def test_wire_codec_roundtrip_without_pickle():

@@ -117,6 +117,53 @@ def _topic_change(topics, lo, hi, new, nk, K):
 
 
 @njit(cache=True, nogil=True)
+def _read_moves(packed, new, words, topics, lo, hi, nk, out_w, out_old, K):
+    """Read a result in the moves form without changing the chunk: bit ``j`` of ``packed``
+    (numpy ``packbits`` order) says whether the ``j``-th token of the ranges ``lo[d] <= i <
+    hi[d]`` moved, and ``new`` holds the moved tokens' topics in order. Adds the change of the
+    topic totals to ``nk`` and writes the moves' words and old topics to ``out_*``. Returns
+    the number of moves, or -1 if the result is malformed (too few or too many topics, one
+    out of range, a bit past the last token); then the outputs are garbage."""
+    M = new.shape[0]
+    m = 0
+    j = 0
+    for d in range(lo.shape[0]):
+        for i in range(lo[d], hi[d]):
+            if (packed[j >> 3] >> (7 - (j & 7))) & 1:
+                if m == M:
+                    return -1
+                b = np.int64(new[m])
+                if b < 0 or b >= K:
+                    return -1
+                a = topics[i]
+                out_w[m] = words[i]
+                out_old[m] = a
+                nk[a] -= 1
+                nk[b] += 1
+                m += 1
+            j += 1
+    if m != M:
+        return -1
+    for jj in range(j, packed.shape[0] * 8):
+        if (packed[jj >> 3] >> (7 - (jj & 7))) & 1:
+            return -1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _apply_moves(packed, new, topics, lo, hi):
+    """Write the new topics of a result read by :func:`_read_moves` into ``topics``."""
+    m = 0
+    j = 0
+    for d in range(lo.shape[0]):
+        for i in range(lo[d], hi[d]):
+            if (packed[j >> 3] >> (7 - (j & 7))) & 1:
+                topics[i] = new[m]
+                m += 1
+            j += 1
+
+
+@njit(cache=True, nogil=True)
 def _row_totals(delta, dk):
     """Add the column sums of a worker's row changes to ``dk`` (the change of the topic
     totals they imply); False if a row's changes do not sum to zero (a move keeps its word's
@@ -637,24 +684,53 @@ class LdaDispatcher:
     def _prepare(self, m: _Member, idxs, r, ranges, peers) -> dict:
         """Validate a job's result and read the change of the topic totals, changing nothing.
 
-        The result holds, per chunk, the new topics of the tokens it resampled (one range after
-        the other), and, when other workers hold rows, how the job changed its rows (changed
-        rows or moves, whose topic totals must agree with the topics). Runs in the job's own
-        thread as soon as the result arrives (the kernel releases the GIL), so the results of
-        workers that finish together are read in parallel. It only reads the job's chunks,
-        which nothing else writes while the job is out: the commit (:meth:`_commit`, under the
-        lock, where the counts are also read) writes the topics. Raises ValueError if the
-        result is malformed.
+        A result (:meth:`LdaWorker._report`) holds, per chunk, either the new topics of the
+        tokens it resampled (one range after the other) and, when other workers hold rows,
+        how the job changed its rows, whose topic totals must agree with the topics; or the
+        moves: a bit a resampled token and the moved tokens' topics, from which this reads the
+        moves (word, old topic, new topic) for the other workers. Runs in the job's own thread
+        as soon as the result arrives (the kernels release the GIL), so the results of workers
+        that finish together are read in parallel. It only reads the job's chunks, which
+        nothing else writes while the job is out: the commit (:meth:`_commit`, under the lock,
+        where the counts are also read) writes the topics. Raises ValueError if the result is
+        malformed.
         """
         st = self._state
         K, V = st.num_topics, st.num_terms
         bad = f"malformed result from worker {m.name}"
-        tops = r["topics"]
-        if len(tops) != len(idxs):
-            raise ValueError(f"{bad}: {len(tops)} topic arrays for {len(idxs)} chunks")
         parts = []
         nk = np.zeros_like(st.nk)
         moved = 0
+        fwd = None
+        if "mask" in r:
+            masks, news = r["mask"], r["new"]
+            if len(masks) != len(idxs) or len(news) != len(idxs):
+                raise ValueError(f"{bad}: {len(masks)} masks for {len(idxs)} chunks")
+            news = [_wire.dec(t) for t in news]
+            total = sum(t.shape[0] for t in news)
+            tdt = _wire.topic_dtype(K)
+            words, old, new_all = np.empty(total, self._wdt), np.empty(total, tdt), np.empty(total, tdt)
+            for i, p, new, (lo, hi) in zip(idxs, masks, news, ranges):
+                packed = _wire.dec(p)
+                if (packed.dtype != np.uint8 or new.ndim != 1
+                        or packed.shape[0] != (int((hi - lo).sum()) + 7) // 8):
+                    raise ValueError(f"chunk {i}: {bad}")
+                c = st.chunks[i]
+                k = _read_moves(packed, new, c.words, c.topics, lo, hi, nk, words[moved:],
+                                old[moved:], K)
+                if k < 0:
+                    raise ValueError(f"chunk {i}: {bad}")
+                new_all[moved:moved + k] = new
+                moved += k
+                parts.append((i, lo, hi, packed, new))
+            if peers:
+                fwd = [{"words": _wire.enc(words), "old": _wire.enc(old),
+                        "new": _wire.enc(new_all)}]
+            return {"parts": parts, "nk": nk, "fwd": fwd, "moved": moved,
+                    "bytes": _payload_bytes(r["mask"], r["new"])}
+        tops = r["topics"]
+        if len(tops) != len(idxs):
+            raise ValueError(f"{bad}: {len(tops)} topic arrays for {len(idxs)} chunks")
         for i, t, (lo, hi) in zip(idxs, tops, ranges):
             new = _wire.dec(t)
             if new.ndim != 1 or new.shape[0] != int((hi - lo).sum()):
@@ -664,30 +740,23 @@ class LdaDispatcher:
                 raise ValueError(f"chunk {i}: {bad} (topic out of range)")
             moved += k
             parts.append((i, lo, hi, new))
-        fwd = r.get("delta")
         if peers:
+            fwd = r.get("delta")
             if fwd is None:
                 raise ValueError(f"{bad}: it does not say how its rows changed")
             dk = np.zeros(K, np.int64)
             for p in fwd:
                 words = _wire.dec(p["words"])
+                d = _wire.dec(p["delta"])
                 if words.ndim != 1 or (words.size and (words.min() < 0 or words.max() >= V)):
                     raise ValueError(f"{bad}: word ids out of range")
-                if "delta" in p:
-                    d = _wire.dec(p["delta"])
-                    if d.shape != (words.shape[0], K) or d.dtype.kind != "i":
-                        raise ValueError(f"{bad}: row changes of shape {d.shape}")
-                    if not _row_totals(d, dk):
-                        raise ValueError(f"{bad}: row changes alter row totals")
-                else:
-                    old, new = _wire.dec(p["old"]), _wire.dec(p["new"])
-                    if (old.shape != words.shape or new.shape != words.shape
-                            or (old.size and max(old.max(), new.max()) >= K)):
-                        raise ValueError(f"{bad}: malformed moves")
-                    dk += np.bincount(new, minlength=K) - np.bincount(old, minlength=K)
+                if d.shape != (words.shape[0], K) or d.dtype.kind != "i":
+                    raise ValueError(f"{bad}: row changes of shape {d.shape}")
+                if not _row_totals(d, dk):
+                    raise ValueError(f"{bad}: row changes alter row totals")
             if not np.array_equal(dk, nk):
                 raise ValueError(f"{bad}: its row changes disagree with its topics")
-        return {"parts": parts, "nk": nk, "fwd": fwd if peers else None, "moved": moved,
+        return {"parts": parts, "nk": nk, "fwd": fwd, "moved": moved,
                 "bytes": _payload_bytes(tops, fwd)}
 
     def _commit(self, m: _Member, idxs, prep, job, remaining, inbox) -> int:
@@ -697,8 +766,11 @@ class LdaDispatcher:
         the result took on the wire.
         """
         st = self._state
-        for i, lo, hi, new in prep["parts"]:
-            K_.scatter_ranges(st.chunks[i].topics, lo, hi, new)
+        for i, lo, hi, *result in prep["parts"]:
+            if len(result) == 2:  # the moves form: (bits, moved topics)
+                _apply_moves(*result, st.chunks[i].topics, lo, hi)
+            else:
+                K_.scatter_ranges(st.chunks[i].topics, lo, hi, result[0])
             remaining.discard(i)
         st.nk += prep["nk"]
         if prep["moved"]:
@@ -888,8 +960,7 @@ class LdaDispatcher:
                     worker=m.name, step=step, tokens=r["tokens"], sample=r["seconds"],
                     job=r.get("job_seconds"), update=r.get("update_seconds"),
                     pack=r.get("pack_seconds"), received=r["received_s"], read=r["read_s"],
-                    moved=r["prep"]["moved"], form=sorted({"rows" if "delta" in p else "moves"
-                                                           for p in r["prep"]["fwd"] or []})))
+                    moved=r["prep"]["moved"], form="moves" if "mask" in r else "rows"))
         ps["worker_s"] += step_max
         with self._lock:
             self._clean, self._inbox = clean, inbox

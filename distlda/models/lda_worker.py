@@ -125,12 +125,13 @@ def _apply_rows(rowmap, words, delta, nwk, wt_ptr, wt_len, wt_top, lists):
 
 
 @njit(cache=True, nogil=True)
-def _row_delta(nwk, snap, r0, rows, lim, out_words, out_delta):
+def _row_delta(nwk, snap, r0, rows, lim, out_words, out_delta, big_words, big_delta):
     """The rows ``r0 <= r < r0 + len(snap)`` of ``nwk`` that differ from ``snap``: their word
-    ids (``rows[r]``) into ``out_words`` and ``nwk - snap`` into ``out_delta``. Returns how many
-    rows changed, or -1 if a change exceeds ``lim`` in size (does not fit ``out_delta``)."""
+    ids (``rows[r]``) and ``nwk - snap``, into ``out_*`` when every change fits ``lim`` (the
+    narrow dtype of ``out_delta``), else into ``big_*``. Returns how many rows went to each."""
     K = nwk.shape[1]
     n = 0
+    nb = 0
     for j in range(snap.shape[0]):
         r = r0 + j
         big = 0
@@ -138,30 +139,40 @@ def _row_delta(nwk, snap, r0, rows, lim, out_words, out_delta):
             v = nwk[r, k] - snap[j, k]
             out_delta[n, k] = v
             big = max(big, abs(v))
-        if big > lim:
-            return -1
-        if big != 0:
+        if big > lim:  # rare: a frequent word moving many tokens at once
+            for k in range(K):
+                big_delta[nb, k] = nwk[r, k] - snap[j, k]
+            big_words[nb] = rows[r]
+            nb += 1
+        elif big != 0:
             out_words[n] = rows[r]
+            n += 1
+    return n, nb
+
+
+@njit(cache=True, nogil=True)
+def _pack_moves(old, new, packed, out_new):
+    """Set bit ``j`` of ``packed`` (zeros; numpy ``packbits`` order) for each token ``j`` whose
+    topic changed (``old[j] != new[j]``) and write its new topic to ``out_new``, in order.
+    Returns how many changed."""
+    n = 0
+    for j in range(old.shape[0]):
+        if old[j] != new[j]:
+            packed[j >> 3] |= np.uint8(128 >> (j & 7))
+            out_new[n] = new[j]
             n += 1
     return n
 
 
-@njit(cache=True, nogil=True)
-def _moves_of(words, lo, hi, old, new, out_w, out_old, out_new):
-    """(word, old topic, new topic) of each token of the ranges ``lo[d] <= i < hi[d]`` whose
-    topic changed; ``old`` and ``new`` hold the ranges' topics one after the other
-    (:func:`distlda.models._kernels.gather_ranges`). Returns the number of moves."""
-    n = 0
-    j = 0
-    for d in range(lo.shape[0]):
-        for i in range(lo[d], hi[d]):
-            if old[j] != new[j]:
-                out_w[n] = words[i]
-                out_old[n] = old[j]
-                out_new[n] = new[j]
-                n += 1
-            j += 1
-    return n
+def _rows_cheaper(swept: int, rows_bytes: float, moved: float, tbytes: int,
+                  per_move: int) -> bool:
+    """Report a job as changed rows (with every swept token's topic) rather than as moves
+    (a bit a swept token, the moved tokens' topics; the dispatcher adds words and old topics
+    for the other workers)? Counts the bytes up plus the bytes on to one other worker, a move
+    twice: it costs a random access at both ends where a row costs a vectorized pass."""
+    rows = swept * tbytes + 2 * rows_bytes
+    moves = swept / 8 + moved * (tbytes + 2 * per_move)
+    return rows <= moves
 
 
 _NO_LISTS = (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32))
@@ -409,12 +420,13 @@ class LdaWorker:
                 old.append(o[:n])
                 new.append(self._scratch(("new", i), t.shape, tdt)[:n])
             swept = sum(o.shape[0] for o in old)
-            # Snapshot the rows the job can change when their changes are expected to travel
-            # smaller than the moves (guessed from the last job's share of tokens that moved).
+            # Snapshot the rows the job can change when reporting their changes is expected to
+            # cost less than the moves (guessed from the last job's share of moved tokens).
             per_move = wdt.itemsize + 2 * tdt.itemsize
             n_rows = sum(hi - lo for lo, hi in row_ranges)
             snaps = []
-            if peers and n_rows * (K + wdt.itemsize) <= 1.25 * self._moved * swept * per_move:
+            if peers and _rows_cheaper(swept, 0.8 * n_rows * (K + wdt.itemsize),
+                                       self._moved * swept, tdt.itemsize, per_move):
                 for q, (lo, hi) in enumerate(row_ranges):
                     s = self._scratch(("snap", q), (hi - lo, K), nwk.dtype)
                     np.copyto(s, nwk[lo:hi])
@@ -442,11 +454,9 @@ class LdaWorker:
                 K_.gather_ranges(t, lo, hi, nw)
                 moved += int(np.count_nonzero(o != nw))
             self._moved = moved / max(swept, 1)
-            delta = self._row_changes(snaps, chunks, ranges, old, new, moved, wdt, tdt) \
-                if peers else None
+            report = self._report(snaps, old, new, moved, swept, wdt, tdt, peers)
             j.result = {"job": job, "seconds": dt, "tokens": ntok, "swept": swept,
-                        "moved": moved, "topics": [_wire.enc(nw) for nw in new],
-                        "delta": delta, "cpu_seconds": time.thread_time() - c0,
+                        "moved": moved, **report, "cpu_seconds": time.thread_time() - c0,
                         "update_seconds": update_s, "pack_seconds": time.perf_counter() - tp,
                         "job_seconds": time.perf_counter() - w0}
             logger.debug("job %s: %d chunks, %d tokens in %.3f s", job[:8], len(idxs), ntok, dt)
@@ -460,28 +470,39 @@ class LdaWorker:
                 self._busy = False
             j.done.set()
 
-    def _row_changes(self, snaps, chunks, ranges, old, new, moved, wdt, tdt) -> list:
-        """How the job changed the rows, for the other workers: the changed rows (``snaps``:
-        the rows as they were) when those are smaller than the moves, else the moves."""
-        nwk = self._slice
-        per_move = wdt.itemsize + 2 * tdt.itemsize
-        parts, size = [], 0
-        for q, (lo, s) in enumerate(snaps):
-            for dt in (np.int8, np.int16, np.int32):  # a byte a cell unless a change is larger
+    def _report(self, snaps, old, new, moved, swept, wdt, tdt, peers) -> dict:
+        """What the job tells the dispatcher. Without other workers, the swept tokens' new
+        topics (``topics``). With them, either those topics and the rows that changed
+        (``delta``: parts ``{"words", "delta"}``, ``snaps`` being the rows as they were), or
+        the moves: a bit a swept token (``mask``) and the moved tokens' topics (``new``),
+        whichever costs less (:func:`_rows_cheaper`)."""
+        topics = {"topics": [_wire.enc(nw) for nw in new]}
+        if not peers:
+            return topics
+        tb, per_move = tdt.itemsize, wdt.itemsize + 2 * tdt.itemsize
+        if snaps:
+            nwk = self._slice
+            parts, size = [], 0
+            for q, (lo, s) in enumerate(snaps):  # a byte a cell, 4 for the rare larger rows
                 ow = self._scratch(("dw", q), (s.shape[0],), wdt)
-                od = self._scratch(("dd", q), s.shape, dt)
-                n = _row_delta(nwk, s, lo, self._rows, np.iinfo(dt).max, ow, od)
-                if n >= 0:
-                    break
-            parts.append({"words": ow[:n], "delta": od[:n]})
-            size += n * (ow.itemsize + od.shape[1] * od.itemsize)
-        if not snaps or size > moved * per_move:
-            ow, oo, on = np.empty(moved, wdt), np.empty(moved, tdt), np.empty(moved, tdt)
-            n = 0
-            for c, (lo, hi), o, nw in zip(chunks, ranges, old, new):
-                n += _moves_of(c[0], lo, hi, o, nw, ow[n:], oo[n:], on[n:])
-            parts = [{"words": ow, "old": oo, "new": on}]
-        return [{k: _wire.enc(v) for k, v in p.items()} for p in parts]
+                od = self._scratch(("dd", q), s.shape, np.int8)
+                bw = self._scratch(("bw", q), (s.shape[0],), wdt)
+                bd = self._scratch(("bd", q), s.shape, np.int32)
+                n, nb = _row_delta(nwk, s, lo, self._rows, 127, ow, od, bw, bd)
+                for w_, d_ in ((ow[:n], od[:n]), (bw[:nb], bd[:nb])):
+                    if w_.shape[0] or not parts:
+                        parts.append({"words": _wire.enc(w_), "delta": _wire.enc(d_)})
+                        size += d_.nbytes + w_.nbytes
+            if _rows_cheaper(swept, size, moved, tb, per_move):
+                return dict(topics, delta=parts)
+        masks, news = [], []
+        for o, nw in zip(old, new):
+            packed = np.zeros((o.shape[0] + 7) // 8, np.uint8)
+            out = np.empty(o.shape[0], tdt)
+            n = _pack_moves(o, nw, packed, out)
+            masks.append(_wire.enc(packed))
+            news.append(_wire.enc(out[:n]))
+        return {"mask": masks, "new": news}
 
     def result(self, session: str, job: str, wait: float = 1.0):
         """The job's result once it is done, waiting at most ``wait`` s; None while it runs."""
