@@ -163,6 +163,7 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
     Only tokens ``tok_lo[d] <= i < tok_hi[d]`` of document ``d`` are resampled (all of them when
     ``tok_lo, tok_hi = doc_ptr[:-1], doc_ptr[1:]``); the document's other tokens still count in
     its topic counts. That lets threads sweep one block of the vocabulary each at a time.
+    Returns how many tokens changed topic.
     """
     np.random.seed(seed)
     K = nk.shape[0]
@@ -183,6 +184,7 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
     for k in range(K):
         s += ab[k] * inv[k]
     D = doc_ptr.shape[0] - 1
+    moved = 0
     for d in range(D):
         start = doc_ptr[d]
         end = doc_ptr[d + 1]
@@ -310,11 +312,13 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
             if nwk[w, new] == 1:
                 wt_top[p + L] = new
                 wt_len[w] = L + 1
+            moved += new != t
             topics[i] = new
         for j in range(nd):
             k = dtop[j]
             ndk[k] = 0
             coef[k] = alpha[k] * inv[k]
+    return moved
 
 
 @njit(**_JIT)

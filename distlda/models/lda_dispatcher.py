@@ -735,11 +735,18 @@ class LdaDispatcher:
             new = _wire.dec(t)
             if new.ndim != 1 or new.shape[0] != int((hi - lo).sum()):
                 raise ValueError(f"chunk {i}: {bad} (wrong number of topics)")
-            k = _topic_change(st.chunks[i].topics, lo, hi, new, nk, K)
+            parts.append((i, lo, hi, new))
+
+        def read(part):
+            i, lo, hi, new = part
+            k = _topic_change(st.chunks[i].topics, lo, hi, new, nk_i := np.zeros_like(nk), K)
+            return i, k, nk_i
+
+        for i, k, nk_i in self._halves(read, parts):
             if k < 0:
                 raise ValueError(f"chunk {i}: {bad} (topic out of range)")
             moved += k
-            parts.append((i, lo, hi, new))
+            nk += nk_i
         if peers:
             fwd = r.get("delta")
             if fwd is None:
@@ -759,6 +766,15 @@ class LdaDispatcher:
         return {"parts": parts, "nk": nk, "fwd": fwd, "moved": moved,
                 "bytes": _payload_bytes(tops, fwd)}
 
+    def _halves(self, fn, items: list) -> list:
+        """``[fn(x) for x in items]``, the second half in another thread: the kernels release
+        the GIL, and a result is read and committed while both workers wait for it."""
+        half = len(items) // 2
+        if half == 0:
+            return [fn(x) for x in items]
+        other = self._pool.submit(lambda: [fn(x) for x in items[half:]])
+        return [fn(x) for x in items[:half]] + other.result()
+
     def _commit(self, m: _Member, idxs, prep, job, remaining, inbox) -> int:
         """Commit a job's result read by :meth:`_prepare`: write the resampled tokens' topics,
         move the topic totals with them and forward the row changes. The word-topic counts, a
@@ -766,12 +782,16 @@ class LdaDispatcher:
         the result took on the wire.
         """
         st = self._state
-        for i, lo, hi, *result in prep["parts"]:
+
+        def write(part):
+            i, lo, hi, *result = part
             if len(result) == 2:  # the moves form: (bits, moved topics)
                 _apply_moves(*result, st.chunks[i].topics, lo, hi)
             else:
                 K_.scatter_ranges(st.chunks[i].topics, lo, hi, result[0])
-            remaining.discard(i)
+
+        self._halves(write, prep["parts"])
+        remaining.difference_update(p[0] for p in prep["parts"])
         st.nk += prep["nk"]
         if prep["moved"]:
             self._nwk_stale = True

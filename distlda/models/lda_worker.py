@@ -411,15 +411,8 @@ class LdaWorker:
             nk_a = _wire.dec(nk, copy=True)
             t0 = time.perf_counter()
             topics = [c[2] for c in chunks]
-            # The swept tokens' topics before and after, one range after the other (buffers
-            # kept across jobs). After is what the dispatcher commits; before gives the moves.
-            old, new = [], []
-            for i, t, (lo, hi) in zip(idxs, topics, ranges):
-                o = self._scratch(("old", i), t.shape, tdt)
-                n = K_.gather_ranges(t, lo, hi, o)
-                old.append(o[:n])
-                new.append(self._scratch(("new", i), t.shape, tdt)[:n])
-            swept = sum(o.shape[0] for o in old)
+            swept = int(sum((hi - lo).sum() for lo, hi in ranges))
+            sparse = cfg["sampler"] == "sparse"
             # Snapshot the rows the job can change when reporting their changes is expected to
             # cost less than the moves (guessed from the last job's share of moved tokens).
             per_move = wdt.itemsize + 2 * tdt.itemsize
@@ -431,12 +424,20 @@ class LdaWorker:
                     s = self._scratch(("snap", q), (hi - lo, K), nwk.dtype)
                     np.copyto(s, nwk[lo:hi])
                     snaps.append((lo, s))
+            # The swept tokens' old topics (one range after the other, in buffers kept across
+            # jobs): for the moves form, and to count the moves of the MH sampler.
+            old = []
+            if not sparse or (peers and not snaps):
+                for i, t, (lo, hi) in zip(idxs, topics, ranges):
+                    o = self._scratch(("old", i), t.shape, tdt)
+                    old.append(o[:K_.gather_ranges(t, lo, hi, o)])
             alpha_a, beta = cfg["alpha"], cfg["beta"]
             vbeta = beta * cfg["num_terms"]
-            if cfg["sampler"] == "sparse":
+            moved = 0
+            if sparse:
                 for w, t, c, (lo, hi), sd in zip(local, topics, chunks, ranges, seeds_a):
-                    K_.sweep_sparse(w, t, c[1], lo, hi, nwk, nk_a, *lists, alpha_a, beta, vbeta,
-                                    int(sd))
+                    moved += K_.sweep_sparse(w, t, c[1], lo, hi, nwk, nk_a, *lists, alpha_a, beta,
+                                             vbeta, int(sd))
             else:
                 if blocks is not None:
                     raise ValueError(f"the {cfg['sampler']} sampler sweeps whole documents")
@@ -449,10 +450,12 @@ class LdaWorker:
                     self._view = job
                 self.sweeps += 1
             tp = time.perf_counter()
-            moved = 0
-            for t, (lo, hi), o, nw in zip(topics, ranges, old, new):
-                K_.gather_ranges(t, lo, hi, nw)
-                moved += int(np.count_nonzero(o != nw))
+            new = []  # what the dispatcher commits
+            for i, t, (lo, hi) in zip(idxs, topics, ranges):
+                nw = self._scratch(("new", i), t.shape, tdt)
+                new.append(nw[:K_.gather_ranges(t, lo, hi, nw)])
+            if not sparse:
+                moved = sum(int(np.count_nonzero(o != nw)) for o, nw in zip(old, new))
             self._moved = moved / max(swept, 1)
             report = self._report(snaps, old, new, moved, swept, wdt, tdt, peers)
             j.result = {"job": job, "seconds": dt, "tokens": ntok, "swept": swept,
@@ -493,8 +496,8 @@ class LdaWorker:
                     if w_.shape[0] or not parts:
                         parts.append({"words": _wire.enc(w_), "delta": _wire.enc(d_)})
                         size += d_.nbytes + w_.nbytes
-            if _rows_cheaper(swept, size, moved, tb, per_move):
-                return dict(topics, delta=parts)
+            if not old or _rows_cheaper(swept, size, moved, tb, per_move):
+                return dict(topics, delta=parts)  # (old topics not gathered: the guess stands)
         masks, news = [], []
         for o, nw in zip(old, new):
             packed = np.zeros((o.shape[0] + 7) // 8, np.uint8)
