@@ -510,6 +510,7 @@ def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(fo
         np.testing.assert_array_equal(prep["nk"], expect.sum(axis=0) - nk)
     finally:
         d._pool.shutdown()
+        d._helpers.shutdown()
     np.testing.assert_array_equal(after, w._chunks[0][2])  # the worker's own topics
     changed = after != topics
     assert changed.any() and words[changed].min() >= cuts[1]  # only block 1 was resampled
@@ -526,6 +527,24 @@ def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(fo
             assert _apply_foreign(rowmap, p["words"], p["old"], p["new"], peer, *lists, True)
     np.testing.assert_array_equal(peer, expect)
 
+
+
+def test_dispatcher_reads_results_in_halves_even_when_every_job_thread_waits():
+    """A result's second half is read in a helper thread. With every thread of the job pool
+    busy reading a result (as with that many workers finishing together), the helpers must
+    still run: they may not queue behind the job tasks that wait for them."""
+    import concurrent.futures as cf
+    from distlda.models.lda_dispatcher import LdaDispatcher
+    d = LdaDispatcher()
+    d._pool.shutdown()
+    d._pool = cf.ThreadPoolExecutor(2)
+    try:
+        jobs = [d._pool.submit(d._halves, lambda x: (time.sleep(0.05), 2 * x)[1], [1, 2, 3, 4])
+                for _ in range(4)]
+        assert [f.result(timeout=20) for f in jobs] == [[2, 4, 6, 8]] * 4
+    finally:  # on a deadlock: cancel what is queued, so that the waiting threads end
+        d._pool.shutdown(wait=False, cancel_futures=True)
+        d._helpers.shutdown(wait=False, cancel_futures=True)
 
 def test_wire_codec_roundtrip_without_pickle():
     import msgpack

@@ -228,6 +228,9 @@ class LdaDispatcher:
         self._jobs: dict[str, _Job] = {}
         self._sweeping = False
         self._pool = cf.ThreadPoolExecutor(64, thread_name_prefix="worker-rpc")
+        # The second halves of reading and writing results (_halves). A pool of its own: its
+        # tasks wait for nothing, while a job task of _pool waits for one of them.
+        self._helpers = cf.ThreadPoolExecutor(2, thread_name_prefix="result-half")
         self._stats = None
         self._last_stats = None
         self._clean = False
@@ -772,7 +775,7 @@ class LdaDispatcher:
         half = len(items) // 2
         if half == 0:
             return [fn(x) for x in items]
-        other = self._pool.submit(lambda: [fn(x) for x in items[half:]])
+        other = self._helpers.submit(lambda: [fn(x) for x in items[half:]])
         return [fn(x) for x in items[:half]] + other.result()
 
     def _commit(self, m: _Member, idxs, prep, job, remaining, inbox) -> int:
