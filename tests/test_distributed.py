@@ -400,6 +400,8 @@ def test_worker_row_changes_rebuild_peer_rows_and_lists():
     np.testing.assert_array_equal(od[:n], (nwk1 - nwk0)[changed])
     # rows whose changes do not fit the narrow dtype go whole to the wide part
     fit = np.abs(nwk1 - nwk0)[changed].max(axis=1) <= 1
+    n, nb = _row_delta(nwk1, snap, lo, rows, 1, ow, od, bw[:1], bd[:1])
+    assert nb > 1  # counted past the capacity it was given, for the caller to grow it
     n, nb = _row_delta(nwk1, snap, lo, rows, 1, ow, od, bw, bd)
     assert 0 < nb < len(changed) and n + nb == len(changed)
     assert ow[:n].tolist() == rows[changed[fit]].tolist()

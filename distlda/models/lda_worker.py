@@ -13,10 +13,11 @@ of its chunks across jobs; with each job it receives only the word-topic rows it
 tokens of the job's vocabulary block (or all of them) with the same compiled kernels as the
 serial model (:func:`distlda.models._kernels.sweep_sparse`, keeping its word lists across
 jobs, or :func:`distlda.models.state.sweep_chunks` for MH) and sends back the new topics of the
-tokens it resampled (a byte each, one run per document) and, for the other workers, how its
-rows changed: the changed rows (a byte a cell when the changes fit) or the moves (word, old
-topic, new topic), whichever is smaller. At K=100 the rows win: applying them is a vectorized
-pass over a block's rows instead of a random access per move. It never touches the global
+tokens it resampled (a byte each, one run per document) with the rows that changed (a byte a
+cell when the change fits), for the other workers; or, when that costs more, the moves: a bit
+a resampled token and the new topics of those that moved (the dispatcher adds their words and
+old topics). At K=100 the rows win: applying them is a vectorized pass over a block's rows
+instead of a random access per move; at K=1000 the moves do. It never touches the global
 counts: the dispatcher commits what it gets, so a worker killed at any moment loses nothing.
 
 ``sweep`` returns at once with a job id and the work runs in a thread; the dispatcher polls
@@ -128,7 +129,8 @@ def _apply_rows(rowmap, words, delta, nwk, wt_ptr, wt_len, wt_top, lists):
 def _row_delta(nwk, snap, r0, rows, lim, out_words, out_delta, big_words, big_delta):
     """The rows ``r0 <= r < r0 + len(snap)`` of ``nwk`` that differ from ``snap``: their word
     ids (``rows[r]``) and ``nwk - snap``, into ``out_*`` when every change fits ``lim`` (the
-    narrow dtype of ``out_delta``), else into ``big_*``. Returns how many rows went to each."""
+    narrow dtype of ``out_delta``), else into ``big_*``. Returns how many rows went to each;
+    rows past the capacity of ``big_*`` are counted but not written (call again, larger)."""
     K = nwk.shape[1]
     n = 0
     nb = 0
@@ -140,9 +142,10 @@ def _row_delta(nwk, snap, r0, rows, lim, out_words, out_delta, big_words, big_de
             out_delta[n, k] = v
             big = max(big, abs(v))
         if big > lim:  # rare: a frequent word moving many tokens at once
-            for k in range(K):
-                big_delta[nb, k] = nwk[r, k] - snap[j, k]
-            big_words[nb] = rows[r]
+            if nb < big_words.shape[0]:
+                for k in range(K):
+                    big_delta[nb, k] = nwk[r, k] - snap[j, k]
+                big_words[nb] = rows[r]
             nb += 1
         elif big != 0:
             out_words[n] = rows[r]
@@ -424,6 +427,9 @@ class LdaWorker:
                     s = self._scratch(("snap", q), (hi - lo, K), nwk.dtype)
                     np.copyto(s, nwk[lo:hi])
                     snaps.append((lo, s))
+            else:  # moves: the rows' buffers (4 bytes a cell) need not stay
+                for key in [k for k in self._buf if k[0] in ("snap", "dw", "dd")]:
+                    del self._buf[key]
             # The swept tokens' old topics (one range after the other, in buffers kept across
             # jobs): for the moves form, and to count the moves of the MH sampler.
             old = []
@@ -489,9 +495,13 @@ class LdaWorker:
             for q, (lo, s) in enumerate(snaps):  # a byte a cell, 4 for the rare larger rows
                 ow = self._scratch(("dw", q), (s.shape[0],), wdt)
                 od = self._scratch(("dd", q), s.shape, np.int8)
-                bw = self._scratch(("bw", q), (s.shape[0],), wdt)
-                bd = self._scratch(("bd", q), s.shape, np.int32)
-                n, nb = _row_delta(nwk, s, lo, self._rows, 127, ow, od, bw, bd)
+                cap = min(64, s.shape[0])
+                while True:
+                    bw, bd = np.empty(cap, wdt), np.empty((cap, s.shape[1]), np.int32)
+                    n, nb = _row_delta(nwk, s, lo, self._rows, 127, ow, od, bw, bd)
+                    if nb <= cap:
+                        break
+                    cap = nb
                 for w_, d_ in ((ow[:n], od[:n]), (bw[:nb], bd[:nb])):
                     if w_.shape[0] or not parts:
                         parts.append({"words": _wire.enc(w_), "delta": _wire.enc(d_)})
