@@ -687,77 +687,55 @@ class LdaDispatcher:
     def _prepare(self, m: _Member, idxs, r, ranges, peers) -> dict:
         """Validate a job's result and read the change of the topic totals, changing nothing.
 
-        A result (:meth:`LdaWorker._report`) holds, per chunk, either the new topics of the
-        tokens it resampled (one range after the other) and, when other workers hold rows,
-        how the job changed its rows, whose topic totals must agree with the topics; or the
-        moves: a bit a resampled token and the moved tokens' topics, from which this reads the
-        moves (word, old topic, new topic) for the other workers. Runs in the job's own thread
-        as soon as the result arrives (the kernels release the GIL), so the results of workers
-        that finish together are read in parallel. It only reads the job's chunks, which
-        nothing else writes while the job is out: the commit (:meth:`_commit`, under the lock,
-        where the counts are also read) writes the topics. Raises ValueError if the result is
-        malformed.
+        A result (:meth:`LdaWorker._report`) comes in one of two forms, read by
+        :meth:`_prepare_rows` and :meth:`_prepare_moves`. Runs in the job's own thread as soon
+        as the result arrives (the kernels release the GIL), so the results of workers that
+        finish together are read in parallel. It only reads the job's chunks, which nothing else
+        writes while the job is out: the commit (:meth:`_commit`, under the lock, where the
+        counts are also read) writes the topics. Returns what the commit needs: ``parts``
+        (per chunk: index, token ranges and what to write), ``nk`` (the change of the topic
+        totals), ``fwd`` (for the other workers; None without them), ``moved`` and ``bytes``.
+        Raises ValueError if the result is malformed.
         """
+        bad = f"malformed result from worker {m.name}"
+        prepare = self._prepare_moves if "mask" in r else self._prepare_rows
+        return prepare(r, idxs, ranges, peers, bad)
+
+    def _prepare_rows(self, r, idxs, ranges, peers, bad) -> dict:
+        """The changed-rows form: per chunk the new topics of its resampled tokens (one range
+        after the other) and, with other workers, the rows the job changed; the topic totals
+        those imply must equal what the topics imply."""
         st = self._state
         K, V = st.num_topics, st.num_terms
-        bad = f"malformed result from worker {m.name}"
-        parts = []
-        nk = np.zeros_like(st.nk)
-        moved = 0
-        fwd = None
-        if "mask" in r:
-            masks, news = r["mask"], r["new"]
-            if len(masks) != len(idxs) or len(news) != len(idxs):
-                raise ValueError(f"{bad}: {len(masks)} masks for {len(idxs)} chunks")
-            news = [_wire.dec(t) for t in news]
-            total = sum(t.shape[0] for t in news)
-            tdt = _wire.topic_dtype(K)
-            words, old, new_all = np.empty(total, self._wdt), np.empty(total, tdt), np.empty(total, tdt)
-            for i, p, new, (lo, hi) in zip(idxs, masks, news, ranges):
-                packed = _wire.dec(p)
-                if (packed.dtype != np.uint8 or new.ndim != 1
-                        or packed.shape[0] != (int((hi - lo).sum()) + 7) // 8):
-                    raise ValueError(f"chunk {i}: {bad}")
-                c = st.chunks[i]
-                k = _read_moves(packed, new, c.words, c.topics, lo, hi, nk, words[moved:],
-                                old[moved:], K)
-                if k < 0:
-                    raise ValueError(f"chunk {i}: {bad}")
-                new_all[moved:moved + k] = new
-                moved += k
-                parts.append((i, lo, hi, packed, new))
-            if peers:
-                fwd = [{"words": _wire.enc(words), "old": _wire.enc(old),
-                        "new": _wire.enc(new_all)}]
-            return {"parts": parts, "nk": nk, "fwd": fwd, "moved": moved,
-                    "bytes": _payload_bytes(r["mask"], r["new"])}
         tops = r["topics"]
         if len(tops) != len(idxs):
             raise ValueError(f"{bad}: {len(tops)} topic arrays for {len(idxs)} chunks")
+        parts = []
         for i, t, (lo, hi) in zip(idxs, tops, ranges):
             new = _wire.dec(t)
             if new.ndim != 1 or new.shape[0] != int((hi - lo).sum()):
                 raise ValueError(f"chunk {i}: {bad} (wrong number of topics)")
             parts.append((i, lo, hi, new))
 
-        def read(part):
+        def change(part):
             i, lo, hi, new = part
-            k = _topic_change(st.chunks[i].topics, lo, hi, new, nk_i := np.zeros_like(nk), K)
-            return i, k, nk_i
+            dnk = np.zeros_like(st.nk)
+            return i, _topic_change(st.chunks[i].topics, lo, hi, new, dnk, K), dnk
 
-        for i, k, nk_i in self._halves(read, parts):
+        nk = np.zeros_like(st.nk)
+        moved = 0
+        for i, k, dnk in self._halves(change, parts):
             if k < 0:
                 raise ValueError(f"chunk {i}: {bad} (topic out of range)")
             moved += k
-            nk += nk_i
+            nk += dnk
+        fwd = r.get("delta") if peers else None
         if peers:
-            fwd = r.get("delta")
             if fwd is None:
                 raise ValueError(f"{bad}: it does not say how its rows changed")
             dk = np.zeros(K, np.int64)
             for p in fwd:
-                words = _wire.dec(p["words"])
-                d = _wire.dec(p["delta"])
+                words, d = _wire.dec(p["words"]), _wire.dec(p["delta"])
                 if words.ndim != 1 or (words.size and (words.min() < 0 or words.max() >= V)):
                     raise ValueError(f"{bad}: word ids out of range")
                 if d.shape != (words.shape[0], K) or d.dtype.kind != "i":
@@ -768,6 +746,38 @@ class LdaDispatcher:
                 raise ValueError(f"{bad}: its row changes disagree with its topics")
         return {"parts": parts, "nk": nk, "fwd": fwd, "moved": moved,
                 "bytes": _payload_bytes(tops, fwd)}
+
+    def _prepare_moves(self, r, idxs, ranges, peers, bad) -> dict:
+        """The moves form: per chunk a bit a resampled token and the moved tokens' topics;
+        the moves' words and old topics come from this copy, for the other workers."""
+        st = self._state
+        K = st.num_topics
+        masks, news = r["mask"], [_wire.dec(t) for t in r["new"]]
+        if len(masks) != len(idxs) or len(news) != len(idxs):
+            raise ValueError(f"{bad}: {len(masks)} masks for {len(idxs)} chunks")
+        total = sum(t.shape[0] for t in news)
+        tdt = _wire.topic_dtype(K)
+        words, old, new_all = np.empty(total, self._wdt), np.empty(total, tdt), np.empty(total, tdt)
+        parts = []
+        nk = np.zeros_like(st.nk)
+        moved = 0
+        for i, p, new, (lo, hi) in zip(idxs, masks, news, ranges):
+            packed = _wire.dec(p)
+            if (packed.dtype != np.uint8 or new.ndim != 1
+                    or packed.shape[0] != (int((hi - lo).sum()) + 7) // 8):
+                raise ValueError(f"chunk {i}: {bad}")
+            c = st.chunks[i]
+            k = _read_moves(packed, new, c.words, c.topics, lo, hi, nk, words[moved:],
+                            old[moved:], K)
+            if k < 0:
+                raise ValueError(f"chunk {i}: {bad}")
+            new_all[moved:moved + k] = new
+            moved += k
+            parts.append((i, lo, hi, packed, new))
+        fwd = ([{"words": _wire.enc(words), "old": _wire.enc(old), "new": _wire.enc(new_all)}]
+               if peers else None)
+        return {"parts": parts, "nk": nk, "fwd": fwd, "moved": moved,
+                "bytes": _payload_bytes(r["mask"], r["new"])}
 
     def _halves(self, fn, items: list) -> list:
         """``[fn(x) for x in items]``, the second half in another thread: the kernels release
