@@ -178,6 +178,26 @@ def _rows_cheaper(swept: int, rows_bytes: float, moved: float, tbytes: int,
     return rows <= moves
 
 
+@njit(cache=True, nogil=True)
+def _lists_match(nwk, wt_ptr, wt_len, wt_top):
+    """The first row whose word list is not exactly its non-zero topics, or -1 (a check)."""
+    K = nwk.shape[1]
+    seen = np.zeros(K, np.int32)
+    for r in range(nwk.shape[0]):
+        nnz = 0
+        for k in range(K):
+            nnz += nwk[r, k] != 0
+        L = wt_len[r]
+        if L != nnz or L > wt_ptr[r + 1] - wt_ptr[r]:
+            return r
+        for j in range(wt_ptr[r], wt_ptr[r] + L):
+            k = wt_top[j]
+            if k < 0 or k >= K or nwk[r, k] == 0 or seen[k] == r + 1:
+                return r
+            seen[k] = r + 1
+    return -1
+
+
 _NO_LISTS = (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32))
 
 
@@ -382,6 +402,11 @@ class LdaWorker:
                     if bad.size:
                         raise StaleView(f"worker {self.name}: model slice differs from the "
                                         f"dispatcher's counts in {bad.size} cells")
+                    if self._lists is not None:
+                        r = _lists_match(self._slice, *self._lists)
+                        if r >= 0:
+                            raise StaleView(f"worker {self.name}: the topic list of word "
+                                            f"{self._rows[r]} is not its non-zero topics")
                 self._view = None
                 for i in idxs:
                     if i not in self._local:
