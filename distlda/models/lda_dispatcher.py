@@ -14,7 +14,7 @@ steps: the vocabulary is cut into ``P`` blocks of equal token mass (word id rang
 sorts each document's tokens by word id, so a block is one run of tokens per document) and
 in step ``s`` the worker of chunk group ``g`` resamples its tokens of block ``(g + s) % P``.
 Every word's rows have exactly one writer in a step and are up to date when it starts (the
-worker has applied the moves the others committed in the step before), so the chain mixes
+worker has applied the changes the others committed in the step before), so the chain mixes
 per sweep like a serial one; only the K topic totals lag within a step. Plain AD-LDA
 (Newman et al. 2009: all tokens on a snapshot, merged per sweep) ran 20% slower per sweep
 here early in training and lagged the serial chain by 0.45 nats/token at sweep 8. The MH

@@ -9,7 +9,7 @@ The worker registers with the name server as ``distlda.worker.<host>.<pid>`` and
 dispatcher (``python -m distlda.models.lda_dispatcher``) finds it by listing that prefix, even
 in the middle of a training. Data placement: the worker keeps the tokens and topic assignments
 of its chunks across jobs; with each job it receives only the word-topic rows its chunks use
-(dense the first time, then only the other workers' moves on those words), resamples the
+(dense the first time, then only what the other workers changed in them), resamples the
 tokens of the job's vocabulary block (or all of them) with the same compiled kernels as the
 serial model (:func:`distlda.models._kernels.sweep_sparse`, keeping its word lists across
 jobs, or :func:`distlda.models.state.sweep_chunks` for MH) and sends back the new topics of the
@@ -489,8 +489,8 @@ class LdaWorker:
                 moved = sum(int(np.count_nonzero(o != nw)) for o, nw in zip(old, new))
             self._moved = moved / max(swept, 1)
             report = self._report(snaps, old, new, moved, swept, wdt, tdt, peers)
-            j.result = {"job": job, "seconds": dt, "tokens": ntok, "swept": swept,
-                        "moved": moved, **report, "cpu_seconds": time.thread_time() - c0,
+            j.result = {"job": job, "seconds": dt, "tokens": ntok, "moved": moved,
+                        **report, "cpu_seconds": time.thread_time() - c0,
                         "update_seconds": update_s, "pack_seconds": time.perf_counter() - tp,
                         "job_seconds": time.perf_counter() - w0}
             logger.debug("job %s: %d chunks, %d tokens in %.3f s", job[:8], len(idxs), ntok, dt)
@@ -510,9 +510,8 @@ class LdaWorker:
         (``delta``: parts ``{"words", "delta"}``, ``snaps`` being the rows as they were), or
         the moves: a bit a swept token (``mask``) and the moved tokens' topics (``new``),
         whichever costs less (:func:`_rows_cheaper`)."""
-        topics = {"topics": [_wire.enc(nw) for nw in new]}
         if not peers:
-            return topics
+            return {"topics": [_wire.enc(nw) for nw in new]}
         tb, per_move = tdt.itemsize, wdt.itemsize + 2 * tdt.itemsize
         if snaps:
             nwk = self._slice
@@ -532,7 +531,8 @@ class LdaWorker:
                         parts.append({"words": _wire.enc(w_), "delta": _wire.enc(d_)})
                         size += d_.nbytes + w_.nbytes
             if not old or _rows_cheaper(swept, size, moved, tb, per_move):
-                return dict(topics, delta=parts)  # (old topics not gathered: the guess stands)
+                # (old topics not gathered: the guess stands)
+                return {"topics": [_wire.enc(nw) for nw in new], "delta": parts}
         masks, news = [], []
         for o, nw in zip(old, new):
             packed = np.zeros((o.shape[0] + 7) // 8, np.uint8)
