@@ -35,9 +35,9 @@ import scipy.sparse as sp  # noqa: E402
 
 import common  # noqa: E402
 from distlda.evaluation import heldout_loglik  # noqa: E402
-from distlda.models import _kernels as K_  # noqa: E402
-from distlda.models.chunks import iter_chunks  # noqa: E402
-from distlda.models.state import GibbsState, sweep_chunks  # noqa: E402
+from distlda.gibbs import kernels as K_  # noqa: E402
+from distlda.gibbs.chunks import iter_chunks  # noqa: E402
+from distlda.gibbs.state import GibbsState, sweep_chunks  # noqa: E402
 
 
 def parse_args(argv=None):

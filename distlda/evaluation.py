@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from distlda.models import _kernels as K_
-from distlda.models.chunks import iter_chunks
+from distlda.gibbs import kernels as K_
+from distlda.gibbs.chunks import iter_chunks
 
 
 def _split_halves(words: np.ndarray, doc_ptr: np.ndarray, rng: np.random.Generator):

@@ -124,7 +124,7 @@ class Cluster:
 
     # ------------------------------------------------------------ state
     def _ns(self):
-        from distlda.models import _wire
+        from distlda.cluster import codec as _wire
         return _wire.ns_proxy("127.0.0.1", self.port, 2.0)
 
     def _ns_up(self) -> bool:
@@ -148,7 +148,7 @@ class Cluster:
             return sorted(ns.list(prefix="distlda.worker."))
 
     def dispatcher_proxy(self, timeout=10.0):
-        from distlda.models import _wire
+        from distlda.cluster import codec as _wire
         with self._ns() as ns:
             uri = ns.lookup("distlda.dispatcher")
         return _wire.proxy(uri, timeout)

@@ -14,7 +14,9 @@ import pytest
 
 from cluster import REPO, Cluster, free_port
 from conftest import planted_corpus, to_bow, topic_recovery
-from distlda.models import LdaModel, _client, _wire
+from distlda.cluster import client as _client
+from distlda.cluster import codec as _wire
+from distlda.models import LdaModel
 
 
 def assert_exact(lda, n_tokens):
@@ -100,8 +102,8 @@ def test_one_worker_runs_the_serial_sweep_function_bit_for_bit(cluster):
     # One worker sweeps every chunk (tokens sorted by word in each document, as the client
     # sends them), with the same seeds, keeping its word lists across sweeps: exactly the
     # chain of the in-process executor with one thread.
-    from distlda.models import _kernels as K_
-    from distlda.models.local import LocalExecutor
+    from distlda.gibbs import kernels as K_
+    from distlda.gibbs.local import LocalExecutor
     X, _ = planted_corpus(D=300, V=200, K=5, L=50, seed=2)
     kw = dict(num_topics=5, iterations=0, random_state=7, chunksize=50, sampler="sparse")
     ref = LdaModel(X, distributed=False, **kw)
@@ -323,7 +325,7 @@ def test_distributed_false_never_touches_the_network(monkeypatch):
 
 
 def test_vocabulary_blocks_are_one_token_run_per_document():
-    from distlda.models import _kernels as K_
+    from distlda.gibbs import kernels as K_
     rng = np.random.default_rng(0)
     doc_ptr = np.array([0, 7, 7, 20, 21], np.int64)
     words = rng.integers(0, 30, 21).astype(np.int32)
@@ -344,7 +346,7 @@ def test_vocabulary_blocks_are_one_token_run_per_document():
 
 def counts(words, topics, V, K):
     """The word-topic counts of assignments."""
-    from distlda.models import _kernels as K_
+    from distlda.gibbs import kernels as K_
     nwk = np.zeros((V, K), np.int32)
     K_.count_assignments(words, topics, nwk, np.zeros(K, np.int32), 1)
     return nwk
@@ -359,7 +361,7 @@ def random_moves(rng, V, K, N, share):
 
 
 def test_worker_keeps_word_lists_in_step_with_foreign_moves():
-    from distlda.models import _kernels as K_
+    from distlda.gibbs import kernels as K_
     from distlda.models.lda_worker import _apply_foreign
     V, K = 40, 12
     words, before, after = random_moves(np.random.default_rng(1), V, K, 400, 0.5)
@@ -384,7 +386,7 @@ def test_worker_keeps_word_lists_in_step_with_foreign_moves():
 
 
 def test_worker_row_changes_rebuild_peer_rows_and_lists():
-    from distlda.models import _kernels as K_
+    from distlda.gibbs import kernels as K_
     from distlda.models.lda_worker import _apply_rows, _row_delta
     V, K = 30, 9
     words, before, after = random_moves(np.random.default_rng(2), V, K, 500, 0.3)
@@ -431,7 +433,7 @@ def test_worker_row_changes_rebuild_peer_rows_and_lists():
 
 def _job_inputs(K=5, V=60, D=40, seed=3):
     """One sorted chunk, its dense rows, the vocabulary cut in two blocks: a worker's job."""
-    from distlda.models import _kernels as K_
+    from distlda.gibbs import kernels as K_
     rng = np.random.default_rng(seed)
     lens = rng.integers(5, 40, D)
     doc_ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
@@ -450,7 +452,7 @@ def test_worker_job_result_reproduces_its_counts_and_the_dispatcher_checks_it(fo
     as moves: the dispatcher commits it only when it is well formed (and, as rows, when the
     rows agree with the topics), and what it forwards rebuilds the worker's counts exactly
     on another worker."""
-    from distlda.models import _kernels as K_
+    from distlda.gibbs import kernels as K_
     from distlda.models.lda_dispatcher import LdaDispatcher, _Member
     from distlda.models.lda_worker import LdaWorker, _apply_foreign, _apply_rows
     K, V = 5, 60

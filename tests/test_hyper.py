@@ -4,8 +4,8 @@ import numpy as np
 
 from conftest import planted_corpus, topic_recovery
 from distlda.models import LdaModel
-from distlda.models._hyper import count_histograms, optimize_alpha
-from distlda.models.chunks import Chunk
+from distlda.gibbs.hyper import count_histograms, optimize_alpha
+from distlda.gibbs.chunks import Chunk
 
 
 def test_fixed_point_recovers_dirichlet_parameter_from_known_counts():

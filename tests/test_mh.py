@@ -9,11 +9,11 @@ import pytest
 from scipy.special import gammaln
 
 from conftest import topic_recovery
-from distlda.models import _kernels as K_
-from distlda.models import _mh
-from distlda.models.chunks import iter_chunks
-from distlda.models.local import LocalExecutor
-from distlda.models.state import GibbsState, sweep_chunks
+from distlda.gibbs import kernels as K_
+from distlda.gibbs import mh as _mh
+from distlda.gibbs.chunks import iter_chunks
+from distlda.gibbs.local import LocalExecutor
+from distlda.gibbs.state import GibbsState, sweep_chunks
 
 
 def random_chunks(rng, n_chunks, V, K, max_len=15, docs=20):

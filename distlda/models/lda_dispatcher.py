@@ -54,13 +54,13 @@ import Pyro5.api
 from numba import njit
 import Pyro5.errors
 
-from distlda.models import _kernels as K_
-from distlda.models import _wire
-from distlda.models._hyper import count_histograms
-from distlda.models.chunks import Chunk
+from distlda.gibbs import kernels as K_
+from distlda.cluster import codec as _wire
+from distlda.gibbs.hyper import count_histograms
+from distlda.gibbs.chunks import Chunk
 from distlda.models.lda_worker import (PREFIX as WORKER_PREFIX, _sigterm, add_common_args,
                                        serve_forever, setup_logging)
-from distlda.models.state import GibbsState
+from distlda.gibbs.state import GibbsState
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -202,7 +202,7 @@ def _payload_bytes(*parts) -> int:
 
 @Pyro5.api.expose
 class LdaDispatcher:
-    """Remote API used by :class:`distlda.models._client.DistributedExecutor`."""
+    """Remote API used by :class:`distlda.cluster.client.DistributedExecutor`."""
 
     #: Bytes of chunks per load message to a worker.
     LOAD_BATCH = 64 << 20
@@ -386,7 +386,7 @@ class LdaDispatcher:
                     raise ValueError(f"chunk {idx}: topic ids out of range")
                 if not _sorted_in_docs(c.words, c.doc_ptr):
                     raise ValueError(f"chunk {idx}: tokens must be sorted by word id within "
-                                     f"each document (distlda.models._kernels.sort_doc_tokens)")
+                                     f"each document (distlda.gibbs.kernels.sort_doc_tokens)")
                 # Stored as narrow as they travel (2-byte words up to 65,536 terms, 1-byte
                 # topics up to 256): the dispatcher's passes over them are memory-bound.
                 c.words = c.words.astype(self._wdt)
@@ -426,7 +426,7 @@ class LdaDispatcher:
 
     def histograms(self, session: str) -> list:
         """Document-topic count histograms of the committed topics, for learning alpha
-        (:func:`distlda.models._hyper.count_histograms`, five int64 arrays)."""
+        (:func:`distlda.gibbs.hyper.count_histograms`, five int64 arrays)."""
         with self._lock:
             self._check(session)
             h = count_histograms(self._state.chunks, self._state.num_topics)

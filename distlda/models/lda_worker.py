@@ -11,8 +11,8 @@ in the middle of a training. Data placement: the worker keeps the tokens and top
 of its chunks across jobs; with each job it receives only the word-topic rows its chunks use
 (dense the first time, then only what the other workers changed in them), resamples the
 tokens of the job's vocabulary block (or all of them) with the same compiled kernels as the
-serial model (:func:`distlda.models._kernels.sweep_sparse`, keeping its word lists across
-jobs, or :func:`distlda.models.state.sweep_chunks` for MH) and sends back the new topics of the
+serial model (:func:`distlda.gibbs.kernels.sweep_sparse`, keeping its word lists across
+jobs, or :func:`distlda.gibbs.state.sweep_chunks` for MH) and sends back the new topics of the
 tokens it resampled (a byte each, one run per document) with the rows that changed (a byte a
 cell when the change fits), for the other workers; or, when that costs more, the moves: a bit
 a resampled token and the new topics of those that moved (the dispatcher adds their words and
@@ -40,9 +40,9 @@ import Pyro5.api
 import Pyro5.errors
 from numba import njit
 
-from distlda.models import _kernels as K_
-from distlda.models import _wire
-from distlda.models.state import sweep_chunks
+from distlda.gibbs import kernels as K_
+from distlda.cluster import codec as _wire
+from distlda.gibbs.state import sweep_chunks
 
 logger = logging.getLogger("distlda.worker")
 

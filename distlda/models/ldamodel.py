@@ -14,11 +14,11 @@ import numpy as np
 import smart_open
 
 from distlda import __version__
-from distlda.models import _kernels as K_
-from distlda.models.chunks import iter_chunks
-from distlda.models.local import LocalExecutor, available_cores
-from distlda.models.state import GibbsState
-from distlda.models.chunks import Chunk
+from distlda.gibbs import kernels as K_
+from distlda.gibbs.chunks import iter_chunks
+from distlda.gibbs.local import LocalExecutor, available_cores
+from distlda.gibbs.state import GibbsState
+from distlda.gibbs.chunks import Chunk
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class LdaModel:
 
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
-        from distlda.models import _client
+        from distlda.cluster import client as _client
         ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers)
         if ex is None:
             ex = LocalExecutor(self.workers)
@@ -227,7 +227,7 @@ class LdaModel:
                 bar.update(1)
                 bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s")
 
-        from distlda.models._client import DispatcherLost
+        from distlda.cluster.client import DispatcherLost
         try:
             try:
                 executor.run(self._state, iterations, self._rng, on_sweep)
@@ -248,7 +248,7 @@ class LdaModel:
                 bar.close()
 
     def _learn_alpha(self, histograms=None) -> None:
-        from distlda.models._hyper import count_histograms, optimize_alpha
+        from distlda.gibbs.hyper import count_histograms, optimize_alpha
         hist = (histograms() if histograms is not None
                 else count_histograms(self._state.chunks, self.num_topics))
         self.alpha = optimize_alpha(self.alpha, hist)

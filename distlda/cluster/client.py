@@ -21,8 +21,8 @@ import time
 import numpy as np
 import Pyro5.errors
 
-from distlda.models import _kernels as K_
-from distlda.models import _wire
+from distlda.gibbs import kernels as K_
+from distlda.cluster import codec as _wire
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class DistributedExecutor:
     timeout : float
         Seconds without an answer from the dispatcher before the training fails.
     sampler, mh_steps
-        Passed to :func:`distlda.models.state.sweep_chunks` on the workers.
+        Passed to :func:`distlda.gibbs.state.sweep_chunks` on the workers.
 
     Attributes
     ----------

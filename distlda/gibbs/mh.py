@@ -24,7 +24,7 @@ at the end of the doc phase, in the doc phase its word's row as it was at the en
 phase; n_k and the streamed table are exact and immediate. That delay is the one approximation
 (a small bias, largest for tiny documents; see tests/test_mh.py). ``nwk`` is moved at the end
 of the word phase, so after every sweep ``topics``, ``nwk`` and ``nk`` are exactly consistent,
-the same in-place contract as :func:`distlda.models._kernels.sweep_sparse`.
+the same in-place contract as :func:`distlda.gibbs.kernels.sweep_sparse`.
 
 Working memory per token, kept between sweeps for each set of chunks swept together: the
 word-grouped token index (int32) and a record of ``mh_steps + 2`` topics (the one ``nwk``
@@ -541,7 +541,7 @@ def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, 
                     mh_steps: int = DEFAULT_MH_STEPS, pool=None, threads: int = 1) -> None:
     """One MH sweep over several chunks jointly, against ``nwk``/``nk`` (updated in place).
 
-    Same contract as :func:`distlda.models.state.sweep_chunks`: on return ``topics_list`` hold
+    Same contract as :func:`distlda.gibbs.state.sweep_chunks`: on return ``topics_list`` hold
     the new topics and ``nwk``/``nk`` are their counts plus whatever the other tokens they
     count held before. The chunks are swept as one token set, so a word's tokens of all chunks
     form one group of the word phase.

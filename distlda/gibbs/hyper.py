@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma
 
-from distlda.models import _kernels as K_
+from distlda.gibbs import kernels as K_
 
 _STRIDE = 1 << 32
 

@@ -18,7 +18,7 @@ MAX_TOKENS = np.iinfo(np.int32).max
 
 @dataclass
 class Chunk:
-    """Documents as contiguous token arrays (see :mod:`distlda.models._kernels`).
+    """Documents as contiguous token arrays (see :mod:`distlda.gibbs.kernels`).
 
     Attributes
     ----------

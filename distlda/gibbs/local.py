@@ -11,7 +11,7 @@ are merged after it. The result mixes per sweep like a serial sampler.
 The Metropolis-Hastings sampler has phases that visit tokens document by document, then word
 by word; with several threads each phase is split (WarpLDA's schedule): thread p owns a range
 of documents in the doc phase and a range of words in the word phase, again on the shared
-counts with per-thread topic totals (see :func:`distlda.models._mh.sweep_chunks_mh`).
+counts with per-thread topic totals (see :func:`distlda.gibbs.mh.sweep_chunks_mh`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from distlda.models import _kernels as K_
-from distlda.models.state import GibbsState, sweep_chunks
+from distlda.gibbs import kernels as K_
+from distlda.gibbs.state import GibbsState, sweep_chunks
 
 
 def available_cores() -> int:
@@ -80,7 +80,7 @@ class LocalExecutor:
     def _sweep_mh(self, state: GibbsState, seeds: np.ndarray, pool) -> None:
         # WarpLDA's schedule: each phase split over the threads (documents, then words), on
         # the shared counts.
-        from distlda.models import _mh
+        from distlda.gibbs import mh as _mh
         chunks = state.chunks
         threads = len(partition([c.num_tokens for c in chunks], self.workers))
         if pool is None or threads == 1:

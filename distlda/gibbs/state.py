@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from distlda.models import _kernels as K_
-from distlda.models import _mh
-from distlda.models.chunks import MAX_TOKENS, Chunk
+from distlda.gibbs import kernels as K_
+from distlda.gibbs import mh as _mh
+from distlda.gibbs.chunks import MAX_TOKENS, Chunk
 
 
 class GibbsState:
@@ -115,7 +115,7 @@ def sweep_chunks(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbe
     its private copy, a cluster worker on its model slice (``nwk`` rows of its own words,
     ``words`` renumbered to those rows, ``vbeta`` still beta times the full vocabulary).
     ``sampler`` is "sparse" (exact SparseLDA), "mh" (WarpLDA-style Metropolis-Hastings with
-    ``mh_steps`` steps per phase, see :mod:`distlda.models._mh`); "auto" is resolved by the
+    ``mh_steps`` steps per phase, see :mod:`distlda.gibbs.mh`); "auto" is resolved by the
     caller (:meth:`GibbsState.resolve_sampler`), so every thread and worker runs the same one.
     """
     if sampler == "mh":

@@ -1,0 +1,1 @@
+"""The cluster: messages, transport, membership, planning, the ledger of committed counts."""

@@ -1,0 +1,1 @@
+"""The collapsed Gibbs sampler in one process: chunks, counts, kernels, MH, threads."""
