@@ -110,7 +110,7 @@ def parallel_ceiling(lda, parts=2, repeats=5):
 
     import numpy as np
     from distlda.gibbs.local import partition
-    from distlda.gibbs.state import sweep_chunks
+    from distlda.gibbs.sampling import sweep as sweep_chunks
     st = lda._state
     ch = st.chunks
     groups = partition([c.num_tokens for c in ch], parts)

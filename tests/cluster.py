@@ -40,16 +40,21 @@ class Cluster:
         Start a dispatcher.
     check : bool
         ``DISTLDA_CHECK=1``: workers verify every sparse model update against the dense rows.
+    hold : str, optional
+        A phase of a worker's job (:data:`distlda.cluster.worker_session.HOLD_POINTS`): the
+        workers stop at its start while :attr:`hold_file` exists (:meth:`held` lists them).
     """
 
     def __init__(self, workers: int = 2, timeout: float = 10.0, dispatcher: bool = True,
-                 check: bool = True):
+                 check: bool = True, hold: str | None = None):
         self.port = free_port()
         self.logdir = Path(tempfile.mkdtemp(prefix="distlda-cluster-"))
         self.env = dict(os.environ, PYRO_NS_HOST="127.0.0.1", PYRO_NS_PORT=str(self.port),
                         PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                         NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
                         DISTLDA_CHECK="1" if check else "0")
+        if hold:
+            self.env["DISTLDA_TEST_HOLD"] = f"{hold}:{self.logdir}"
         self.procs: dict[int, tuple[str, subprocess.Popen]] = {}
         self.workers: list[int] = []
         self.dispatcher = None
@@ -113,6 +118,14 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
                 p.wait(5)
 
+    @property
+    def hold_file(self) -> Path:
+        return self.logdir / "hold"
+
+    def held(self) -> list[int]:
+        """PIDs of the workers waiting at the hold point now."""
+        return sorted(int(f.stem) for f in self.logdir.glob("*.held"))
+
     def alive(self) -> list[int]:
         return [pid for pid, (_, p) in self.procs.items() if p.poll() is None]
 
@@ -124,7 +137,7 @@ class Cluster:
 
     # ------------------------------------------------------------ state
     def _ns(self):
-        from distlda.cluster import codec as _wire
+        from distlda.cluster import transport as _wire
         return _wire.ns_proxy("127.0.0.1", self.port, 2.0)
 
     def _ns_up(self) -> bool:
@@ -148,7 +161,7 @@ class Cluster:
             return sorted(ns.list(prefix="distlda.worker."))
 
     def dispatcher_proxy(self, timeout=10.0):
-        from distlda.cluster import codec as _wire
+        from distlda.cluster import transport as _wire
         with self._ns() as ns:
             uri = ns.lookup("distlda.dispatcher")
         return _wire.proxy(uri, timeout)

@@ -1,50 +1,8 @@
-"""Shared test helpers: a seeded planted-topic LDA corpus and topic-recovery scoring."""
+"""Fixtures: the planted corpus, and real clusters (``@pytest.mark.cluster(...)`` options)."""
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
 
-
-def planted_corpus(D=1000, V=500, K=10, L=100, alpha=0.1, beta=0.05, seed=0):
-    """Documents drawn from the LDA generative model with known topics.
-
-    Returns
-    -------
-    X : scipy.sparse.csr_matrix of shape (D, V), int64 counts
-    phi : ndarray of shape (K, V), the planted topics
-    """
-    rng = np.random.default_rng(seed)
-    phi = rng.dirichlet(np.full(V, beta), size=K)
-    theta = rng.dirichlet(np.full(K, alpha), size=D)
-    z = (rng.random((D, L))[..., None] > np.cumsum(theta, axis=1)[:, None, :]).sum(-1)
-    z = np.minimum(z, K - 1)
-    cum_phi = np.cumsum(phi, axis=1)
-    u = rng.random((D, L))
-    w = np.empty((D, L), np.int64)
-    for k in range(K):
-        m = z == k
-        w[m] = np.minimum(np.searchsorted(cum_phi[k], u[m] * cum_phi[k, -1], side="right"), V - 1)
-    rows = np.repeat(np.arange(D), L)
-    X = sp.csr_matrix((np.ones(D * L, np.int64), (rows, w.ravel())), shape=(D, V))
-    X.sum_duplicates()
-    return X, phi
-
-
-def topic_recovery(phi_learned, phi_true):
-    """Mean cosine similarity of learned to planted topics after Hungarian matching."""
-    a = phi_learned / np.linalg.norm(phi_learned, axis=1, keepdims=True)
-    b = phi_true / np.linalg.norm(phi_true, axis=1, keepdims=True)
-    cos = a @ b.T
-    r, c = linear_sum_assignment(-cos)
-    return float(cos[r, c].mean())
-
-
-def to_bow(X):
-    """A CSR matrix as a list of gensim-style bag-of-words documents."""
-    X = sp.csr_matrix(X)
-    return [list(zip(X.indices[X.indptr[d]:X.indptr[d + 1]].tolist(),
-                     X.data[X.indptr[d]:X.indptr[d + 1]].tolist())) for d in range(X.shape[0])]
+from helpers import planted_corpus, to_bow, topic_recovery  # noqa: F401  (older imports)
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +14,25 @@ def planted():
     two planted topics share one learned topic, 0.87-0.90); with alpha=0.1, 40% of seeds do.
     """
     return planted_corpus(alpha=0.5)
+
+
+@pytest.fixture
+def cluster(request):
+    """A real cluster (:class:`cluster.Cluster`) on free ports of 127.0.0.1, stopped by PID
+    after the test, which fails if any process it started is left.
+
+    Options by marker, as named arguments of :class:`cluster.Cluster`, e.g.
+    ``@pytest.mark.cluster(workers=1, check=False)``; default 2 workers with the dispatcher's
+    self-check (``DISTLDA_CHECK``: workers verify every model update).
+    """
+    from cluster import Cluster
+    marker = request.node.get_closest_marker("cluster")
+    options = dict(marker.kwargs) if marker else {}
+    c = Cluster(**options)
+    try:
+        yield c
+    finally:
+        c.stop()
+        print(c.logs())  # shown by pytest when the test fails
+        c.cleanup()
+        assert c.alive() == [], "every process the test started is stopped"

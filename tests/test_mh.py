@@ -13,7 +13,8 @@ from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
 from distlda.gibbs.chunks import iter_chunks
 from distlda.gibbs.local import LocalExecutor
-from distlda.gibbs.state import GibbsState, sweep_chunks
+from distlda.gibbs.sampling import sweep as sweep_chunks
+from distlda.gibbs.state import GibbsState
 
 
 def random_chunks(rng, n_chunks, V, K, max_len=15, docs=20):

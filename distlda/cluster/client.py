@@ -19,10 +19,11 @@ import logging
 import time
 
 import numpy as np
-import Pyro5.errors
 
-from distlda.gibbs import kernels as K_
 from distlda.cluster import codec as _wire
+from distlda.cluster import transport
+from distlda.cluster.messages import ChunkLoad, SessionConfig
+from distlda.gibbs import blocks
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +48,25 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     """Locate the dispatcher: returns (uri, ping info) or raises :class:`ClusterUnavailable`."""
     conf = _ns_conf(ns_conf)
     host, port = conf.get("host"), conf.get("port")
-    where = _wire.ns_address(host, port)
+    where = transport.ns_address(host, port)
     try:
-        ns = _wire.locate_ns(host, port, timeout=timeout, broadcast=bool(conf.get("broadcast")))
-    except Pyro5.errors.PyroError as e:
+        ns = transport.locate_ns(host, port, timeout=timeout, broadcast=bool(conf.get("broadcast")))
+    except transport.PyroError as e:
         raise ClusterUnavailable(f"no Pyro5 name server at {where} ({e}); start one with "
                                  f"'python -m Pyro5.nameserver' or pass ns_conf=dict(host=..., "
                                  f"port=...)") from None
     try:
         with ns:
             uri = ns.lookup(DISPATCHER)
-    except Pyro5.errors.NamingError:
+    except transport.NamingError:
         raise ClusterUnavailable(f"no dispatcher registered with the name server at {where}; "
                                  f"start one with 'python -m distlda.models.lda_dispatcher'") from None
-    except Pyro5.errors.PyroError as e:
+    except transport.PyroError as e:
         raise ClusterUnavailable(f"the name server at {where} does not answer ({e})") from None
     try:
-        with _wire.proxy(uri, max(timeout, 1.0)) as d:
+        with transport.proxy(uri, max(timeout, 1.0)) as d:
             info = d.ping()
-    except Pyro5.errors.PyroError as e:
+    except transport.PyroError as e:
         raise ClusterUnavailable(f"the dispatcher registered at {uri} does not answer ({e}); "
                                  f"restart 'python -m distlda.models.lda_dispatcher'") from None
     if info.get("busy"):
@@ -127,7 +128,7 @@ class DistributedExecutor:
     timeout : float
         Seconds without an answer from the dispatcher before the training fails.
     sampler, mh_steps
-        Passed to :func:`distlda.gibbs.state.sweep_chunks` on the workers.
+        Passed to :func:`distlda.gibbs.sampling.sweep` on the workers.
 
     Attributes
     ----------
@@ -160,10 +161,10 @@ class DistributedExecutor:
         the last checkpoint (every :attr:`CHECKPOINT_SECONDS`), exact.
         """
         self.sweeps_kept = 0
-        with _wire.proxy(self.uri, self.timeout) as d:
+        with transport.proxy(self.uri, self.timeout) as d:
             try:
                 self._run(d, state, iterations, rng, on_sweep)
-            except Pyro5.errors.CommunicationError as e:
+            except transport.CommunicationError as e:
                 raise DispatcherLost(
                     f"lost the dispatcher at {self.uri} during training ({e}); the model keeps "
                     f"the {self.sweeps_kept} sweeps of this training done before its last "
@@ -178,18 +179,16 @@ class DistributedExecutor:
 
     def _run(self, d, state, iterations, rng, on_sweep):
         K = state.num_topics
-        session = d.start_session({"num_topics": K, "num_terms": state.num_terms,
-                                   "alpha": _wire.enc(state.alpha), "beta": state.beta,
-                                   "sampler": self.sampler, "mh_steps": self.mh_steps})
+        session = d.start_session(SessionConfig(K, state.num_terms, state.alpha, state.beta,
+                                                self.sampler, self.mh_steps).to_wire())
         try:
             t0 = time.perf_counter()
             batch, size = [], 0
             for i, c in enumerate(state.chunks):
                 # The dispatcher hands out vocabulary blocks as word id ranges: sorted, a
                 # block's tokens are one run per document. (Order in a document is free.)
-                K_.sort_doc_tokens(c.words, c.topics, c.doc_ptr)
-                batch.append([i, _wire.enc(c.words), _wire.enc(c.doc_ptr),
-                              _wire.enc_topics(c.topics, K)])
+                blocks.sort_for_blocks(c)
+                batch.append(ChunkLoad(i, c.words, c.doc_ptr, c.topics).to_wire(K))
                 size += c.words.nbytes * 2
                 if size >= self.LOAD_BATCH:
                     d.load(session, batch)
@@ -221,7 +220,7 @@ class DistributedExecutor:
         finally:
             try:
                 d.end_session(session)
-            except Pyro5.errors.PyroError:
+            except transport.PyroError:
                 pass
 
     def _fetch(self, d, session, state) -> None:

@@ -1,8 +1,8 @@
 """Wire format of the cluster: numpy arrays as raw bytes inside msgpack, never pickle.
 
 Every message between client, dispatcher and workers is serialized by Pyro5's ``msgpack``
-serializer (about 1 GB/s on loopback, against 34 MB/s for Pyro5's default serpent, which
-base64-encodes bytes). An array travels as ``{"dtype": "<i4", "shape": [n], "data": b"..."}``:
+serializer, set by :mod:`distlda.cluster.transport` (about 1 GB/s on loopback, against 34 MB/s
+for Pyro5's default serpent, which base64-encodes bytes). An array travels as ``{"dtype": "<i4", "shape": [n], "data": b"..."}``:
 msgpack copies the buffer once as a ``bin`` object, and :func:`dec` maps it back with
 ``np.frombuffer`` (no copy, read-only). Nothing that arrives can make the receiver build an
 arbitrary object: only dicts, lists, numbers, strings and bytes exist in msgpack.
@@ -10,18 +10,10 @@ arbitrary object: only dicts, lists, numbers, strings and bytes exist in msgpack
 
 from __future__ import annotations
 
-import Pyro5.api
-from Pyro5 import config as _config
 import numpy as np
 
-SERIALIZER = "msgpack"
 #: dtypes a peer may send (anything else is refused rather than interpreted).
 _ALLOWED = {"|u1", "|i1", "<i2", "<u2", "<i4", "<u4", "<i8", "<f8"}
-
-
-def configure() -> None:
-    """Make msgpack the serializer of every proxy this process creates (name server included)."""
-    _config.SERIALIZER = SERIALIZER
 
 
 def enc(a: np.ndarray) -> dict:
@@ -65,39 +57,3 @@ def enc_topics(topics: np.ndarray, num_topics: int) -> dict:
 
 def dec_topics(d: dict) -> np.ndarray:
     return dec(d).astype(np.int32)
-
-
-def proxy(uri, timeout: float | None) -> Pyro5.api.Proxy:
-    """A msgpack proxy with a communication timeout (None: wait forever)."""
-    p = Pyro5.api.Proxy(uri)
-    p._pyroSerializer = SERIALIZER
-    p._pyroTimeout = timeout
-    return p
-
-
-def ns_proxy(host: str, port: int, timeout: float) -> Pyro5.api.Proxy:
-    """The name server at exactly ``host:port`` (no broadcast), bound, or a Pyro5 error."""
-    host = str(host)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    p = proxy(f"PYRO:Pyro.NameServer@{host}:{int(port)}", timeout)
-    p._pyroBind()
-    return p
-
-
-def locate_ns(host=None, port=None, timeout: float = 5.0, broadcast: bool = False):
-    """Name server proxy: ``host:port``, else PYRO_NS_HOST/PYRO_NS_PORT, else localhost:9090.
-
-    With ``broadcast`` and no host given, Pyro5's broadcast discovery is tried as well
-    (up to about 2 s more when nothing answers).
-    """
-    if host is None and port is None and broadcast:
-        p = Pyro5.api.locate_ns()
-        p._pyroSerializer = SERIALIZER
-        p._pyroTimeout = timeout
-        return p
-    return ns_proxy(host or _config.NS_HOST, port or _config.NS_PORT, timeout)
-
-
-def ns_address(host=None, port=None) -> str:
-    return f"{host or _config.NS_HOST}:{port or _config.NS_PORT}"

@@ -17,7 +17,8 @@ import math
 import numpy as np
 from numba import njit
 
-_JIT = dict(cache=True, nogil=True)
+from distlda.gibbs.jit import JIT as _JIT
+
 #: sweep_sparse computes a word's q bucket over the dense row when its list of non-zero topics
 #: is longer than K / DENSE_Q (chosen by measurement at K=100 and K=1000).
 DENSE_Q = 8

@@ -22,8 +22,13 @@ from typing import Callable
 
 import numpy as np
 
+from distlda.gibbs import blocks
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.state import GibbsState, sweep_chunks
+from distlda.gibbs import sampling
+from distlda.gibbs.blocks import partition
+from distlda.gibbs.state import GibbsState
+
+__all__ = ["LocalExecutor", "available_cores", "partition"]
 
 
 def available_cores() -> int:
@@ -32,17 +37,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def partition(sizes, parts: int) -> list[list[int]]:
-    """Split item indices into ``parts`` groups of near-equal total size (greedy, largest first)."""
-    groups: list[list[int]] = [[] for _ in range(parts)]
-    loads = [0] * parts
-    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        g = loads.index(min(loads))
-        groups[g].append(i)
-        loads[g] += sizes[i]
-    return [sorted(g) for g in groups if g]
 
 
 class LocalExecutor:
@@ -80,71 +74,51 @@ class LocalExecutor:
     def _sweep_mh(self, state: GibbsState, seeds: np.ndarray, pool) -> None:
         # WarpLDA's schedule: each phase split over the threads (documents, then words), on
         # the shared counts.
-        from distlda.gibbs import mh as _mh
         chunks = state.chunks
         threads = len(partition([c.num_tokens for c in chunks], self.workers))
-        if pool is None or threads == 1:
-            sweep_chunks([c.words for c in chunks], [c.topics for c in chunks],
-                         [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
-                         state.beta, state.vbeta, seeds, "mh", self.mh_steps)
-            return
-        _mh.sweep_chunks_mh([c.words for c in chunks], [c.topics for c in chunks],
-                            [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
-                            state.beta, state.vbeta, seeds,
-                            self.mh_steps or _mh.DEFAULT_MH_STEPS, pool=pool, threads=threads)
+        sampling.sweep([c.words for c in chunks], [c.topics for c in chunks],
+                       [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
+                       state.beta, state.vbeta, seeds, "mh", self.mh_steps,
+                       pool=pool if threads > 1 else None, threads=threads)
 
     def _sparse_plan(self, state: GibbsState):
-        """Chunk groups, per-chunk block offsets and the shared word lists of a run."""
+        """Chunk groups, per-chunk block ranges and the shared word lists of a run.
+
+        With P groups the vocabulary is cut into P blocks (:mod:`distlda.gibbs.blocks`, the
+        layout cluster workers use too); each chunk's tokens are sorted by word id in each
+        document so that a block is one token run per document.
+        """
         groups = partition([c.num_tokens for c in state.chunks], self.workers)
-        freq = np.zeros(state.num_terms, np.int64)  # chunk by chunk: no concatenated copy
-        for c in state.chunks:
-            freq += np.bincount(c.words, minlength=state.num_terms)
-        blocks = self._block_layout(state, len(groups), freq)
+        P = len(groups)
+        freq = blocks.word_frequencies(state.chunks, state.num_terms)
+        if P == 1:
+            layout = [np.stack(blocks.whole_documents(c)) for c in state.chunks]
+        else:
+            cuts = blocks.vocabulary_cuts(freq, P)
+            for c in state.chunks:
+                blocks.sort_for_blocks(c)
+            layout = [blocks.block_ranges(c, cuts) for c in state.chunks]
         wt = K_.build_word_lists(state.nwk, freq)  # shared: rows are disjoint per thread
-        return groups, blocks, wt
+        return groups, layout, wt
 
     def _sweep_sparse(self, state: GibbsState, plan, seeds: np.ndarray, pool) -> None:
-        groups, blocks, wt = plan
+        groups, layout, wt = plan
         P = len(groups)
         for sub in range(P):
             nk0 = state.nk.copy()
+            sub_seeds = sampling.step_seeds(seeds, sub)
 
-            def work(p, sub=sub, nk0=nk0):
-                b = (p + sub) % P
+            def work(p, sub=sub, nk0=nk0, sub_seeds=sub_seeds):
+                b = blocks.block_of(p, sub, P)
                 nk = nk0.copy()
-                for i in groups[p]:
-                    c, bp = state.chunks[i], blocks[i]
-                    seed = (int(seeds[i]) + sub * 0x9E3779B9) % 2 ** 32
-                    K_.sweep_sparse(c.words, c.topics, c.doc_ptr, bp[b], bp[b + 1], state.nwk,
-                                    nk, *wt, state.alpha, state.beta, state.vbeta, seed)
+                chunks = [state.chunks[i] for i in groups[p]]
+                sampling.sweep([c.words for c in chunks], [c.topics for c in chunks],
+                               [c.doc_ptr for c in chunks], state.nwk, nk, state.alpha,
+                               state.beta, state.vbeta, sub_seeds[groups[p]],
+                               ranges=[(layout[i][b], layout[i][b + 1]) for i in groups[p]],
+                               word_lists=wt)
                 return nk - nk0
 
             deltas = pool.map(work, range(P)) if P > 1 else [work(0)]
             for delta in deltas:
                 state.nk += delta
-
-    @staticmethod
-    def _block_layout(state: GibbsState, P: int, freq: np.ndarray) -> list[np.ndarray]:
-        """Per chunk, an int64 array ``(P+1, D)``: block b of document d is tokens
-        ``[bp[b, d], bp[b+1, d])``. Tokens are reordered inside each document (order within a
-        document means nothing to LDA) so that each block is one contiguous range; the P
-        blocks of the vocabulary carry equal token mass (``freq``: tokens per word)."""
-        if P == 1:
-            return [np.stack([c.doc_ptr[:-1], c.doc_ptr[1:]]) for c in state.chunks]
-        block_of_word = np.zeros(state.num_terms, np.int64)
-        for b, words in enumerate(partition(freq.tolist(), P)):
-            block_of_word[words] = b
-        layout = []
-        for c in state.chunks:
-            D = c.num_docs
-            doc_of_tok = np.repeat(np.arange(D), np.diff(c.doc_ptr))
-            blk = block_of_word[c.words]
-            order = np.lexsort((blk, doc_of_tok))
-            c.words = np.ascontiguousarray(c.words[order])
-            c.topics = np.ascontiguousarray(c.topics[order])
-            counts = np.bincount(doc_of_tok * P + blk, minlength=D * P).reshape(D, P)
-            bp = np.empty((P + 1, D), np.int64)
-            bp[0] = c.doc_ptr[:-1]
-            bp[1:] = c.doc_ptr[:-1] + np.cumsum(counts, axis=1).T
-            layout.append(bp)
-        return layout

@@ -43,7 +43,9 @@ from collections import OrderedDict
 import numpy as np
 from numba import njit
 
-_JIT = dict(cache=True, nogil=True)
+from distlda.gibbs.jit import JIT as _JIT
+from distlda.gibbs.jit import rand as _rand
+from distlda.gibbs.jit import seed_state as _seed_state
 
 #: Record fields, per token (``S = mh_steps + 2`` topics, int16 or int32).
 F_Z = 0      # topic the word-topic counts ``nwk`` hold the token at
@@ -54,18 +56,6 @@ F_P = 2      # first of ``mh_steps`` proposals
 #: on debdesc (K=100 and 1000) and on synth-small at K=300, ties elsewhere; 4 costs ~1.7x a
 #: sweep of 2 and never paid for it.
 DEFAULT_MH_STEPS = 2
-
-
-# ----------------------------------------------------------------------------- random numbers
-@njit(inline="always", **_JIT)
-def _rand(state):
-    """splitmix64: next state and a uniform float in [0, 1) (53 bits); a few ns, no table."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return state, float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @njit(**_JIT)
@@ -226,11 +216,6 @@ def sweep_mh(rec, mh_steps, wptr, widx, doc_ptr, nwk, nk, alpha, beta, vbeta, se
     state = _doc_phase(rec, mh_steps, doc_ptr, 0, D, nk, alpha, vbeta, state)
     state = _word_phase(rec, mh_steps, wptr, widx, 0, V, nwk, nk, alpha, beta, vbeta, state,
                         True, all_local)
-
-
-@njit(inline="always", **_JIT)
-def _seed_state(seed):
-    return np.uint64(seed) * np.uint64(0x2545F4914F6CDD1D) + np.uint64(0x632BE59BD9B4E019)
 
 
 @njit(**_JIT)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from distlda.gibbs import kernels as K_
-from distlda.gibbs import mh as _mh
+from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TOKENS, Chunk
 
 
@@ -94,9 +94,7 @@ class GibbsState:
 
     def resolve_sampler(self, sampler: str) -> str:
         """``sampler``, with "auto" replaced by the choice for this K and document length."""
-        if sampler != "auto":
-            return sampler
-        return _mh.choose_sampler(self.num_topics, self.num_tokens / max(self.num_docs, 1))
+        return sampling.resolve(sampler, self.num_topics, self.num_tokens / max(self.num_docs, 1))
 
     def grow_vocabulary(self, num_terms: int) -> None:
         """Widen ``nwk`` to ``num_terms`` words (new words have zero counts)."""
@@ -106,29 +104,3 @@ class GibbsState:
             self.nwk = nwk
             self.num_terms = int(num_terms)
 
-
-def sweep_chunks(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
-                 sampler: str = "sparse", mh_steps: int | None = None) -> None:
-    """Sweep several chunks in turn against counts ``nwk``/``nk`` (updated in place).
-
-    The one function every executor calls: the serial model on the global counts, a thread on
-    its private copy, a cluster worker on its model slice (``nwk`` rows of its own words,
-    ``words`` renumbered to those rows, ``vbeta`` still beta times the full vocabulary).
-    ``sampler`` is "sparse" (exact SparseLDA), "mh" (WarpLDA-style Metropolis-Hastings with
-    ``mh_steps`` steps per phase, see :mod:`distlda.gibbs.mh`); "auto" is resolved by the
-    caller (:meth:`GibbsState.resolve_sampler`), so every thread and worker runs the same one.
-    """
-    if sampler == "mh":
-        _mh.sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta,
-                            seeds, _mh.DEFAULT_MH_STEPS if mh_steps is None else mh_steps)
-        return
-    if sampler != "sparse":
-        raise ValueError(f"unknown sampler {sampler!r}")
-    local_counts = np.zeros(nwk.shape[0], np.int64)
-    for w in words_list:
-        local_counts += np.bincount(w, minlength=nwk.shape[0])
-    wt_ptr, wt_len, wt_top = K_.build_word_lists(nwk, local_counts)
-    for words, topics, doc_ptr, seed in zip(words_list, topics_list, docptr_list, seeds):
-        K_.sweep_sparse(words, topics, doc_ptr, doc_ptr[:-1], doc_ptr[1:], nwk, nk,
-                        wt_ptr, wt_len, wt_top,
-                        alpha, beta, vbeta, int(seed))

@@ -1,0 +1,379 @@
+"""Every message that crosses the cluster, as a named, frozen class.
+
+Each class turns itself into msgpack-ready values (:meth:`to_wire`: dicts, lists, numbers,
+strings and arrays as :mod:`distlda.cluster.codec` dicts) and back (:meth:`from_wire`), and
+``from_wire`` checks every field once, on arrival: type, dtype, shape and range. A message
+that breaks a rule raises :class:`ProtocolError` naming the message and the field, so the
+state classes behind the transport only ever see well-formed values.
+
+Who sends what::
+
+    client -> dispatcher   SessionConfig (start_session), ChunkLoad (load), SweepRequest (sweep)
+    dispatcher -> worker   SessionConfig (reset), ChunkLoad (load), Job (sweep)
+    worker -> dispatcher   RowsResult or MovesResult (result)
+
+A job's model slice is a :class:`DenseSlice` (the rows of every word of the worker's chunks)
+or a :class:`SliceDelta` (what the other workers changed since the worker's last job:
+:class:`RowChanges` or :class:`Moves` parts, forwarded as they were sent).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from distlda.cluster import codec
+
+#: Samplers a session may run.
+SAMPLERS = ("sparse", "mh")
+
+
+class ProtocolError(ValueError):
+    """A message without the form or the values its kind requires (names the field)."""
+
+
+def _get(d, key: str, what: str):
+    if not isinstance(d, dict):
+        raise ProtocolError(f"{what}: expected a mapping, got {type(d).__name__}")
+    try:
+        return d[key]
+    except KeyError:
+        raise ProtocolError(f"{what}: missing field {key!r}") from None
+
+
+def _array(obj, what: str, ndim: int | None = None, kind: str | None = None,
+           copy: bool = False) -> np.ndarray:
+    """A codec array, checked for its number of dimensions and dtype kind ("i", "u", "iu", "f")."""
+    try:
+        a = codec.dec(obj, copy=copy)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ProtocolError(f"{what}: not an array ({e})") from None
+    if ndim is not None and a.ndim != ndim:
+        raise ProtocolError(f"{what}: expected {ndim} dimension(s), got shape {a.shape}")
+    if kind is not None and a.dtype.kind not in kind:
+        raise ProtocolError(f"{what}: expected dtype kind {kind!r}, got {a.dtype}")
+    return a
+
+
+def _in_range(a: np.ndarray, lo: int, hi: int, what: str) -> None:
+    if a.size and (int(a.min()) < lo or int(a.max()) >= hi):
+        raise ProtocolError(f"{what}: values outside [{lo}, {hi})")
+
+
+def _int(v, what: str, lo: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ProtocolError(f"{what}: expected an integer >= {lo}, got {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """A training's model shape and priors, sent to the dispatcher and on to every worker."""
+
+    num_topics: int
+    num_terms: int
+    alpha: np.ndarray
+    beta: float
+    sampler: str = "sparse"
+    mh_steps: int | None = None
+
+    def to_wire(self) -> dict:
+        return {"num_topics": self.num_topics, "num_terms": self.num_terms,
+                "alpha": codec.enc(np.asarray(self.alpha, np.float64)), "beta": self.beta,
+                "sampler": self.sampler, "mh_steps": self.mh_steps}
+
+    @classmethod
+    def from_wire(cls, d) -> "SessionConfig":
+        w = "session config"
+        K = _int(_get(d, "num_topics", w), f"{w}.num_topics", 1)
+        V = _int(_get(d, "num_terms", w), f"{w}.num_terms", 1)
+        alpha = _array(_get(d, "alpha", w), f"{w}.alpha", 1, "f", copy=True)
+        if alpha.shape != (K,) or not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+            raise ProtocolError(f"{w}.alpha: expected {K} positive finite numbers")
+        beta = _get(d, "beta", w)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
+                math.isfinite(beta) and beta > 0):
+            raise ProtocolError(f"{w}.beta: expected a positive finite number, got {beta!r}")
+        sampler = d.get("sampler", "sparse")
+        if sampler not in SAMPLERS:
+            raise ProtocolError(f"{w}.sampler: expected one of {SAMPLERS}, got {sampler!r}")
+        mh = d.get("mh_steps")
+        if mh is not None:
+            mh = _int(mh, f"{w}.mh_steps", 1)
+        return cls(K, V, alpha, float(beta), sampler, mh)
+
+
+@dataclass(frozen=True)
+class ChunkLoad:
+    """One chunk's tokens and committed topics (``[idx, words, doc_ptr, topics]`` on the wire)."""
+
+    idx: int
+    words: np.ndarray
+    doc_ptr: np.ndarray
+    topics: np.ndarray
+
+    def to_wire(self, num_topics: int) -> list:
+        return [self.idx, codec.enc(self.words), codec.enc(self.doc_ptr),
+                codec.enc_topics(self.topics, num_topics)]
+
+    @classmethod
+    def from_wire(cls, item, config: SessionConfig, copy: bool = False) -> "ChunkLoad":
+        w = "chunk"
+        if not isinstance(item, (list, tuple)) or len(item) != 4:
+            raise ProtocolError(f"{w}: expected [idx, words, doc_ptr, topics]")
+        idx = _int(item[0], f"{w}.idx")
+        w = f"chunk {idx}"
+        words = _array(item[1], f"{w}.words", 1, "iu", copy=copy)
+        doc_ptr = _array(item[2], f"{w}.doc_ptr", 1, "iu", copy=copy)
+        topics = _array(item[3], f"{w}.topics", 1, "iu")
+        _in_range(words, 0, config.num_terms, f"{w}.words")
+        _in_range(topics, 0, config.num_topics, f"{w}.topics")
+        if (doc_ptr.size < 1 or doc_ptr[0] != 0 or doc_ptr[-1] != words.size
+                or np.any(np.diff(doc_ptr.astype(np.int64)) < 0) or topics.size != words.size):
+            raise ProtocolError(f"{w}: malformed document offsets")
+        return cls(idx, words, doc_ptr, topics.astype(np.int32))
+
+
+@dataclass(frozen=True)
+class RowChanges:
+    """``delta[j]`` is added to the row of word ``words[j]`` (a worker's changed rows)."""
+
+    words: np.ndarray
+    delta: np.ndarray
+    wire: dict | None = field(default=None, compare=False, repr=False)
+
+    def to_wire(self) -> dict:
+        if self.wire is None:  # encoded once, however many workers it is forwarded to
+            object.__setattr__(self, "wire", {"words": codec.enc(self.words),
+                                              "delta": codec.enc(self.delta)})
+        return self.wire
+
+    @property
+    def nbytes(self) -> int:
+        return self.words.nbytes + self.delta.nbytes
+
+    @classmethod
+    def from_wire(cls, d, config: SessionConfig) -> "RowChanges":
+        words = _array(_get(d, "words", "row changes"), "row changes.words", 1, "iu")
+        delta = _array(_get(d, "delta", "row changes"), "row changes.delta", 2, "i")
+        _in_range(words, 0, config.num_terms, "row changes.words")
+        if delta.shape != (words.shape[0], config.num_topics):
+            raise ProtocolError(f"row changes.delta: shape {delta.shape}, expected "
+                                f"({words.shape[0]}, {config.num_topics})")
+        return cls(words, delta, d)
+
+
+@dataclass(frozen=True)
+class Moves:
+    """One token of word ``words[j]`` went from topic ``old[j]`` to ``new[j]``."""
+
+    words: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+    wire: dict | None = field(default=None, compare=False, repr=False)
+
+    def to_wire(self) -> dict:
+        if self.wire is None:  # encoded once, however many workers it is forwarded to
+            object.__setattr__(self, "wire", {"words": codec.enc(self.words),
+                                              "old": codec.enc(self.old),
+                                              "new": codec.enc(self.new)})
+        return self.wire
+
+    @property
+    def nbytes(self) -> int:
+        return self.words.nbytes + self.old.nbytes + self.new.nbytes
+
+    def only(self, keep: np.ndarray) -> "Moves":
+        """The moves of the words ``keep`` marks (a bool array over the vocabulary)."""
+        k = keep[self.words]
+        return Moves(self.words[k], self.old[k], self.new[k])
+
+    @classmethod
+    def from_wire(cls, d, config: SessionConfig) -> "Moves":
+        words = _array(_get(d, "words", "moves"), "moves.words", 1, "iu")
+        old = _array(_get(d, "old", "moves"), "moves.old", 1, "iu")
+        new = _array(_get(d, "new", "moves"), "moves.new", 1, "iu")
+        if old.shape != words.shape or new.shape != words.shape:
+            raise ProtocolError("moves: words, old and new of unequal lengths")
+        _in_range(words, 0, config.num_terms, "moves.words")
+        _in_range(old, 0, config.num_topics, "moves.old")
+        _in_range(new, 0, config.num_topics, "moves.new")
+        return cls(words, old, new, d)
+
+
+Part = Union[RowChanges, Moves]
+
+
+def part_from_wire(d, config: SessionConfig) -> Part:
+    return RowChanges.from_wire(d, config) if "delta" in d else Moves.from_wire(d, config)
+
+
+@dataclass(frozen=True)
+class DenseSlice:
+    """The rows (int32[R, K]) of the sorted word ids ``rows`` (int32[R])."""
+
+    rows: np.ndarray
+    dense: np.ndarray
+
+    def to_wire(self) -> dict:
+        return {"rows": codec.enc(self.rows), "dense": codec.enc(self.dense)}
+
+
+@dataclass(frozen=True)
+class SliceDelta:
+    """What the other workers changed since job ``base``, in ``parts``."""
+
+    base: str
+    parts: list
+
+    def to_wire(self) -> dict:
+        return {"base": self.base, "parts": [p.to_wire() for p in self.parts]}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A worker's job: resample chunks ``idxs`` (their block only, with ``blocks``).
+
+    ``model`` brings the worker's model slice to the current counts, ``check`` (with
+    ``DISTLDA_CHECK=1``) is the dense slice to verify it against. ``blocks`` is ``(cuts, of)``:
+    resample only the tokens of chunk ``idxs[j]`` whose words lie in ``cuts[b] <= w <
+    cuts[b+1]`` with ``b = of[j]``. ``peers``: other workers hold rows, so the result must say
+    how this job changed them.
+    """
+
+    job: str
+    idxs: list
+    model: Union[DenseSlice, SliceDelta]
+    nk: np.ndarray
+    seeds: np.ndarray
+    alpha: np.ndarray
+    blocks: tuple | None = None
+    peers: bool = True
+    check: np.ndarray | None = None
+
+    def to_wire(self) -> dict:
+        model = self.model.to_wire()
+        if self.check is not None:
+            model["check"] = codec.enc(self.check)
+        blocks = None if self.blocks is None else {"cuts": codec.enc(self.blocks[0]),
+                                                   "of": list(self.blocks[1])}
+        return {"job": self.job, "idxs": list(self.idxs), "model": model,
+                "nk": codec.enc(self.nk), "seeds": codec.enc(self.seeds),
+                "alpha": codec.enc(self.alpha), "blocks": blocks, "peers": bool(self.peers)}
+
+    @classmethod
+    def from_wire(cls, d, config: SessionConfig) -> "Job":
+        w = "job"
+        job = _get(d, "job", w)
+        if not isinstance(job, str):
+            raise ProtocolError(f"{w}.job: expected a string")
+        idxs = _get(d, "idxs", w)
+        if not isinstance(idxs, list):
+            raise ProtocolError(f"{w}.idxs: expected a list")
+        idxs = [_int(i, f"{w}.idxs") for i in idxs]
+        K = config.num_topics
+        m = _get(d, "model", w)
+        if isinstance(m, dict) and "dense" in m:
+            rows = _array(m["rows"], f"{w}.model.rows", 1, "i")
+            _in_range(rows, 0, config.num_terms, f"{w}.model.rows")
+            dense = _array(m["dense"], f"{w}.model.dense", None, "i")
+            if dense.size != rows.shape[0] * K:
+                raise ProtocolError(f"{w}.model.dense: {dense.size} cells for {rows.shape[0]} rows")
+            model: Union[DenseSlice, SliceDelta] = DenseSlice(rows, dense.reshape(rows.shape[0], K))
+        else:
+            base = _get(m, "base", f"{w}.model")
+            parts = _get(m, "parts", f"{w}.model")
+            if not isinstance(parts, list):
+                raise ProtocolError(f"{w}.model.parts: expected a list")
+            model = SliceDelta(str(base), [part_from_wire(p, config) for p in parts])
+        check = m.get("check")
+        if check is not None:
+            check = _array(check, f"{w}.model.check", None, "i")
+        nk = _array(_get(d, "nk", w), f"{w}.nk", 1, "i", copy=True)
+        seeds = _array(_get(d, "seeds", w), f"{w}.seeds", 1, "iu")
+        if nk.shape != (K,) or seeds.shape != (len(idxs),):
+            raise ProtocolError(f"{w}: nk or seeds of the wrong length")
+        alpha = _array(_get(d, "alpha", w), f"{w}.alpha", 1, "f", copy=True)
+        if alpha.shape != (K,) or not np.all(alpha > 0):
+            raise ProtocolError(f"{w}.alpha: expected {K} positive numbers")
+        blocks = d.get("blocks")
+        if blocks is not None:
+            cuts = np.ascontiguousarray(_array(_get(blocks, "cuts", w), f"{w}.blocks.cuts", 1,
+                                               "i"), np.int32)
+            of = _get(blocks, "of", w)
+            if not isinstance(of, list) or len(of) != len(idxs):
+                raise ProtocolError(f"{w}.blocks.of: needs one block per chunk")
+            B = cuts.shape[0] - 1
+            of = [_int(b, f"{w}.blocks.of") for b in of]
+            if any(b >= B for b in of):
+                raise ProtocolError(f"{w}.blocks.of: block outside [0, {B})")
+            blocks = (cuts, of)
+        return cls(job, idxs, model, nk, seeds, alpha, blocks, bool(d.get("peers", True)), check)
+
+
+#: Timing fields a result carries (seconds), for the dispatcher's per-job records.
+TIMINGS = ("seconds", "cpu_seconds", "update_seconds", "pack_seconds", "job_seconds")
+
+
+@dataclass(frozen=True)
+class RowsResult:
+    """A job's result in the changed-rows form: per chunk the new topics of its resampled
+    tokens (one range after the other), and with peers the rows the job changed."""
+
+    job: str
+    tokens: int
+    moved: int
+    topics: list
+    delta: list | None
+    timings: dict = field(default_factory=dict)
+
+    def to_wire(self) -> dict:
+        d: dict[str, Any] = {"job": self.job, "tokens": self.tokens, "moved": self.moved,
+                             "topics": [codec.enc(t) for t in self.topics], **self.timings}
+        if self.delta is not None:
+            d["delta"] = [p.to_wire() for p in self.delta]
+        return d
+
+
+@dataclass(frozen=True)
+class MovesResult:
+    """A job's result in the moves form: per chunk a bit a resampled token (``mask``) and the
+    moved tokens' new topics (``new``)."""
+
+    job: str
+    tokens: int
+    moved: int
+    mask: list
+    new: list
+    timings: dict = field(default_factory=dict)
+
+    def to_wire(self) -> dict:
+        return {"job": self.job, "tokens": self.tokens, "moved": self.moved,
+                "mask": [codec.enc(m) for m in self.mask], "new": [codec.enc(n) for n in self.new],
+                **self.timings}
+
+
+def result_from_wire(d, config: SessionConfig, chunks: int):
+    """A worker's result for a job of ``chunks`` chunks (either form), checked for its form;
+    the values are checked against the chunks by the ledger (:mod:`distlda.cluster.ledger`)."""
+    w = "result"
+    timings = {k: float(d[k]) for k in TIMINGS if isinstance(d.get(k), (int, float))}
+    job, tokens, moved = _get(d, "job", w), _get(d, "tokens", w), _get(d, "moved", w)
+    if "mask" in d:
+        mask = [_array(p, f"{w}.mask", 1, "u") for p in _get(d, "mask", w)]
+        new = [_array(t, f"{w}.new", 1, "iu") for t in _get(d, "new", w)]
+        if len(mask) != chunks or len(new) != chunks:
+            raise ProtocolError(f"{w}: {len(mask)} masks for {chunks} chunks")
+        return MovesResult(job, tokens, moved, mask, new, timings)
+    topics = [_array(t, f"{w}.topics", 1, "iu") for t in _get(d, "topics", w)]
+    if len(topics) != chunks:
+        raise ProtocolError(f"{w}: {len(topics)} topic arrays for {chunks} chunks")
+    delta = d.get("delta")
+    if delta is not None:
+        if not isinstance(delta, list):
+            raise ProtocolError(f"{w}.delta: expected a list")
+        delta = [RowChanges.from_wire(p, config) for p in delta]
+    return RowsResult(job, tokens, moved, topics, delta, timings)

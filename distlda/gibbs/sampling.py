@@ -1,0 +1,109 @@
+"""The one sampler entry point: every executor sweeps through :func:`sweep`.
+
+The serial model (on the global counts), each thread of the in-process executor (on the
+shared counts, its own vocabulary block) and each cluster worker (on its model slice) call
+:func:`sweep`; they differ only in which counts they pass and who merges the topic totals.
+Here also live the two rules they must all apply alike: which sampler "auto" means
+(:func:`resolve`) and how a chunk's seed changes from one step of a sweep to the next
+(:func:`step_seeds`); the 1-worker cluster equals the 1-thread chain bit for bit because
+both use them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distlda.gibbs import kernels as K_
+from distlda.gibbs import mh as _mh
+
+#: The samplers :func:`sweep` runs.
+SAMPLERS = ("sparse", "mh")
+#: Added to a chunk's seed once per step of a sweep (the golden ratio, so steps decorrelate).
+STEP_SEED = 0x9E3779B9
+
+
+def resolve(sampler: str, num_topics: int, mean_doc_length: float) -> str:
+    """``sampler`` with "auto" replaced by the measured choice for K and document length
+    (:func:`distlda.gibbs.mh.choose_sampler`).
+
+    Raises
+    ------
+    ValueError
+        For a name other than "auto", "sparse" or "mh".
+    """
+    if sampler == "auto":
+        return _mh.choose_sampler(num_topics, mean_doc_length)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (use 'auto', 'sparse' or 'mh')")
+    return sampler
+
+
+def step_seeds(seeds: np.ndarray, step: int) -> np.ndarray:
+    """The chunks' seeds for step ``step`` of a sweep: ``(seed + step * STEP_SEED) mod 2**32``.
+
+    Returns uint32 array of the shape of ``seeds``.
+    """
+    s = np.asarray(seeds).astype(np.uint64)
+    return ((s + np.uint64(step) * np.uint64(STEP_SEED)) % np.uint64(2 ** 32)).astype(np.uint32)
+
+
+def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
+          sampler: str = "sparse", mh_steps: int | None = None, *, ranges=None,
+          word_lists=None, pool=None, threads: int = 1) -> int | None:
+    """Resample tokens of several chunks in turn against ``nwk``/``nk`` (updated in place).
+
+    Parameters
+    ----------
+    words_list, topics_list, docptr_list : lists of ndarray
+        Per chunk: int32 word ids (rows of ``nwk``), int32 topics (updated in place), int64
+        document offsets.
+    nwk : ndarray of shape (rows, K), int32
+        Word-topic counts: all words, or a worker's model slice (``words`` renumbered to its
+        rows; ``vbeta`` is still beta times the full vocabulary).
+    nk : ndarray of shape (K,), int32
+    alpha : ndarray of shape (K,), float64
+    beta, vbeta : float
+    seeds : sequence of int
+        One per chunk.
+    sampler : {"sparse", "mh"}
+        "sparse": exact SparseLDA (:func:`distlda.gibbs.kernels.sweep_sparse`); "mh":
+        WarpLDA-style Metropolis-Hastings (:func:`distlda.gibbs.mh.sweep_chunks_mh`, whole
+        documents, chunks swept jointly). "auto" must be resolved first (:func:`resolve`).
+    mh_steps : int, optional
+        MH steps per token and phase (default :data:`distlda.gibbs.mh.DEFAULT_MH_STEPS`).
+    ranges : list of (lo, hi), optional
+        Sparse sampler only: per chunk, int64 token ranges ``[lo[d], hi[d])`` to resample (a
+        vocabulary block, :mod:`distlda.gibbs.blocks`); default every token.
+    word_lists : tuple, optional
+        Sparse sampler only: the per-word topic lists (:func:`distlda.gibbs.kernels.
+        build_word_lists`) over ``nwk``, kept exact by the kernel; built here when None.
+    pool, threads
+        MH only: split each phase over ``threads`` threads of ``pool``.
+
+    Returns
+    -------
+    int or None
+        Tokens whose topic changed (sparse), None for MH (not counted).
+    """
+    if sampler == "mh":
+        if ranges is not None:
+            raise ValueError("the mh sampler sweeps whole documents (no vocabulary blocks)")
+        _mh.sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta,
+                            seeds, _mh.DEFAULT_MH_STEPS if mh_steps is None else mh_steps,
+                            pool=pool, threads=threads)
+        return None
+    if sampler != "sparse":
+        raise ValueError(f"unknown sampler {sampler!r}")
+    if word_lists is None:
+        local_counts = np.zeros(nwk.shape[0], np.int64)
+        for w in words_list:
+            local_counts += np.bincount(w, minlength=nwk.shape[0])
+        word_lists = K_.build_word_lists(nwk, local_counts)
+    if ranges is None:
+        ranges = [(p[:-1], p[1:]) for p in docptr_list]
+    moved = 0
+    for words, topics, doc_ptr, (lo, hi), seed in zip(words_list, topics_list, docptr_list,
+                                                      ranges, seeds):
+        moved += K_.sweep_sparse(words, topics, doc_ptr, lo, hi, nwk, nk, *word_lists,
+                                 alpha, beta, vbeta, int(seed))
+    return moved
