@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_distributed.py                  # synth-small, K=100
     python benchmarks/bench_distributed.py --corpus synth --topics 100 --iters 5,15
     python benchmarks/bench_distributed.py --quick          # smoke run
+    python benchmarks/bench_distributed.py --corpus synth --iters 3,13 --repeats 2 --baseline f617a4f
 
 One run starts a real cluster on 127.0.0.1 (name server, dispatcher, N workers as
 subprocesses, stopped by PID afterwards) for each worker count, then trains each mode in
@@ -18,6 +19,9 @@ receives per sweep (model rows or moves down, moves up), per token; the one-time
 corpus is reported apart. "CPU ms/sweep" adds up all processes (workers, dispatcher, client).
 Quality is the held-out log-likelihood per token (document completion,
 ``LdaModel.log_perplexity``) of the best round's model; two serial seeds show the noise.
+With ``--baseline REV`` the clusters of an older revision (its dispatcher and workers, checked
+out from git into a temporary folder; the client is this one, whose calls to the dispatcher
+are the same) join the rounds as modes of their own, so a change is measured side by side.
 The "machine ceiling" line times two threads sweeping halves of the corpus on private counts
 with no communication at all: the most any 2-way data-parallel sampler can gain here.
 """
@@ -56,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--chunksize", type=int, default=2000,
                    help="documents per chunk (default 2000, LdaModel's default)")
     p.add_argument("--quick", action="store_true", help="synth-small, 2,6 sweeps, 200 docs")
+    p.add_argument("--baseline", default=None, metavar="REV",
+                   help="also run the clusters of git revision REV, in the same rounds")
     p.add_argument("--out", default=str(common.OUT_DIR))
     a = p.parse_args(argv)
     if a.quick:
@@ -164,6 +170,25 @@ def serializer_table(n_bytes=4 << 20, repeats=5):
                                      f"(msgpack is used; pickle never)")
 
 
+def checkout(rev):
+    """A temporary folder holding git revision ``rev`` of this repository (its tree only)."""
+    import subprocess
+    import tempfile
+    repo = HERE.parent
+    out = Path(tempfile.mkdtemp(prefix=f"distlda-{rev}-"))
+    tar = subprocess.run(["git", "-C", str(repo), "archive", rev], check=True,
+                         capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
+    return out
+
+
+def mode_name(mode):
+    if mode == "serial":
+        return "serial, 1 thread"
+    base, n = mode if isinstance(mode, tuple) else ("", mode)
+    return f"{base + ' ' if base else ''}cluster, {n} worker{'s' * (n > 1)}"
+
+
 def main(argv=None):
     args = parse_args(argv)
     short, long_ = (int(x) for x in args.iters.split(","))
@@ -180,28 +205,39 @@ def main(argv=None):
         return lda.log_perplexity(H, iterations=args.eval_iters)
 
     sizes = [int(x) for x in args.workers.split(",")]
+    modes = list(sizes)
+    base_tree = None
+    if args.baseline:
+        base_tree = checkout(args.baseline)
+        modes += [(args.baseline, n) for n in sizes]
     clusters = {}
     try:
-        for n in sizes:
-            clusters[n] = Cluster(workers=n, check=False)
-            fit(X, args, 1, args.seed, distributed=True, ns_conf=clusters[n].ns_conf)  # JIT
+        for mode in modes:
+            repo = base_tree if isinstance(mode, tuple) else None
+            n = mode[1] if isinstance(mode, tuple) else mode
+            clusters[mode] = Cluster(workers=n, check=False, repo=repo)
+            fit(X, args, 1, args.seed, distributed=True, ns_conf=clusters[mode].ns_conf)  # JIT
         # Rounds alternate the modes so that background load hits them alike; best of rounds.
         best: dict = {}
         for rnd in range(args.repeats):
-            for mode in ["serial"] + sizes:
+            for mode in ["serial"] + modes:
                 conf = None if mode == "serial" else clusters[mode].ns_conf
                 rate, lda, cpu = measure(X, args, n_tok, short, long_, conf)
                 stats = None
                 if mode != "serial":
                     with clusters[mode].dispatcher_proxy() as d:
                         stats = d.stats()
-                common.log(f"round {rnd + 1}, {mode}: {rate:,.0f} tokens/s")
-                if mode not in best or rate > best[mode][0]:
-                    best[mode] = (rate, lda, stats, cpu)
+                common.log(f"round {rnd + 1}, {mode_name(mode)}: {rate:,.0f} tokens/s")
+                best.setdefault(mode, []).append((rate, lda, stats, cpu))
     finally:
         for c in clusters.values():
             c.stop()
             c.cleanup()
+        if base_tree is not None:
+            import shutil
+            shutil.rmtree(base_tree, ignore_errors=True)
+    rounds = {m: [r[0] for r in v] for m, v in best.items()}
+    best = {m: max(v, key=lambda r: r[0]) for m, v in best.items()}
     serial_rate, lda, _, serial_cpu = best["serial"]
     ceiling = parallel_ceiling(lda)
     common.log(f"machine ceiling for 2-way parallel sampling: {ceiling:.2f}x")
@@ -211,7 +247,7 @@ def main(argv=None):
                         heldout_ll=ll0, heldout_ll_seed2=ll1, wire=None,
                         cpu_ms_per_sweep=serial_cpu * 1e3))
     common.log(f"serial: {serial_rate:,.0f} tokens/s, held-out {ll0:.4f} (seed+1: {ll1:.4f})")
-    for n in sizes:
+    for n in modes:
         rate, lda, st, client_cpu = best[n]
         per = st["per_sweep"][short:] or st["per_sweep"]  # the sweeps the rate is taken on
         wire = dict(bytes_per_token_per_sweep=st["bytes_per_token_per_sweep"],
@@ -226,10 +262,12 @@ def main(argv=None):
                     dispatcher_cpu_s=sum(r["dispatcher_cpu_s"] for r in per) / len(per))
         ll = heldout(lda)
         cpu = (wire["worker_cpu_s"] + wire["dispatcher_cpu_s"] + client_cpu) * 1e3
-        results.append(dict(mode=f"cluster, {n} worker{'s' * (n > 1)}", tokens_per_s=rate,
+        ratios = [r / s for r, s in zip(rounds[n], rounds["serial"])]
+        results.append(dict(mode=mode_name(n), tokens_per_s=rate,
                             speedup=rate / serial_rate, heldout_ll=ll, wire=wire,
-                            cpu_ms_per_sweep=cpu))
-        common.log(f"{n} workers: {rate:,.0f} tokens/s ({rate / serial_rate:.2f}x), "
+                            cpu_ms_per_sweep=cpu, round_ratios=ratios))
+        common.log(f"{mode_name(n)}: {rate:,.0f} tokens/s ({rate / serial_rate:.2f}x; rounds "
+                   f"{', '.join(f'{x:.2f}x' for x in ratios)}), "
                    f"{wire['bytes_per_token_per_sweep']:.2f} B/token/sweep, held-out {ll:.4f}")
 
     for r in results:
@@ -256,7 +294,11 @@ def main(argv=None):
         ["mode", "tokens/s", "speedup", "B/token/sweep", "down / up", "load B/token",
          "ms/sweep: all / worker / prep / commit", "CPU ms/sweep", "held-out LL/token"], rows)
     noise = abs(results[0]["heldout_ll"] - results[0]["heldout_ll_seed2"])
-    text = (f"{header}\n\n{table}\nheld-out noise (serial, two seeds): {noise:.4f} per token\n"
+    per_round = "\n".join(f"{r['mode']}: speedup per round "
+                          f"{', '.join(f'{x:.2f}x' for x in r['round_ratios'])}"
+                          for r in results if r.get("round_ratios"))
+    text = (f"{header}\n\n{table}\n{per_round}\n"
+            f"held-out noise (serial, two seeds): {noise:.4f} per token\n"
             f"machine ceiling: 2 threads sweeping halves on private counts, no communication, "
             f"run {ceiling:.2f}x faster than 1 thread\n\n{serializer_table()}\n")
     print(text)

@@ -40,17 +40,21 @@ class Cluster:
         Start a dispatcher.
     check : bool
         ``DISTLDA_CHECK=1``: workers verify every sparse model update against the dense rows.
+    repo : path, optional
+        Where the processes import distlda from (default this checkout; a benchmark passes
+        an older revision's tree to compare).
     hold : str, optional
         A phase of a worker's job (:data:`distlda.cluster.worker_session.HOLD_POINTS`): the
         workers stop at its start while :attr:`hold_file` exists (:meth:`held` lists them).
     """
 
     def __init__(self, workers: int = 2, timeout: float = 10.0, dispatcher: bool = True,
-                 check: bool = True, hold: str | None = None):
+                 check: bool = True, hold: str | None = None, repo=None):
         self.port = free_port()
+        self.repo = Path(repo or REPO)
         self.logdir = Path(tempfile.mkdtemp(prefix="distlda-cluster-"))
         self.env = dict(os.environ, PYRO_NS_HOST="127.0.0.1", PYRO_NS_PORT=str(self.port),
-                        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                        PYTHONPATH=str(self.repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                         NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
                         DISTLDA_CHECK="1" if check else "0")
         if hold:
@@ -83,7 +87,7 @@ class Cluster:
     def _start(self, name, cmd) -> int:
         log = open(self.logdir / f"{name}-{len(self.procs)}.log", "wb")
         p = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                             cwd=str(REPO), start_new_session=True)
+                             cwd=str(self.repo), start_new_session=True)
         log.close()
         self.procs[p.pid] = (name, p)
         return p.pid

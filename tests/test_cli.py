@@ -6,7 +6,7 @@ import sys
 import scipy.io
 import scipy.sparse as sp
 
-from conftest import planted_corpus
+from helpers import planted_corpus
 from distlda.cli import main
 from distlda.models import LdaModel
 

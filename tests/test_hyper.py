@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from conftest import planted_corpus, topic_recovery
+from helpers import planted_corpus, topic_recovery
 from distlda.models import LdaModel
 from distlda.gibbs.hyper import count_histograms, optimize_alpha
 from distlda.gibbs.chunks import Chunk

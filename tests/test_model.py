@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from conftest import planted_corpus, to_bow, topic_recovery
+from helpers import planted_corpus, to_bow, topic_recovery
 from distlda.models import LdaModel
 
 

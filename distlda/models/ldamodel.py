@@ -227,25 +227,28 @@ class LdaModel:
                 bar.update(1)
                 bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s")
 
-        from distlda.cluster.client import DispatcherLost
         try:
-            try:
-                executor.run(self._state, iterations, self._rng, on_sweep)
-            except DispatcherLost as e:
-                if self.distributed is not None:  # True: the caller asked for the cluster
-                    raise
-                # Auto mode: the model holds the last checkpoint; finish in this process.
-                kept = e.sweeps_kept
-                left = iterations - kept
-                logger.warning("%s; training the other %d sweeps in-process", e, left)
-                local = LocalExecutor(self.workers)
-                local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
-                self.executor_info = f"{self.executor_info}, then {local.describe()}"
-                local.run(self._state, left, self._rng,
-                          lambda it, **kw: on_sweep(kept + it, **kw))
+            self._run(executor, iterations, on_sweep)
         finally:
             if bar is not None:
                 bar.close()
+
+    def _run(self, executor, iterations: int, on_sweep) -> None:
+        """``executor.run``; in auto mode a lost dispatcher's training ends in-process."""
+        from distlda.cluster.client import DispatcherLost
+        try:
+            executor.run(self._state, iterations, self._rng, on_sweep)
+        except DispatcherLost as e:
+            if self.distributed is not None:  # True: the caller asked for the cluster
+                raise
+            # Auto mode: the model holds the last checkpoint; finish in this process.
+            kept = e.sweeps_kept
+            left = iterations - kept
+            logger.warning("%s; training the other %d sweeps in-process", e, left)
+            local = LocalExecutor(self.workers)
+            local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
+            self.executor_info = f"{self.executor_info}, then {local.describe()}"
+            local.run(self._state, left, self._rng, lambda it, **kw: on_sweep(kept + it, **kw))
 
     def _learn_alpha(self, histograms=None) -> None:
         from distlda.gibbs.hyper import count_histograms, optimize_alpha

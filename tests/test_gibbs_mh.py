@@ -1,14 +1,13 @@
 """The Metropolis-Hastings sampler (``sampler="mh"``): exact counts, topic recovery, and the
 distribution it samples from."""
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from scipy.special import gammaln
 
-from conftest import topic_recovery
+from helpers import topic_recovery
+from reference import exact_marginals
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
 from distlda.gibbs.chunks import iter_chunks
@@ -170,28 +169,6 @@ def test_auto_picks_a_sampler_and_stays_exact(planted):
 
 
 # ----------------------------------------------------------------------------- the target
-def exact_marginals(docs, V, K, alpha, beta):
-    """p(z_i = k | w) and p(z_i = z_j | w) of the collapsed model, by enumeration."""
-    words = np.array(sum(docs, []))
-    N = words.size
-    Z = np.array(list(itertools.product(range(K), repeat=N)))
-    logp = np.zeros(len(Z))
-    start = 0
-    for doc in docs:
-        zd = Z[:, start:start + len(doc)]
-        start += len(doc)
-        logp += gammaln(np.stack([(zd == k).sum(1) for k in range(K)], 1) + alpha).sum(1)
-    nwk = np.zeros((len(Z), V, K))
-    for i in range(N):
-        nwk[np.arange(len(Z)), words[i], Z[:, i]] += 1
-    logp += gammaln(nwk + beta).sum((1, 2)) - gammaln(nwk.sum(1) + V * beta).sum(1)
-    p = np.exp(logp - logp.max())
-    p /= p.sum()
-    marg = np.stack([(p[:, None] * (Z[:, i, None] == np.arange(K))).sum(0) for i in range(N)])
-    same = (p[:, None, None] * (Z[:, :, None] == Z[:, None, :])).sum(0)
-    return marg, same
-
-
 def long_run(docs, V, K, alpha, beta, sampler, sweeps, split, seed=5):
     """Long-run p(z_i = k) and p(z_i = z_j) of a chain over ``docs`` (cut into two chunks)."""
     rng = np.random.default_rng(seed)
@@ -245,58 +222,3 @@ def test_mh_long_run_close_to_exact_gibbs():
     # by 0.05 even with nothing delayed (the test above) and by 0.12 here.
     assert np.abs(mh_marg - marg).max() < 0.035
     assert np.abs(mh_same - same).max() < 0.08
-
-
-def test_sparse_sampler_dense_rows_sample_the_exact_posterior():
-    """17 topics and one word in every token: the sparse sampler's q bucket runs over the
-    whole row (blocks of 16 topics plus a tail) when the word's list is long and over the list
-    when it is short; both must give the enumerated posterior."""
-    docs = [[0, 0], [0, 0]]
-    V, K = 1, 17
-    assert 3 * K_.DENSE_Q > K >= 2 * K_.DENSE_Q  # lists of 3 go dense, of 1-2 stay sparse
-    alpha = np.linspace(0.05, 0.8, K)
-    beta = 0.1
-    marg, same = exact_marginals(docs, V, K, alpha, beta)
-    got_marg, got_same = long_run(docs, V, K, alpha, beta, "sparse", 40000, split=1)
-    assert np.abs(got_marg - marg).max() < 0.02
-    assert np.abs(got_same - same).max() < 0.02
-
-
-@pytest.mark.parametrize("K, spread", [(40, 40), (40, 3), (100, 100), (7, 7)])
-def test_sparse_sampler_step_draws_the_exact_conditional(K, spread):
-    """One token resampled many times from the same state: its new topic must follow
-    p(z = k | rest) ~ (n_dk + alpha_k)(n_wk + beta)/(n_k + V beta), whether the word's
-    q bucket goes over its list (few topics: ``spread`` 3) or over the dense row."""
-    rng = np.random.default_rng(K + spread)
-    V = 5
-    doc = rng.integers(0, V, 60).astype(np.int32)
-    doc[0] = 2
-    topics = rng.integers(0, spread, 60).astype(np.int32)
-    other_w = rng.integers(0, V, 3000).astype(np.int32)  # the rest of the corpus
-    other_t = rng.integers(0, spread, 3000).astype(np.int32)
-    alpha = rng.uniform(0.05, 0.5, K)
-    beta = 0.05
-    nwk = np.zeros((V, K), np.int32)
-    nk = np.zeros(K, np.int32)
-    K_.count_assignments(doc, topics, nwk, nk, 1)
-    K_.count_assignments(other_w, other_t, nwk, nk, 1)
-    # exact conditional of token 0 (word 2), its own assignment removed
-    ndk = np.bincount(topics[1:], minlength=K)
-    nw = nwk[2].astype(float)
-    nw[topics[0]] -= 1
-    nkk = nk.astype(float)
-    nkk[topics[0]] -= 1
-    p = (ndk + alpha) * (nw + beta) / (nkk + V * beta)
-    p /= p.sum()
-    doc_ptr = np.array([0, 60], np.int64)
-    lo, hi = np.array([0], np.int64), np.array([1], np.int64)
-    draws = np.zeros(K)
-    n = 50000
-    for seed in range(n):
-        t, a, b = topics.copy(), nwk.copy(), nk.copy()
-        lists = K_.build_word_lists(a, np.full(V, 60))
-        K_.sweep_sparse(doc, t, doc_ptr, lo, hi, a, b, *lists, alpha, beta, V * beta, seed)
-        draws[t[0]] += 1
-    # each topic within 5 binomial standard deviations (a topic weighted 1.5x too much in
-    # the dense branch, at p = 0.01, fails this by 2x)
-    assert np.all(np.abs(draws / n - p) < 5 * np.sqrt(p * (1 - p) / n) + 5e-4)
