@@ -258,10 +258,7 @@ class Ledger:
         """The exact word-topic counts of the committed topics (recounted if stale)."""
         st = self.state
         if self._stale:
-            st.nwk[:] = 0
-            nk = np.zeros_like(st.nk)
-            for c in st.chunks:
-                K_.count_assignments(c.words, c.topics, st.nwk, nk, 1)
+            st.nwk, nk = st.recount()
             if not np.array_equal(nk, st.nk):  # nk moved move by move: they must agree
                 raise RuntimeError("internal error: topic totals differ from the assignments")
             self._stale = False

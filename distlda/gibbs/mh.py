@@ -526,7 +526,7 @@ def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, 
                     mh_steps: int = DEFAULT_MH_STEPS, pool=None, threads: int = 1) -> None:
     """One MH sweep over several chunks jointly, against ``nwk``/``nk`` (updated in place).
 
-    Same contract as :func:`distlda.gibbs.state.sweep_chunks`: on return ``topics_list`` hold
+    Same contract as :func:`distlda.gibbs.sampling.sweep`: on return ``topics_list`` hold
     the new topics and ``nwk``/``nk`` are their counts plus whatever the other tokens they
     count held before. The chunks are swept as one token set, so a word's tokens of all chunks
     form one group of the word phase.
