@@ -55,7 +55,7 @@ class Cluster:
         self.logdir = Path(tempfile.mkdtemp(prefix="distlda-cluster-"))
         self.env = dict(os.environ, PYRO_NS_HOST="127.0.0.1", PYRO_NS_PORT=str(self.port),
                         PYTHONPATH=str(self.repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                        NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                        NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", PYRO_BROADCAST_ADDRS="127.0.0.1",
                         DISTLDA_CHECK="1" if check else "0")
         if hold:
             self.env["DISTLDA_TEST_HOLD"] = f"{hold}:{self.logdir}"

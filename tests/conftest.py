@@ -1,6 +1,12 @@
 """Fixtures: the planted corpus, and real clusters (``@pytest.mark.cluster(...)`` options)."""
 
+import os
+
 import pytest
+
+# Name-server broadcasts from the suite go to this machine only (a model in auto mode with no
+# ns_conf broadcasts to find a cluster); the multi-host tests set their own subnet's address.
+os.environ["PYRO_BROADCAST_ADDRS"] = "127.0.0.1"
 
 from helpers import planted_corpus, to_bow, topic_recovery  # noqa: F401  (older imports)
 

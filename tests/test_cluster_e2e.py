@@ -174,8 +174,9 @@ def test_worker_added_mid_training_gets_work(cluster):
     added = []
 
     def on_sweep(it, **kw):
-        if it == 2:  # between sweeps 3 and 4 (training goes on while it starts)
+        if it == 2:  # between sweeps 3 and 4: it registers, and the dispatcher admits it
             added.append(cluster.add_worker())
+            cluster.wait_workers(2)
 
     ex = _client.DistributedExecutor(uri, 1)
     ex.run(lda._state, 12, np.random.default_rng(0), on_sweep)

@@ -1,9 +1,11 @@
 """How a model finds the cluster, and the executor that trains on it.
 
-``choose_executor`` makes the serial/distributed decision without ever broadcasting: it
-connects straight to the name server at ``ns_conf`` host/port (default PYRO_NS_HOST /
-PYRO_NS_PORT, else localhost:9090) with a short timeout, so with no cluster it answers in well
-under a second (a bare ``Pyro5.api.locate_ns()`` would spend about 2.1 s broadcasting).
+``choose_executor`` makes the serial/distributed decision: it connects to the name server at
+``ns_conf`` host/port (default PYRO_NS_HOST / PYRO_NS_PORT), or, with neither, tries
+localhost:9090 and then one broadcast round (0.7 s; ``ns_conf=dict(broadcast=False)`` skips
+it), so with no cluster it answers in under a second (a bare ``Pyro5.api.locate_ns()`` spends
+about 2.1 s). In auto mode a dispatcher gets 1 s to answer; with ``distributed=True`` it gets
+:data:`DISPATCHER_WAIT` seconds (a loaded machine is slow, not absent).
 
 :class:`DistributedExecutor` streams the model's chunks (tokens and committed topics) once to
 the dispatcher, which spreads them over the workers; it then asks for one sweep at a time and
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import time
 
 import numpy as np
@@ -30,6 +34,8 @@ logger = logging.getLogger(__name__)
 DISPATCHER = "distlda.dispatcher"
 #: Seconds allowed to each step of the decision (name server, dispatcher lookup, ping).
 DECIDE_TIMEOUT = 0.5
+#: Seconds a registered dispatcher may take to answer when the cluster was asked for.
+DISPATCHER_WAIT = 10.0
 
 
 class ClusterUnavailable(RuntimeError):
@@ -44,13 +50,20 @@ def _ns_conf(ns_conf: dict | None) -> dict:
     return conf
 
 
-def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT):
-    """Locate the dispatcher: returns (uri, ping info) or raises :class:`ClusterUnavailable`."""
+def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT,
+                    wait: float = 1.0):
+    """Locate the dispatcher: returns (uri, ping info) or raises :class:`ClusterUnavailable`.
+
+    ``wait``: seconds the dispatcher may take to answer its ping.
+    """
     conf = _ns_conf(ns_conf)
     host, port = conf.get("host"), conf.get("port")
-    where = transport.ns_address(host, port)
+    direct = host is not None or bool(os.environ.get("PYRO_NS_HOST"))
+    broadcast = bool(conf.get("broadcast", True)) and not direct
+    where = (transport.ns_address(host, port) if not broadcast else
+             f"{transport.ns_address('localhost', port)} or by broadcast")
     try:
-        ns = transport.locate_ns(host, port, timeout=timeout, broadcast=bool(conf.get("broadcast")))
+        ns = transport.locate_ns(host, port, timeout=timeout, broadcast=broadcast)
     except transport.PyroError as e:
         raise ClusterUnavailable(f"no Pyro5 name server at {where} ({e}); start one with "
                                  f"'python -m Pyro5.nameserver' or pass ns_conf=dict(host=..., "
@@ -64,13 +77,14 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     except transport.PyroError as e:
         raise ClusterUnavailable(f"the name server at {where} does not answer ({e})") from None
     try:
-        with transport.proxy(uri, max(timeout, 1.0)) as d:
+        with transport.proxy(uri, max(timeout, wait)) as d:
             info = d.ping()
     except transport.PyroError as e:
         raise ClusterUnavailable(f"the dispatcher registered at {uri} does not answer ({e}); "
                                  f"restart 'python -m distlda.models.lda_dispatcher'") from None
     if info.get("busy"):
-        raise ClusterUnavailable(f"the dispatcher at {uri} is busy with another training")
+        raise ClusterUnavailable(f"the dispatcher at {uri} is busy with another training "
+                                 f"({info.get('training', 'unnamed')})")
     if not info.get("workers"):
         raise ClusterUnavailable(f"the dispatcher at {uri} has 0 workers; start some with "
                                  f"'python -m distlda.models.lda_worker'")
@@ -88,7 +102,7 @@ def choose_executor(distributed, ns_conf: dict, workers: int):
         return None
     t0 = time.perf_counter()
     try:
-        uri, info = find_dispatcher(ns_conf)
+        uri, info = find_dispatcher(ns_conf, wait=DISPATCHER_WAIT if distributed else 1.0)
     except ClusterUnavailable as e:
         if distributed is True:
             raise RuntimeError(f"distributed=True, but there is no usable cluster: {e}") from None
@@ -108,8 +122,19 @@ class DispatcherLost(RuntimeError):
     (no worker left).
 
     The client's model then holds the state of the last checkpoint: ``sweeps_kept`` sweeps of
-    this training, committed exactly (0: the state from before the training).
+    this training, committed exactly (0: the state from before the training). With
+    ``distributed=True`` the exception carries that model as ``model``, so that code written
+    ``lda = LdaModel(corpus, distributed=True)`` can still reach it::
+
+        from distlda.models import DispatcherLost, LdaModel
+        try:
+            lda = LdaModel(corpus, num_topics=100, distributed=True)
+        except DispatcherLost as e:
+            lda = e.model              # exact, at its last checkpoint
+            lda.save("checkpoint.npz")
     """
+
+    model = None
 
     def __init__(self, message: str, sweeps_kept: int):
         super().__init__(message)
@@ -179,8 +204,9 @@ class DistributedExecutor:
 
     def _run(self, d, state, iterations, rng, on_sweep):
         K = state.num_topics
+        label = f"{socket.gethostname()} pid {os.getpid()}"
         session = d.start_session(SessionConfig(K, state.num_terms, state.alpha, state.beta,
-                                                self.sampler, self.mh_steps).to_wire())
+                                                self.sampler, self.mh_steps, label).to_wire())
         try:
             t0 = time.perf_counter()
             batch, size = [], 0

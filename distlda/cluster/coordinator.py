@@ -21,8 +21,8 @@ removed, and its chunks still to be swept are sent, with their committed topics,
 worker and swept again in the same step, on their own block (until the next sweep re-plans,
 those chunks share a block with another worker's: AD-LDA staleness for the rest of the sweep,
 never an accounting error). Its partial work is never committed, so nothing is lost or
-counted twice. Workers are discovered by listing ``distlda.worker.`` at every sweep (at most
-every ``discover_every`` s); a new one gets whole chunks moved to it at the next sweep.
+counted twice. Workers are discovered in the background (:mod:`distlda.cluster.roster`); a
+new one gets whole chunks moved to it at the next sweep.
 """
 
 from __future__ import annotations
@@ -36,82 +36,14 @@ import numpy as np
 
 from distlda.cluster import codec, plan, transport
 from distlda.cluster.ledger import Ledger
-from distlda.cluster.membership import Member, Membership
+from distlda.cluster.membership import Member
 from distlda.cluster.messages import (ChunkLoad, DenseSlice, Job, ProtocolError, SessionConfig,
                                       SliceDelta, result_from_wire)
+from distlda.cluster.roster import Roster
 from distlda.cluster.telemetry import Telemetry
 from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.dispatcher")
-
-WORKER_PREFIX = "distlda.worker."
-
-
-class Roster:
-    """The workers as the name server and their answers tell it (discovery and liveness)."""
-
-    def __init__(self, ns_host, ns_port, timeout: float, lock: threading.RLock):
-        self.ns_host, self.ns_port = ns_host, ns_port
-        self.timeout = timeout
-        self.lock = lock
-        self.membership = Membership()
-        self._refresh_lock = threading.Lock()
-        self._last = -1e9
-        self.lost = 0
-
-    def refresh(self, min_interval: float = 0.0) -> None:
-        """List ``distlda.worker.``: admit answering newcomers, drop leavers (at most every
-        ``min_interval`` s)."""
-        with self._refresh_lock:
-            if time.monotonic() - self._last < min_interval:
-                return
-            self._last = time.monotonic()
-            try:
-                listed = transport.list_names(self.ns_host, self.ns_port, WORKER_PREFIX)
-            except transport.PyroError as e:
-                logger.warning("cannot list workers on the name server: %s", e)
-                return
-            with self.lock:
-                known = dict(self.membership.members)
-            for name, uri in listed.items():
-                if name in known:
-                    continue
-                try:
-                    transport.call(uri, "ping", timeout=min(self.timeout, 2.0))
-                except Exception as e:
-                    logger.info("worker %s is registered but does not answer (%s)", name, e)
-                    continue
-                with self.lock:
-                    self.membership.admit(name, uri)
-                logger.info("found worker %s", name)
-            for name in set(known) - set(listed):
-                self.lose(known[name], "it left the name server", unregister=False)
-
-    def lose(self, m: Member, why: str, unregister: bool = True) -> bool:
-        """Forget ``m`` (and its registration); False if it was gone already."""
-        with self.lock:
-            if not self.membership.remove(m):
-                return False
-            self.lost += 1
-        logger.warning("lost worker %s (%s); its %d chunks go to other workers", m.name, why,
-                       len(m.chunks))
-        if unregister:
-            transport.unregister(self.ns_host, self.ns_port, m.name)
-        return True
-
-    def join(self, session: str, config: SessionConfig) -> None:
-        """Bring every member into ``session`` (a newcomer starts with no chunks)."""
-        with self.lock:
-            fresh = [m for m in self.membership.members.values() if m.session != session]
-        for m in fresh:
-            try:
-                transport.call(m.uri, "reset", session, config.to_wire(), timeout=self.timeout)
-            except Exception as e:
-                self.lose(m, f"reset failed: {e}")
-                continue
-            with self.lock:
-                m.joined(session)
-
 
 class Coordinator:
     """The sweeps of one session (see the module docstring), on the members of ``roster``."""
@@ -133,9 +65,9 @@ class Coordinator:
         self.poll = poll
         self.worker_wait = worker_wait
         self.check = check
-        self.discover_every = 0.5
         self.telemetry = Telemetry(session, roster.lost)
         self.ended = False
+        self.started = time.time()
 
     @property
     def members(self) -> list[Member]:
@@ -154,7 +86,6 @@ class Coordinator:
     def sweep(self, seeds: np.ndarray) -> dict:
         """One sweep: every token resampled once, in ``P`` steps on ``P`` workers."""
         t0, c0 = time.perf_counter(), time.process_time()
-        self.roster.refresh(self.discover_every)
         self.roster.join(self.session, self.config)
         if not self.members:
             self._wait_for_workers()
@@ -197,7 +128,6 @@ class Coordinator:
     def _wait_for_workers(self) -> None:
         deadline = time.monotonic() + self.worker_wait
         while True:
-            self.roster.refresh()
             self.roster.join(self.session, self.config)
             if self.members:
                 return
@@ -205,7 +135,7 @@ class Coordinator:
                 raise RuntimeError(f"no workers: none registered with the name server at "
                                    f"{transport.ns_address(self.roster.ns_host, self.roster.ns_port)}"
                                    f" answered within {self.worker_wait:.0f} s")
-            time.sleep(0.5)
+            time.sleep(0.1)
 
     def _step(self, seeds, step, schedule, rec) -> None:
         """Resample each chunk's tokens of its block for this step (all tokens without a
@@ -353,9 +283,12 @@ class Coordinator:
             for batch in _batches(load, self.LOAD_BATCH):  # far below Pyro5's message limit
                 w.load(self.session, batch)
             w.sweep(self.session, job)
-            transport.set_timeout(w, self.poll + timeout)
+            # A poll returns within ``poll`` s while the job runs: no answer within ``timeout``
+            # (a frozen process, a cut link) declares the worker lost.
+            transport.set_timeout(w, max(timeout, self.poll + 1.0))
             raw = transport.poll(lambda: job["job"],
                                  lambda j, t: w.result(self.session, j, t), self.poll)
+            m.seen = time.monotonic()
         except BaseException:
             m.proxy = None
             transport.release(w)
@@ -380,4 +313,4 @@ def _batches(items: list, limit: int):
         yield batch
 
 
-__all__ = ["Coordinator", "Roster", "ProtocolError", "WORKER_PREFIX"]
+__all__ = ["Coordinator", "ProtocolError"]

@@ -41,6 +41,7 @@ class Member:
         self.rowmap: np.ndarray | None = None
         self.view: str | None = None
         self.proxy = None  # the transport's connection, kept across jobs (one job at a time)
+        self.seen = 0.0    # time.monotonic() of its last answer
 
     def joined(self, session: str) -> None:
         """Reset into ``session``: it holds nothing yet."""

@@ -79,11 +79,12 @@ class SessionConfig:
     beta: float
     sampler: str = "sparse"
     mh_steps: int | None = None
+    label: str = ""  # who trains, for messages to other clients (never a secret)
 
     def to_wire(self) -> dict:
         return {"num_topics": self.num_topics, "num_terms": self.num_terms,
                 "alpha": codec.enc(np.asarray(self.alpha, np.float64)), "beta": self.beta,
-                "sampler": self.sampler, "mh_steps": self.mh_steps}
+                "sampler": self.sampler, "mh_steps": self.mh_steps, "label": self.label}
 
     @classmethod
     def from_wire(cls, d) -> "SessionConfig":
@@ -103,7 +104,10 @@ class SessionConfig:
         mh = d.get("mh_steps")
         if mh is not None:
             mh = _int(mh, f"{w}.mh_steps", 1)
-        return cls(K, V, alpha, float(beta), sampler, mh)
+        label = d.get("label", "")
+        if not isinstance(label, str) or len(label) > 200:
+            raise ProtocolError(f"{w}.label: expected a short string")
+        return cls(K, V, alpha, float(beta), sampler, mh, label)
 
 
 @dataclass(frozen=True)

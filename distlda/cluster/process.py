@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
 from distlda.cluster import transport
 
+logger = logging.getLogger("distlda.process")
+
+
+class AddressError(RuntimeError):
+    """The address to serve on cannot work (other hosts could not reach it)."""
+
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
     """The name-server, address and logging options of both cluster processes."""
     p.add_argument("--ns-host", default=None,
-                   help="name server host (default: $PYRO_NS_HOST, else localhost, then broadcast)")
+                   help="name server address (default: $PYRO_NS_HOST, else localhost, else "
+                        "found by broadcast; retried until one answers)")
     p.add_argument("--ns-port", type=int, default=None,
                    help="name server port (default: $PYRO_NS_PORT, else 9090)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind and advertise; use this machine's LAN address on a "
-                        "multi-machine cluster (default 127.0.0.1)")
+    p.add_argument("--host", default=None,
+                   help="address to bind and advertise (default: $PYRO_HOST, else the address "
+                        "of the interface that routes to the name server)")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more logging (-v info is the default, -vv debug)")
@@ -38,7 +46,48 @@ def _sigterm(signum, frame):
     raise SystemExit(0)
 
 
+def connect(args, what: str) -> None:
+    """Find the name server (retrying until one answers) and choose the address to serve on;
+    sets ``args.ns_host``, ``args.ns_port`` (where it was found) and ``args.host``.
+
+    The address is ``--host``, else ``$PYRO_HOST``, else the local address of the interface
+    that routes to the name server (127.0.0.1 when it is on this machine's loopback).
+
+    Raises
+    ------
+    AddressError
+        A loopback address while the name server is on another host: other hosts could not
+        reach it.
+    """
+    ns_host, ns_port = transport.find_ns(args.ns_host, args.ns_port, what)
+    if args.host:
+        host, source = args.host, "--host"
+    elif os.environ.get("PYRO_HOST"):
+        host, source = os.environ["PYRO_HOST"], "$PYRO_HOST"
+    else:
+        host, source = transport.route_address(ns_host), "the route to the name server"
+    if transport.is_loopback(host) and not transport.is_loopback(ns_host):
+        raise AddressError(
+            f"{what} would serve on {host}, which other hosts cannot reach, while the name "
+            f"server is at {ns_host}: pass --host <this machine's LAN address> or set PYRO_HOST")
+    logger.info("%s: name server at %s:%d; serving on %s (from %s)", what, ns_host, ns_port,
+                host, source)
+    args.ns_host, args.ns_port, args.host = ns_host, ns_port, host
+
+
 def serve(obj, name: str, args, meta: str) -> int:
-    """Serve ``obj`` as ``name`` with the options of :func:`add_common_args`; exit status."""
+    """Serve ``obj`` as ``name`` with the options of :func:`add_common_args` (after
+    :func:`connect`); returns the exit status."""
     return transport.serve_forever(obj, name, args.host, args.port, args.ns_host, args.ns_port,
                                    meta)
+
+
+def run(what: str, start) -> int:
+    """``start()`` with the errors a user can fix printed as one line (exit status 2)."""
+    try:
+        return start()
+    except AddressError as e:
+        logger.error("%s", e)
+        return 2
+    except KeyboardInterrupt:
+        return 0

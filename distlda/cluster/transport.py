@@ -10,12 +10,17 @@ could drive the same state classes.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
+import socket
 import threading
+import time
 import uuid
 from typing import Any, Callable
 
 import Pyro5.api
+import Pyro5.core
 import Pyro5.errors
 from Pyro5 import config as _config
 
@@ -71,19 +76,101 @@ def ns_proxy(host: str, port: int, timeout: float) -> Pyro5.api.Proxy:
 def locate_ns(host=None, port=None, timeout: float = 5.0, broadcast: bool = False):
     """Name server proxy: ``host:port``, else PYRO_NS_HOST/PYRO_NS_PORT, else localhost:9090.
 
-    With ``broadcast`` and no host given, Pyro5's broadcast discovery is tried as well
-    (up to about 2 s more when nothing answers).
+    With ``broadcast`` and neither a host nor ``$PYRO_NS_HOST``, a name server on localhost is
+    tried first, then one answering a broadcast (:func:`broadcast_ns`).
     """
-    if host is None and port is None and broadcast:
-        p = Pyro5.api.locate_ns()
-        p._pyroSerializer = SERIALIZER
-        p._pyroTimeout = timeout
-        return p
+    if host is None and broadcast and not os.environ.get("PYRO_NS_HOST"):
+        try:
+            return ns_proxy("localhost", port or _config.NS_PORT, min(timeout, 1.0))
+        except Pyro5.errors.PyroError:
+            pass
+        uri = broadcast_ns(port=None)
+        if uri is None:
+            raise Pyro5.errors.NamingError(
+                f"no name server answered a broadcast to {', '.join(_broadcast_addrs())} "
+                f"(port {_config.NS_BCPORT})")
+        found = Pyro5.core.URI(uri)
+        return ns_proxy(found.host, found.port, timeout)
     return ns_proxy(host or _config.NS_HOST, port or _config.NS_PORT, timeout)
 
 
 def ns_address(host=None, port=None) -> str:
     return f"{host or _config.NS_HOST}:{port or _config.NS_PORT}"
+
+
+def _broadcast_addrs() -> list[str]:
+    addrs = os.environ.get("PYRO_BROADCAST_ADDRS") or _config.BROADCAST_ADDRS
+    if isinstance(addrs, str):
+        addrs = [a.strip() for a in addrs.split(",") if a.strip()]
+    return list(addrs)
+
+
+def broadcast_ns(port=None, wait: float = 0.7, rounds: int = 1) -> str | None:
+    """The URI of a name server that answers Pyro5's ``GET_NSURI`` broadcast, or None.
+
+    Sends to every address of ``PYRO_BROADCAST_ADDRS`` (Pyro5's ``BROADCAST_ADDRS``; default
+    the local network's broadcast address) on the name servers' broadcast port, ``rounds``
+    times, waiting ``wait`` seconds for an answer each time.
+    """
+    port = port or _config.NS_BCPORT
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.settimeout(wait)
+        for _ in range(rounds):
+            for addr in _broadcast_addrs():
+                target = "255.255.255.255" if addr == "<broadcast>" else addr
+                try:
+                    sock.sendto(b"GET_NSURI", (target, port))
+                except OSError:
+                    continue  # an address this host cannot send to
+            try:
+                data, _ = sock.recvfrom(200)
+                return data.decode("iso-8859-1")
+            except (socket.timeout, OSError):
+                continue
+    return None
+
+
+def ns_location(p: Pyro5.api.Proxy) -> tuple[str, int]:
+    """(host, port) of the name server behind a proxy."""
+    return p._pyroUri.host, p._pyroUri.port
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def route_address(host: str, port: int = 9) -> str:
+    """The local address of the interface that routes to ``host`` (no packet is sent: a UDP
+    socket is only connected)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((socket.gethostbyname(host), port))
+        return s.getsockname()[0]
+
+
+def find_ns(host=None, port=None, what: str = "process", stop: threading.Event | None = None,
+            max_wait: float | None = None):
+    """:func:`locate_ns` (``--ns-host``, else ``$PYRO_NS_HOST``, else broadcast), retried with
+    backoff until a name server answers, so that start order never matters. Logs each retry.
+    Returns ``(host, port)`` of the name server; raises NamingError after ``max_wait`` s."""
+    delay, t0 = 0.5, time.monotonic()
+    while True:
+        try:
+            with locate_ns(host, port, timeout=3.0, broadcast=True) as ns:
+                ns.ping()
+                return ns_location(ns)
+        except Pyro5.errors.PyroError as e:
+            if max_wait is not None and time.monotonic() - t0 > max_wait:
+                raise Pyro5.errors.NamingError(f"no name server found: {e}") from None
+            logger.warning("%s: no name server yet (%s); retrying in %.0f s", what, e, delay)
+        if stop is not None and stop.wait(delay):
+            raise Pyro5.errors.NamingError("stopped while looking for the name server")
+        if stop is None:
+            time.sleep(delay)
+        delay = min(delay * 2, 10.0)
 
 
 def list_names(ns_host, ns_port, prefix: str, timeout: float = 3.0) -> dict:
@@ -117,12 +204,11 @@ def call(uri, method: str, *args, timeout: float = 2.0):
 
 
 def register(ns_host, ns_port, name, uri, meta):
-    ns = locate_ns(ns_host, ns_port, timeout=10.0, broadcast=ns_host is None)
-    with ns:
+    with locate_ns(ns_host, ns_port, timeout=10.0) as ns:
         ns.register(name, uri, safe=False, metadata={meta})
 
 
-def keep_registered(ns_host, ns_port, name, uri, stop: threading.Event, meta, every: float = 5.0):
+def keep_registered(ns_host, ns_port, name, uri, stop: threading.Event, meta, every: float = 2.0):
     """Re-register when the name is gone (name server restarted, or we were declared dead)."""
     while not stop.wait(every):
         try:
@@ -148,10 +234,9 @@ def serve_forever(obj, name: str, host, port, ns_host, ns_port, meta: str) -> in
         uri = daemon.register(obj, name)
         try:
             register(ns_host, ns_port, name, uri, meta)
-        except Pyro5.errors.PyroError as e:
-            logger.error("cannot register with the name server at %s: %s",
-                         ns_address(ns_host, ns_port), e)
-            return 1
+        except Pyro5.errors.PyroError as e:  # gone since it was found: keep_registered retries
+            logger.warning("cannot register with the name server at %s yet: %s",
+                           ns_address(ns_host, ns_port), e)
         threading.Thread(target=keep_registered, daemon=True,
                          args=(ns_host, ns_port, name, uri, stop, meta)).start()
         logger.info("%s ready at %s", name, uri)

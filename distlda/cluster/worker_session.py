@@ -172,6 +172,7 @@ class WorkerSession:
         self._bounds: dict[tuple, np.ndarray] = {}     # (chunk, cuts) -> block token ranges
         self._buf = _Buffers()
         self._moved = 1.0                              # share of swept tokens moved, last job
+        self.busy = False  # a job is running
         #: Test hook: called with the phase name before each phase of a job.
         self.hold: Callable[[str], None] | None = None
         self.tdt = codec.topic_dtype(config.num_topics)

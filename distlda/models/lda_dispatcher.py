@@ -3,7 +3,7 @@
 Run it once per cluster, after the name server (and before or after the workers)::
 
     python -m distlda.models.lda_dispatcher                     # name server from PYRO_NS_HOST/PORT
-    python -m distlda.models.lda_dispatcher --ns-host 10.0.0.1 --host 10.0.0.1 --timeout 30
+    python -m distlda.models.lda_dispatcher --ns-host 10.0.0.1 --host 10.0.0.1 --timeout 10
 
 It registers as ``distlda.dispatcher``. A client (``LdaModel(..., distributed=True)``) opens a
 training session, streams its chunks (tokens and committed topics) once, then asks for sweeps.
@@ -40,7 +40,7 @@ __all__ = ["LdaDispatcher", "NAME", "main"]
 class LdaDispatcher:
     """Remote API used by :class:`distlda.cluster.client.DistributedExecutor`."""
 
-    def __init__(self, ns_host=None, ns_port=None, timeout: float = 30.0, poll: float = 1.0,
+    def __init__(self, ns_host=None, ns_port=None, timeout: float = 10.0, poll: float = 1.0,
                  worker_wait: float | None = None, session_timeout: float = 120.0):
         self.poll = float(poll)
         self.worker_wait = float(timeout) if worker_wait is None else float(worker_wait)
@@ -59,6 +59,7 @@ class LdaDispatcher:
         #: DISTLDA_CHECK=1: send the dense rows along with every sparse update, for the
         #: worker to verify (tests).
         self.check = os.environ.get("DISTLDA_CHECK", "") not in ("", "0")
+        self.roster.start(self._pool)
 
     def _busy(self) -> bool:
         return self._run is not None and time.time() - self._touched < self.session_timeout
@@ -73,20 +74,27 @@ class LdaDispatcher:
 
     # ------------------------------------------------------------ sessions
     def ping(self) -> dict:
-        """Workers available now (the list is refreshed unless a sweep is running)."""
-        if not self._sweeping:
-            self.roster.refresh()
+        """Workers available now, from the dispatcher's own state (it contacts no worker)."""
         with self._lock:
-            return {"workers": len(self.roster.membership),
+            info = {"workers": len(self.roster.membership),
                     "names": self.roster.membership.names(), "busy": self._busy()}
+            if info["busy"]:
+                info["training"] = self._describe(self._run)
+            return info
+
+    def _describe(self, run: Coordinator) -> str:
+        """A running training, as other clients are told of it (never its session id)."""
+        return (f"the training of {run.config.label or 'a client'}, started "
+                f"{time.time() - run.started:.0f} s ago, {run.telemetry.totals['sweeps']} "
+                f"sweeps done")
 
     def start_session(self, config: dict) -> str:
         """Open a training session (:class:`distlda.cluster.messages.SessionConfig`)."""
         cfg = SessionConfig.from_wire(config)
         with self._lock:
             if self._busy():
-                raise RuntimeError("the dispatcher is busy with another training; try again "
-                                   "when it has finished")
+                raise RuntimeError(f"the dispatcher is busy with {self._describe(self._run)}; "
+                                   f"try again when it has finished")
             if self._run is not None:
                 self._run.ended = True
             self._run = Coordinator(transport.new_id(), cfg, self.roster, self._pool,
@@ -215,19 +223,24 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m distlda.models.lda_dispatcher",
                                 description="Start the distlda dispatcher (one per cluster).")
     process.add_common_args(p)
-    p.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds without an answer after which a worker is declared dead "
-                        "(default 30)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds without an answer after which a worker is declared lost "
+                        "(default 10)")
     p.add_argument("--worker-wait", type=float, default=None,
                    help="seconds a sweep waits for a worker when none is left (default: --timeout)")
     args = p.parse_args(argv)
     process.setup(args)
-    if _already_running(args) is not False:
-        return 1
-    disp = LdaDispatcher(args.ns_host, args.ns_port, timeout=args.timeout,
-                         worker_wait=args.worker_wait)
-    logger.info("dispatcher worker timeout %.0f s", args.timeout)
-    return process.serve(disp, NAME, args, META)
+
+    def start() -> int:
+        process.connect(args, "dispatcher")
+        if _already_running(args) is not False:
+            return 1
+        disp = LdaDispatcher(args.ns_host, args.ns_port, timeout=args.timeout,
+                             worker_wait=args.worker_wait)
+        logger.info("dispatcher worker timeout %.0f s", args.timeout)
+        return process.serve(disp, NAME, args, META)
+
+    return process.run("dispatcher", start)
 
 
 if __name__ == "__main__":

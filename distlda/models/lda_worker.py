@@ -46,7 +46,6 @@ class LdaWorker:
         self._lock = threading.RLock()
         self._state: WorkerSession | None = None
         self._jobs = transport.PolledJobs("job")
-        self._busy = False
         self.sweeps = 0
 
     def ping(self) -> dict:
@@ -55,7 +54,7 @@ class LdaWorker:
             return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
                     "session": st and st.session, "chunks": len(st.chunks) if st else 0,
                     "tokens": st.num_tokens if st else 0, "sweeps": self.sweeps,
-                    "busy": self._busy}
+                    "busy": bool(st and st.busy)}
 
     def reset(self, session: str, config: dict) -> None:
         """Forget everything and join training ``session``."""
@@ -88,7 +87,7 @@ class LdaWorker:
     def release(self, session: str) -> None:
         """Free the chunks of a finished training."""
         with self._lock:
-            if self._state is not None and session == self._state.session and not self._busy:
+            if self._state is not None and session == self._state.session and not self._state.busy:
                 self._state = None
 
     def sweep(self, session: str, job: dict) -> str:
@@ -97,10 +96,10 @@ class LdaWorker:
         with self._lock:
             st = self._session(session)
             msg = Job.from_wire(job, st.config)
-            if self._busy:
+            if st.busy:
                 raise RuntimeError(f"worker {self.name} is already sweeping")
             st.accept(msg)
-            self._busy = True
+            st.busy = True  # per session: a job left from an old session never blocks a new one
         return self._jobs.start(lambda: self._run(st, msg), msg.job, name="sweep")
 
     def _run(self, st: WorkerSession, job: Job) -> dict:
@@ -111,7 +110,7 @@ class LdaWorker:
             return out
         finally:
             with self._lock:
-                self._busy = False
+                st.busy = False
 
     def result(self, session: str, job: str, wait: float = 1.0):
         """The job's result once it is done, waiting at most ``wait`` s; None while it runs."""
@@ -153,7 +152,12 @@ def main(argv=None) -> int:
     if not name.startswith(PREFIX):
         p.error(f"--name must start with {PREFIX!r}")
     process.setup(args)
-    return process.serve(LdaWorker(name), name, args, META)
+
+    def start() -> int:
+        process.connect(args, name)
+        return process.serve(LdaWorker(name), name, args, META)
+
+    return process.run(name, start)
 
 
 if __name__ == "__main__":

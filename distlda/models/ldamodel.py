@@ -234,15 +234,18 @@ class LdaModel:
                 bar.close()
 
     def _run(self, executor, iterations: int, on_sweep) -> None:
-        """``executor.run``; in auto mode a lost dispatcher's training ends in-process."""
+        """``executor.run``; when the dispatcher is lost the model keeps its last checkpoint,
+        and in auto mode the training ends in-process from there."""
         from distlda.cluster.client import DispatcherLost
+        start = self._sweeps_done
         try:
             executor.run(self._state, iterations, self._rng, on_sweep)
         except DispatcherLost as e:
-            if self.distributed is not None:  # True: the caller asked for the cluster
-                raise
-            # Auto mode: the model holds the last checkpoint; finish in this process.
             kept = e.sweeps_kept
+            self._sweeps_done = start + kept  # the sweeps after the checkpoint are gone
+            if self.distributed is not None:  # True: the caller asked for the cluster
+                e.model = self  # the checkpointed model, for ``except DispatcherLost as e``
+                raise
             left = iterations - kept
             logger.warning("%s; training the other %d sweeps in-process", e, left)
             local = LocalExecutor(self.workers)
