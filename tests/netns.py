@@ -226,7 +226,10 @@ _sigterm_lock = threading.Lock()
 def _on_sigterm(signum, frame):
     """Tear every open Hosts down (keeping logs), then behave as before we were installed."""
     for h in list(_OPEN):
-        h.close(keep_logs=True)
+        try:
+            h.close(keep_logs=True)
+        except Exception as e:  # report, and still die as asked
+            print(f"netns teardown on SIGTERM: {e}", file=sys.stderr)
     prev = _prev_sigterm
     if callable(prev):
         prev(signum, frame)
@@ -249,8 +252,12 @@ def _install_sigterm() -> None:
 
 @atexit.register
 def _close_open() -> None:
+    """A Hosts never closed (or an interpreter leaving early) still cleans up."""
     for h in list(_OPEN):
-        h.close(keep_logs=True)
+        try:
+            h.close(keep_logs=True)
+        except Exception as e:
+            print(f"netns teardown at exit: {e}", file=sys.stderr)
 
 
 class Hosts:
@@ -455,16 +462,30 @@ class Hosts:
         return self.stop(pid, signal.SIGKILL)
 
     def freeze(self, pid: int) -> None:
-        """SIGSTOP a process we started: its kernel still accepts connections, nothing answers."""
-        self._proc(pid)
+        """SIGSTOP a process we started (its group), and wait until it is stopped: the
+        kernel still accepts connections to it; nothing answers."""
         _signal(self._proc(pid), signal.SIGSTOP)
         self.frozen.add(pid)
+        self._wait_state(pid, stopped=True)
 
     def thaw(self, pid: int) -> None:
         """SIGCONT a process frozen by :meth:`freeze`."""
-        self._proc(pid)
         _signal(self._proc(pid), signal.SIGCONT)
         self.frozen.discard(pid)
+        self._wait_state(pid, stopped=False)
+
+    def _wait_state(self, pid: int, stopped: bool, timeout: float = 5.0) -> None:
+        """Signals arrive asynchronously: return once the process is (no longer) stopped."""
+        deadline = time.monotonic() + timeout
+        while self._proc(pid).poll() is None and time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return
+            if (state in "Tt") == stopped:
+                return
+            time.sleep(0.002)
 
     def alive(self) -> list[int]:
         """PIDs of the processes we started that have not exited."""
@@ -574,7 +595,7 @@ class Hosts:
             errors.append(f"namespaces left: {left}")
         if self in _OPEN:
             _OPEN.remove(self)
-        if keep_logs:
+        if keep_logs and any(self.logdir.iterdir()):
             print(f"netns hosts logs kept in {self.logdir}", file=sys.stderr)
         else:
             shutil.rmtree(self.logdir, ignore_errors=True)
@@ -585,7 +606,10 @@ class Hosts:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        self.close(keep_logs=exc_type is not None)
+        # Logs are kept when the block failed; pytest.skip inside it is no failure.
+        skipped = (exc_type is not None and exc_type.__name__ == "Skipped"
+                   and exc_type.__module__.startswith("_pytest"))
+        self.close(keep_logs=exc_type is not None and not skipped)
 
 
 def _signal(p: subprocess.Popen, sig: int) -> None:
