@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "dl-"
 NETNS_DIR = Path("/var/run/netns")  # where iproute2 keeps its named namespaces
-_NAME = re.compile(r"^dl-(\d+)-([0-9a-f]+)-([a-z0-9_]+)$")
+_NAME = re.compile(r"^dl-(\d+)-([0-9a-f]{8})-([a-z0-9]+)$")  # owner PID, rand, host
 _HOST = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 DEV = "eth0"  # the host's end of its veth pair
 
@@ -188,7 +188,7 @@ def _zombie(pid: int) -> bool:
 def clean_stale() -> list[str]:
     """Delete the namespaces (and kill their processes) of runs whose owner PID is gone.
 
-    Only names of this harness's pattern (``dl-<pid>-<hex>-<host>``) are looked at, so other
+    Only names of this harness's pattern (``dl-<pid>-<8 hex>-<host>``) are looked at, so other
     namespaces on the machine are never touched; a run killed with SIGKILL is cleaned up by
     the next one.
     """
@@ -492,6 +492,7 @@ class Hosts:
         return [pid for pid, (_, _, p) in self.procs.items() if p.poll() is None]
 
     def log_path(self, pid: int) -> Path:
+        """The log file of a process we started (stdout and stderr)."""
         return self._log_paths[pid]
 
     def logs(self) -> str:
@@ -530,7 +531,7 @@ class Hosts:
             raise ValueError("shape needs a rate or a delay")
         why = netem_available()
         if why is None:
-            args = ["netem"] + (["delay", delay] if delay else []) + (["rate", rate] if rate
+            args = ["netem", "limit", "10000"] + (["delay", delay] if delay else []) + (["rate", rate] if rate
                                                                       else [])
         elif delay is None and tbf_available() is None:
             bps = _bits_per_s(rate)
