@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import math
 import numbers
+import os
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import smart_open
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from distlda import __version__
 from distlda.gibbs import kernels as K_
@@ -24,6 +29,33 @@ logger = logging.getLogger(__name__)
 
 _FORMAT = "distlda.LdaModel"
 _FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SweepStats:
+    """What one Gibbs sweep did: an entry of :attr:`LdaModel.history`.
+
+    Attributes
+    ----------
+    sweep : int
+        Sweeps the model has run in all, this one included (1-based, counted across
+        ``update`` and ``train`` calls).
+    seconds : float
+        Wall-clock seconds this sweep took (evaluation not included).
+    elapsed : float
+        Wall-clock seconds since the start of the ``train``/``update`` call that ran it.
+    tokens_per_second : float
+        Tokens resampled per second in this sweep.
+    log_likelihood : float or None
+        Joint log p(w, z) per token after the sweep, on the sweeps that evaluate it (every
+        ``eval_every`` sweeps and the last of each call); None on the others.
+    """
+
+    sweep: int
+    seconds: float
+    elapsed: float
+    tokens_per_second: float
+    log_likelihood: float | None = None
 
 
 class LdaModel:
@@ -76,6 +108,14 @@ class LdaModel:
     optimize_interval, optimize_burnin : int
         With ``alpha="auto"``: re-estimate alpha every ``optimize_interval`` sweeps, from
         sweep ``optimize_burnin`` on.
+    callbacks : sequence of callable, optional
+        Each is called as ``callback(model, stats)`` after every sweep of every training
+        (:class:`SweepStats`), in the process that trains; an exception it raises stops the
+        training and propagates. Also settable later as the ``callbacks`` attribute.
+    progress : bool or None
+        Show a tqdm progress bar (sweeps, tokens/s, latest log-likelihood) on stderr. None
+        (default): only when stderr is a terminal. Log lines are routed through the bar, so
+        the two never interleave.
 
     Attributes
     ----------
@@ -84,6 +124,8 @@ class LdaModel:
     num_terms : int
     sstats : ndarray of shape (num_topics, num_terms), int32
         Word-topic counts of the Gibbs state; they sum to the number of tokens trained on.
+    history : list of SweepStats
+        One entry per sweep run by this object (not saved by :meth:`save`).
 
     Examples
     --------
@@ -94,6 +136,10 @@ class LdaModel:
     7
     """
 
+    # Defaults for models made by ``load`` (which sets attributes one by one).
+    callbacks: list = []
+    progress: bool | None = None
+
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
                  distributed: bool | None = None, chunksize: int = 2000,
                  alpha="symmetric", eta=0.01, iterations: int = 200,
@@ -101,7 +147,8 @@ class LdaModel:
                  workers: int | None = None, minimum_probability: float = 0.01,
                  inference_iterations: int = 50, sampler: str = "auto",
                  mh_steps: int | None = None, optimize_interval: int = 10,
-                 optimize_burnin: int = 20):
+                 optimize_burnin: int = 20, callbacks: Sequence[Callable] | None = None,
+                 progress: bool | None = None):
         self.num_topics = _check_int("num_topics", num_topics, 1)
         self.chunksize = _check_int("chunksize", chunksize, 1)
         self.iterations = _check_int("iterations", iterations, 0)
@@ -132,30 +179,46 @@ class LdaModel:
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
         self.executor_info = None
         self._sweeps_done = 0
+        self.callbacks = _check_callbacks(callbacks)
+        self.progress = progress
         if corpus is not None:
             self.update(corpus)
 
     # ------------------------------------------------------------------ training
-    def update(self, corpus, iterations: int | None = None) -> None:
+    def update(self, corpus=None, iterations: int | None = None) -> None:
         """Add documents to the model and run ``iterations`` sweeps over all its documents.
 
         Parameters
         ----------
-        corpus : iterable of list of (int, int), or scipy.sparse matrix
+        corpus : iterable of list of (int, int), or scipy.sparse matrix, optional
             New documents; word ids must be within the model's vocabulary when ``id2word``
-            was given.
+            was given. None or an empty corpus adds nothing and only runs the sweeps (as
+            :meth:`train`).
         iterations : int, optional
             Sweeps to run (default: the model's ``iterations``).
+
+        Raises
+        ------
+        ValueError
+            If the corpus is malformed (the message names the document), or if the model
+            would hold no tokens at all.
         """
         iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        if corpus is None:
+            self.train(iterations)
+            return
         vocab = self.num_terms if self._fixed_vocab else None
         new_chunks = list(iter_chunks(corpus, vocab, self.chunksize))
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
+        if n_docs == 0 and self._state.num_tokens:
+            self.train(iterations)  # update([]): nothing to add, keep sampling
+            return
         if n_docs == 0:
             raise ValueError("corpus is empty: it has no documents")
         if n_tokens == 0:
             raise ValueError(f"corpus has {n_docs} documents but no tokens (all counts are 0)")
+        _note_first_compile(K_)
         if not self._fixed_vocab:
             # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
             width = max((int(c.words.max()) + 1 for c in new_chunks if c.num_tokens), default=0)
@@ -174,6 +237,33 @@ class LdaModel:
                     iterations)
         self._train(iterations)
 
+    def train(self, iterations: int | None = None) -> None:
+        """Run more Gibbs sweeps over the documents the model holds, adding none.
+
+        Continues the chain exactly where it stopped: ``LdaModel(corpus, iterations=n)``
+        followed by ``train(m)`` gives the same state as ``iterations=n + m`` would with the
+        same ``random_state`` (with ``sampler="sparse"``, also across :meth:`save` and
+        :meth:`load`).
+
+        Parameters
+        ----------
+        iterations : int, optional
+            Sweeps to run (default: the model's ``iterations``).
+
+        Raises
+        ------
+        ValueError
+            If the model holds no documents yet (train it on a corpus first).
+        """
+        iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        if self._state.num_tokens == 0:
+            raise ValueError("the model holds no documents yet: give it a corpus first "
+                             "(LdaModel(corpus, ...) or update(corpus))")
+        _note_first_compile(K_)
+        logger.info("training LDA: %d more sweeps over %d documents, %d tokens, %d topics",
+                    iterations, self._state.num_docs, self._state.num_tokens, self.num_topics)
+        self._train(iterations)
+
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
         from distlda.cluster import client as _client
@@ -190,62 +280,85 @@ class LdaModel:
             return
         executor = self._executor()
         self.executor_info = executor.describe()
+        if executor.sampler == "mh":
+            from distlda.gibbs import mh as _mh
+            _note_first_compile(_mh)
         n_tokens = self._state.num_tokens
-        bar = _progress(iterations)
-        last = dict(t=time.perf_counter(), it=-1, t_sweep=time.perf_counter())
+        bar = _progress(iterations) if _want_bar(self.progress) else None
+        t_start = time.perf_counter()
+        last = dict(t=t_start, it=-1, t_sweep=t_start, loglik=None)
         report_every = self.eval_every or 10
+        history = self.history
+        callbacks = _check_callbacks(self.callbacks)
 
         def on_sweep(it: int, loglik=None, histograms=None) -> None:
-            """Log each sweep at DEBUG; every ``eval_every`` sweeps, rate and LL at INFO.
+            """Record each sweep (history, callbacks, bar, DEBUG log); every ``eval_every``
+            sweeps, log the rate and log-likelihood at INFO.
 
             ``loglik`` (per token, or a function returning it) and ``histograms`` (a function
             returning the document-topic count histograms) are passed by executors whose
             Gibbs state lives elsewhere.
             """
             now = time.perf_counter()
-            rate = n_tokens / max(now - last["t_sweep"], 1e-9)
-            last["t_sweep"] = now
+            secs = max(now - last["t_sweep"], 1e-9)
+            rate = n_tokens / secs
             logger.debug("sweep %d/%d: %.0f tokens/s", it + 1, iterations, rate)
             self._sweeps_done += 1
             if (self.optimize_alpha and self._sweeps_done >= self.optimize_burnin
                     and self._sweeps_done % self.optimize_interval == 0):
                 self._learn_alpha(histograms)
+            value = None
             if (it + 1) % report_every == 0 or it + 1 == iterations:
                 avg = n_tokens * (it - last["it"]) / max(now - last["t"], 1e-9)
                 if self.eval_every:
                     if loglik is None:
-                        loglik = self.log_likelihood_per_token()
+                        value = self.log_likelihood_per_token()
                     elif callable(loglik):  # computed where the data is, only when needed
-                        loglik = loglik()
+                        value = float(loglik())
+                    else:
+                        value = float(loglik)
+                    last["loglik"] = value
                     logger.info("sweep %d/%d: %.0f tokens/s, log-likelihood %.4f per token",
-                                it + 1, iterations, avg, loglik)
+                                it + 1, iterations, avg, value)
                 else:
                     logger.info("sweep %d/%d: %.0f tokens/s", it + 1, iterations, avg)
-                # the evaluation's own time is not charged to the next interval's rate
-                last.update(t=time.perf_counter(), it=it, t_sweep=time.perf_counter())
+                last.update(t=time.perf_counter(), it=it)
+            stats = SweepStats(sweep=self._sweeps_done, seconds=secs, elapsed=now - t_start,
+                               tokens_per_second=rate, log_likelihood=value)
+            history.append(stats)
             if bar is not None:
+                post = f"{rate / 1e6:.2f}M tok/s"
+                if last["loglik"] is not None:
+                    post += f", LL {last['loglik']:.4f}"
+                bar.set_postfix_str(post, refresh=False)
                 bar.update(1)
-                bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s")
+            for callback in callbacks:
+                callback(self, stats)
+            # neither the evaluation nor the callbacks are charged to the next sweep's rate
+            last["t_sweep"] = time.perf_counter()
+            if last["it"] == it:
+                last["t"] = last["t_sweep"]
 
         from distlda.cluster.client import DispatcherLost
-        try:
+        with (logging_redirect_tqdm() if bar is not None else contextlib.nullcontext()):
             try:
-                executor.run(self._state, iterations, self._rng, on_sweep)
-            except DispatcherLost as e:
-                if self.distributed is not None:  # True: the caller asked for the cluster
-                    raise
-                # Auto mode: the model holds the last checkpoint; finish in this process.
-                kept = e.sweeps_kept
-                left = iterations - kept
-                logger.warning("%s; training the other %d sweeps in-process", e, left)
-                local = LocalExecutor(self.workers)
-                local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
-                self.executor_info = f"{self.executor_info}, then {local.describe()}"
-                local.run(self._state, left, self._rng,
-                          lambda it, **kw: on_sweep(kept + it, **kw))
-        finally:
-            if bar is not None:
-                bar.close()
+                try:
+                    executor.run(self._state, iterations, self._rng, on_sweep)
+                except DispatcherLost as e:
+                    if self.distributed is not None:  # True: the caller asked for the cluster
+                        raise
+                    # Auto mode: the model holds the last checkpoint; finish in this process.
+                    kept = e.sweeps_kept
+                    left = iterations - kept
+                    logger.warning("%s; training the other %d sweeps in-process", e, left)
+                    local = LocalExecutor(self.workers)
+                    local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
+                    self.executor_info = f"{self.executor_info}, then {local.describe()}"
+                    local.run(self._state, left, self._rng,
+                              lambda it, **kw: on_sweep(kept + it, **kw))
+            finally:
+                if bar is not None:
+                    bar.close()
 
     def _learn_alpha(self, histograms=None) -> None:
         from distlda.gibbs.hyper import count_histograms, optimize_alpha
@@ -259,6 +372,141 @@ class LdaModel:
     def log_likelihood_per_token(self) -> float:
         """Joint log p(words, topic assignments) of the Gibbs state, per token."""
         return self._state.log_likelihood() / max(self._state.num_tokens, 1)
+
+    @property
+    def history(self) -> list[SweepStats]:
+        """One :class:`SweepStats` per sweep this object has run, oldest first.
+
+        Kept in memory only: :meth:`save` does not write it, so a loaded model starts with an
+        empty history.
+        """
+        return self.__dict__.setdefault("_history", [])
+
+    # ------------------------------------------------------------------ training documents
+    def document_topic_counts(self):
+        """Tokens of each training document assigned to each topic, from the Gibbs state.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (num_docs, num_topics), int64
+            Row ``d`` is document ``d`` of the training corpora in the order they were given
+            (the constructor's corpus first, then each :meth:`update`'s); it sums to the
+            document's length.
+        """
+        import scipy.sparse as sp
+        blocks = []
+        for c in self._state.chunks:
+            doc = np.repeat(np.arange(c.num_docs), np.diff(c.doc_ptr))
+            blocks.append(sp.csr_matrix((np.ones(c.num_tokens, np.int64), (doc, c.topics)),
+                                        shape=(c.num_docs, self.num_topics)))
+        if not blocks:
+            return sp.csr_matrix((0, self.num_topics), dtype=np.int64)
+        return sp.vstack(blocks, format="csr")
+
+    def document_topics(self) -> np.ndarray:
+        """Topic mixtures of the training documents, read from the Gibbs counts (no inference).
+
+        ``theta[d, k] = (n_dk + alpha_k) / (N_d + sum(alpha))``, the posterior mean given the
+        current sample, as MALLET's ``--output-doc-topics`` writes it. For new documents use
+        :meth:`inference` or ``lda[bow]``.
+
+        Returns
+        -------
+        ndarray of shape (num_docs, num_topics), float64
+            Rows sum to 1; row ``d`` is training document ``d`` (see
+            :meth:`document_topic_counts` for the order). A document with no tokens gets
+            ``alpha / sum(alpha)``.
+        """
+        counts = self.document_topic_counts().toarray().astype(np.float64)
+        counts += self.alpha[None, :]
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    def summary(self, topn: int = 10) -> str:
+        """A text report of the model: data, priors, sampler, sweeps, fit and topics.
+
+        Parameters
+        ----------
+        topn : int
+            Words shown per topic.
+
+        Returns
+        -------
+        str
+            Several lines; ``print(lda.summary())`` shows it. Topics are listed largest
+            first, with their share of the tokens.
+        """
+        topn = _check_int("topn", topn, 0)
+        a = self.alpha
+        if self.optimize_alpha:
+            alpha = f"learned ('auto'): sum {a.sum():.4g}, min {a.min():.4g}, max {a.max():.4g}"
+        elif np.allclose(a, a[0]):
+            alpha = f"symmetric, {a[0]:.4g} per topic (sum {a.sum():.4g})"
+        else:
+            alpha = f"asymmetric: sum {a.sum():.4g}, min {a.min():.4g}, max {a.max():.4g}"
+        sampler = self._state.resolve_sampler(self.sampler) if self.num_tokens else self.sampler
+        ll = (f"{self.log_likelihood_per_token():.4f} per token (joint log p(w, z))"
+              if self.num_tokens else "n/a (no documents)")
+        lines = [
+            f"LdaModel: {self.num_topics} topics",
+            f"corpus:     {self.num_docs} documents, {self.num_tokens} tokens",
+            f"vocabulary: {self.num_terms} words",
+            f"alpha:      {alpha}",
+            f"eta:        {self.eta:.4g}",
+            f"sampler:    {sampler}" + (f" ({self.executor_info})" if self.executor_info else ""),
+            f"sweeps:     {self._sweeps_done}",
+            f"log-likelihood: {ll}",
+            "topics (share of tokens: top words):",
+        ]
+        nk = self._state.nk
+        total = max(int(nk.sum()), 1)
+        for k in np.argsort(-nk, kind="stable"):
+            words = " ".join(w for w, _ in self.show_topic(int(k), topn))
+            lines.append(f"  {int(k):3d} {100 * nk[k] / total:5.1f}%: {words}")
+        return "\n".join(lines)
+
+    def plot_convergence(self, path: str) -> None:
+        """Plot log-likelihood and speed per sweep from :attr:`history` to an image file.
+
+        Parameters
+        ----------
+        path : str
+            Local path or smart_open URI; the format comes from the extension (``.png``,
+            ``.svg``, ``.pdf``...; none: PNG).
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed (``pip install "distlda[plot]"``).
+        ValueError
+            If no sweep was recorded (a loaded model has no history).
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError("plot_convergence needs matplotlib: pip install 'distlda[plot]' "
+                              "(or pip install matplotlib)") from None
+        if not self.history:
+            raise ValueError("no sweeps recorded: train the model first (the history is not "
+                             "saved with a model, so a loaded model has none)")
+        sweeps = [h.sweep for h in self.history]
+        points = [(h.sweep, h.log_likelihood) for h in self.history if h.log_likelihood is not None]
+        fig = Figure(figsize=(7, 5), layout="constrained")
+        ax_ll, ax_rate = fig.subplots(2, 1, sharex=True)
+        if points:
+            ax_ll.plot(*zip(*points), marker="o", markersize=3)
+        else:
+            ax_ll.text(0.5, 0.5, "log-likelihood not evaluated (eval_every=0)",
+                       ha="center", va="center", transform=ax_ll.transAxes)
+        ax_ll.set_ylabel("log-likelihood per token")
+        ax_ll.set_title(f"LdaModel: {self.num_topics} topics, {self.num_tokens} tokens")
+        ax_rate.plot(sweeps, [h.tokens_per_second / 1e6 for h in self.history])
+        ax_rate.set_ylabel("M tokens/s")
+        ax_rate.set_xlabel("sweep")
+        fmt = os.path.splitext(path.split("?")[0])[1].lstrip(".").lower() or "png"
+        if fmt in ("gz", "bz2"):
+            fmt = "png"
+        with smart_open.open(path, "wb") as f:
+            fig.savefig(f, format=fmt)
 
     # ------------------------------------------------------------------ topics
     @property
@@ -576,9 +824,59 @@ def _concat(arrays, dtype) -> np.ndarray:
     return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
 
 
+def _want_bar(progress: bool | None) -> bool:
+    """``progress`` if set, else whether stderr is an interactive terminal."""
+    if progress is not None:
+        return bool(progress)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
 def _progress(total: int):
-    """A tqdm bar on interactive terminals, None otherwise (logs and CI stay clean)."""
-    if not sys.stderr.isatty():
-        return None
+    """A tqdm bar for ``total`` sweeps (the caller decides whether to show one)."""
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="Gibbs sweeps", unit="sweep", leave=False)
+
+
+def _check_callbacks(callbacks) -> list:
+    callbacks = list(callbacks or ())
+    for cb in callbacks:
+        if not callable(cb):
+            raise ValueError(f"Invalid 'callbacks' parameter: {cb!r} is not callable "
+                             f"(use functions taking (model, stats))")
+    return callbacks
+
+
+_COMPILE_CHECKED: set = set()
+
+
+def kernels_need_compiling(module=K_) -> bool:
+    """Whether the numba kernels of ``module`` have neither been compiled in this process
+    nor cached on disk (a fresh install): the first training then compiles them, ~20 s.
+
+    Reads numba's on-disk cache index for each kernel (a numba internal; if it changes,
+    the answer is False and nothing is said).
+    """
+    try:
+        for obj in vars(module).values():
+            cache = getattr(obj, "_cache", None)
+            if cache is None or not hasattr(obj, "signatures") or obj.signatures:
+                continue
+            if not cache._cache_file._load_index():
+                return True
+    except Exception:  # numba internals moved: stay quiet rather than guess
+        return False
+    return False
+
+
+def _note_first_compile(module) -> None:
+    """Log once per process and module when its kernels must be compiled before training."""
+    name = module.__name__
+    if name in _COMPILE_CHECKED:
+        return
+    _COMPILE_CHECKED.add(name)
+    if kernels_need_compiling(module):
+        logger.info("compiling the sampler's kernels (first run only, about 20 s; numba "
+                    "caches them for later runs)...")
