@@ -109,12 +109,13 @@ def _add_train(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _add_corpus_options(p) -> None:
+def _add_corpus_options(p, vocab: bool = True) -> None:
     p.add_argument("--format", default="auto", choices=["auto", "mm", "uci", "text"],
                    help="corpus format; auto: from the file name (*.mm[.gz], docword.*, else text)")
-    p.add_argument("--vocab", metavar="FILE",
-                   help="vocabulary of a .mm or UCI corpus: one word per line (line i = word id "
-                        "i), or a Dictionary.save_as_text file")
+    if vocab:
+        p.add_argument("--vocab", metavar="FILE",
+                       help="vocabulary of a .mm or UCI corpus: one word per line (line i = word "
+                            "id i), or a Dictionary.save_as_text file")
 
 
 def _add_run_options(p) -> None:
@@ -161,8 +162,9 @@ def _add_infer(sub) -> None:
                                    "training; words outside the model's vocabulary are ignored. "
                                    + _FORMATS_HELP)
     p.add_argument("model", metavar="MODEL", help="model file written by 'distlda train -o'")
-    p.add_argument("corpus", metavar="CORPUS", help="corpus path or URI")
-    _add_corpus_options(p)
+    p.add_argument("corpus", metavar="CORPUS",
+                   help="corpus path or URI; word ids of a .mm or UCI corpus must be the model's")
+    _add_corpus_options(p, vocab=False)
     p.add_argument("-o", "--output", metavar="FILE",
                    help="doc-topics file to write (default: standard output)")
     p.add_argument("--iterations", type=int, default=None, metavar="N",
@@ -241,7 +243,7 @@ def _open_corpus(args):
     return corpus, corpus.dictionary, f"text {path} (one document per line)", label
 
 
-def _open_corpus_for_model(lda, path: str, fmt: str, vocab: str | None):
+def _open_corpus_for_model(lda, path: str, fmt: str):
     """A corpus read with a trained model's vocabulary (for ``infer`` and ``--resume``)."""
     from distlda.corpora import Dictionary, MmCorpus, TextCorpus, UciCorpus
 
@@ -257,7 +259,7 @@ def _open_corpus_for_model(lda, path: str, fmt: str, vocab: str | None):
             d.id2token[i] = w
         return TextCorpus(path, dictionary=d)
     if fmt == "uci":
-        return UciCorpus(path, vocab)
+        return UciCorpus(path)
     return MmCorpus(path)
 
 
@@ -430,7 +432,7 @@ def cmd_train(args) -> int:
                     f"documents, {lda._sweeps_done} sweeps so far) for {args.iterations} sweeps")
         _say_if_compiling(args)
         if args.corpus:
-            lda.update(_open_corpus_for_model(lda, args.corpus, args.format, args.vocab),
+            lda.update(_open_corpus_for_model(lda, args.corpus, args.format),
                        iterations=args.iterations)
         else:
             lda.train(args.iterations)
@@ -465,7 +467,7 @@ def cmd_infer(args) -> int:
     lda = _load_model(args.model)
     if args.iterations is not None and args.iterations < 1:
         raise CliError(f"--iterations {args.iterations}: must be an integer >= 1")
-    corpus = _open_corpus_for_model(lda, args.corpus, args.format, args.vocab)
+    corpus = _open_corpus_for_model(lda, args.corpus, args.format)
     theta = lda.inference(corpus, iterations=args.iterations)
     label = os.path.basename(args.corpus)
     write_doc_topics(theta, (f"{label}:{d + 1}" for d in range(len(theta))), args.output)
