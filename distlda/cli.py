@@ -403,7 +403,7 @@ def _say_if_compiling(args) -> None:
     if args.quiet:
         from distlda.models.ldamodel import kernels_need_compiling
         if kernels_need_compiling():
-            print("compiling the sampler's kernels (first run only, about 20 s)...",
+            print("compiling the sampler's kernels (first run only, 5-20 s)...",
                   file=sys.stderr, flush=True)
 
 

@@ -128,7 +128,7 @@ def test_first_compile_note(monkeypatch, caplog):
         ldamodel._note_first_compile(cold)
         ldamodel._note_first_compile(cold)  # once per process
     assert [r.getMessage() for r in caplog.records].count(
-        "compiling the sampler's kernels (first run only, about 20 s; numba caches them for "
+        "compiling the sampler's kernels (first run only, 5-20 s; numba caches them for "
         "later runs)...") == 1
     # after a training in this process the real kernels are compiled
     LdaModel([[(0, 1), (1, 2)]], num_topics=2, iterations=2, distributed=False)

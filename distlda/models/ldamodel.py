@@ -136,8 +136,7 @@ class LdaModel:
     7
     """
 
-    # Defaults for models made by ``load`` (which sets attributes one by one).
-    callbacks: list = []
+    # Default for models made by ``load`` (which sets attributes one by one).
     progress: bool | None = None
 
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
@@ -179,7 +178,7 @@ class LdaModel:
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
         self.executor_info = None
         self._sweeps_done = 0
-        self.callbacks = _check_callbacks(callbacks)
+        self.callbacks = callbacks
         self.progress = progress
         if corpus is not None:
             self.update(corpus)
@@ -374,6 +373,15 @@ class LdaModel:
         return self._state.log_likelihood() / max(self._state.num_tokens, 1)
 
     @property
+    def callbacks(self) -> list:
+        """Functions called as ``callback(model, stats)`` after every sweep (see ``__init__``)."""
+        return self.__dict__.setdefault("_callbacks", [])
+
+    @callbacks.setter
+    def callbacks(self, value) -> None:
+        self.__dict__["_callbacks"] = _check_callbacks(value)
+
+    @property
     def history(self) -> list[SweepStats]:
         """One :class:`SweepStats` per sweep this object has run, oldest first.
 
@@ -383,7 +391,7 @@ class LdaModel:
         return self.__dict__.setdefault("_history", [])
 
     # ------------------------------------------------------------------ training documents
-    def document_topic_counts(self):
+    def document_topic_counts(self) -> "scipy.sparse.csr_matrix":
         """Tokens of each training document assigned to each topic, from the Gibbs state.
 
         Returns
@@ -854,7 +862,7 @@ _COMPILE_CHECKED: set = set()
 
 def kernels_need_compiling(module=K_) -> bool:
     """Whether the numba kernels of ``module`` have neither been compiled in this process
-    nor cached on disk (a fresh install): the first training then compiles them, ~20 s.
+    nor cached on disk (a fresh install): the first training then compiles them, 5-20 s.
 
     Reads numba's on-disk cache index for each kernel (a numba internal; if it changes,
     the answer is False and nothing is said).
@@ -878,5 +886,5 @@ def _note_first_compile(module) -> None:
         return
     _COMPILE_CHECKED.add(name)
     if kernels_need_compiling(module):
-        logger.info("compiling the sampler's kernels (first run only, about 20 s; numba "
+        logger.info("compiling the sampler's kernels (first run only, 5-20 s; numba "
                     "caches them for later runs)...")
