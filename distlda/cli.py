@@ -440,6 +440,10 @@ def cmd_train(args) -> int:
     else:
         alpha = _parse_alpha(args.alpha)
         corpus, id2word, what, label = _open_corpus(args)
+        if id2word is not None and len(id2word) < args.num_topics:
+            logging.getLogger("distlda.cli").warning(
+                "only %d words in the vocabulary for %d topics; lower -k, or relax the "
+                "filters (--no-below, --no-above, --keep-n)", len(id2word), args.num_topics)
         _info(args, f"training {args.num_topics} topics on {what}, {args.iterations} sweeps")
         _say_if_compiling(args)
         lda = LdaModel(corpus, num_topics=args.num_topics, id2word=id2word, alpha=alpha,

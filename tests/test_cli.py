@@ -213,6 +213,14 @@ def test_small_text_file_needs_relaxed_filters(tmp_path, capsys):
     assert "alpha" in capsys.readouterr().out
 
 
+def test_fewer_words_than_topics_is_warned(tmp_path, caplog):
+    path = tmp_path / "small.txt"
+    path.write_text("\n".join(SMALL_TEXT) + "\n")
+    assert main([str(path), "--no-below", "1", "--no-above", "1.0", "-k", "8", "-i", "2", "-q",
+                 "--distributed", "no"]) == 0
+    assert "only 6 words in the vocabulary for 8 topics" in caplog.text
+
+
 @pytest.mark.parametrize("case", ["plain-named-gz", "truncated-gz", "missing", "directory",
                                   "bad-utf8", "not-a-model", "bad-mm"])
 def test_broken_inputs_give_one_error_line(tmp_path, case):
