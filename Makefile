@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,15 @@ test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
 	$(BIN)/python -m pytest
 
+# The HTML site in docs/_build/html; any Sphinx warning fails the build.
+docs: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	$(BIN)/python -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+
 bench: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_serial.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,8 +1,17 @@
-"""Command line: ``python -m distlda train [CORPUS] [options]``.
+"""The ``distlda`` command (also ``python -m distlda``): train, infer, topics.
 
-Without a corpus it trains on the bundled sample (docstrings of Python's standard library).
-CORPUS is a Matrix Market file (``*.mm[.gz|.bz2]``), a UCI ``docword.*.txt[.gz]`` file (its
-``vocab.*.txt`` is found beside it), or a text file with one document per line.
+``distlda train [CORPUS]`` trains a model (on the bundled sample corpus without CORPUS) and
+prints its topics; ``distlda CORPUS`` alone means the same. ``distlda infer MODEL CORPUS``
+writes the topic mixtures of new documents; ``distlda topics MODEL`` prints a saved model's
+topics. Files come out as MALLET writes them (``--output-topic-keys``,
+``--output-topic-word-weights``, ``--output-doc-topics``).
+
+Every failure is one ``error:`` line on stderr naming the file or option and what to do, with
+exit status 2; never a traceback.
+
+Adding a subcommand: write an ``_add_NAME(subparsers)`` function that creates its parser and
+sets ``func`` (a function of the parsed arguments returning the exit status) with
+``set_defaults``, and call it in :func:`build_parser`.
 """
 
 from __future__ import annotations
@@ -10,120 +19,537 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 
+PROG = "distlda"
 
-def _open_corpus(path: str | None, fmt: str, vocab: str | None):
-    """Return (corpus, id2word, description) for a path and a format name."""
-    from distlda.corpora import Dictionary, MmCorpus, TextCorpus, UciCorpus, sample_corpus_path
-
-    if path is None:
-        path = sample_corpus_path()
-        corpus = TextCorpus(path)
-        return corpus, corpus.dictionary, "bundled sample corpus (Python stdlib docstrings)"
-    if "://" not in path and not os.path.exists(path):
-        raise FileNotFoundError(f"corpus file not found: {path}")
-    name = os.path.basename(path)
-    if fmt == "auto":
-        stem = name
-        for ext in (".gz", ".bz2"):
-            if stem.endswith(ext):
-                stem = stem[: -len(ext)]
-        fmt = "mm" if stem.endswith(".mm") else "uci" if stem.startswith("docword.") else "text"
-    if fmt == "mm":
-        corpus = MmCorpus(path)
-        id2word = None
-        if vocab:
-            id2word = (Dictionary.load_from_text(vocab) if _is_dictionary_file(vocab)
-                       else Dictionary.from_vocab(_read_lines(vocab)))
-        return corpus, id2word, f"Matrix Market {path}"
-    if fmt == "uci":
-        corpus = UciCorpus(path, vocab)
-        return corpus, corpus.id2word, f"UCI bag-of-words {path}"
-    if fmt == "text":
-        corpus = TextCorpus(path)
-        return corpus, corpus.dictionary, f"text {path} (one document per line)"
-    raise ValueError(f"unknown corpus format {fmt!r} (use auto, mm, uci or text)")
+_FORMATS_HELP = ("CORPUS is a Matrix Market file (*.mm, *.mm.gz, *.mm.bz2), a UCI bag-of-words "
+                 "file (docword.NAME.txt[.gz], its vocab.NAME.txt found beside it), or a UTF-8 "
+                 "text file with one document per line (.gz/.bz2 decompressed). Paths may be "
+                 "smart_open URIs (s3://...).")
 
 
-def _read_lines(path: str) -> list[str]:
-    import smart_open
-    with smart_open.open(path, "rt", encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+class CliError(Exception):
+    """A user error: printed as one ``error:`` line, exit status 2."""
 
 
-def _is_dictionary_file(path: str) -> bool:
-    """A Dictionary.save_as_text file has tab-separated id, word, df lines."""
-    lines = _read_lines(path)[:5]
-    return bool(lines) and all(len(line.split("\t")) == 3 for line in lines)
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, except where it is None or False (nothing to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" not in text and action.option_strings
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
 
 
+# ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m distlda",
-                                description="Train LDA topic models by collapsed Gibbs sampling.")
-    sub = p.add_subparsers(dest="command")
-    t = sub.add_parser("train", help="train a model and print its topics",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("corpus", nargs="?", help="corpus path or URI (default: the bundled sample)")
-    t.add_argument("--format", default="auto", choices=["auto", "mm", "uci", "text"],
-                   help="corpus format (default: from the file name)")
-    t.add_argument("--vocab", help="vocabulary: one word per line (line i = id i), or a "
-                                   "Dictionary.save_as_text file; for .mm and UCI corpora")
-    t.add_argument("-k", "--num-topics", type=int, default=20, help="number of topics (default 20)")
-    t.add_argument("-i", "--iterations", type=int, default=200, help="Gibbs sweeps (default 200)")
-    t.add_argument("--alpha", default="symmetric", help="'symmetric', 'asymmetric' or a number")
-    t.add_argument("--eta", type=float, default=0.01, help="topic-word prior (default 0.01)")
-    t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
-    t.add_argument("--distributed", choices=["auto", "yes", "no"], default="auto",
-                   help="use a Pyro5 cluster: auto (if one is up), yes (or fail), no")
-    t.add_argument("--ns-host", help="Pyro5 name server host (default: PYRO_NS_HOST or localhost)")
-    t.add_argument("--ns-port", type=int, help="Pyro5 name server port")
-    t.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    t.add_argument("--topn", type=int, default=10, help="words shown per topic")
-    t.add_argument("-o", "--output", help="save the trained model here (path or URI)")
-    t.add_argument("-q", "--quiet", action="store_true", help="only print the topics")
+    """The argument parser of ``distlda`` with all its subcommands."""
+    from distlda import __version__
+    p = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_HelpFormatter,
+        description="Train LDA topic models by collapsed Gibbs sampling, in-process or on a "
+                    "Pyro5 cluster.",
+        epilog=f"'{PROG} CORPUS [options]' is short for '{PROG} train CORPUS [options]'. "
+               f"Run '{PROG} COMMAND --help' for a command's options.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_infer(sub)
+    _add_topics(sub)
     return p
 
 
-def train(args) -> int:
+def _add_train(sub) -> None:
+    t = sub.add_parser("train", help="train a model and print its topics",
+                       formatter_class=_HelpFormatter,
+                       description="Train a model on CORPUS (default: the bundled sample corpus, "
+                                   "docstrings of Python's standard library) and print its "
+                                   "topics. " + _FORMATS_HELP)
+    t.add_argument("corpus", nargs="?", metavar="CORPUS",
+                   help="corpus path or URI (default: the bundled sample corpus)")
+    _add_corpus_options(t)
+    g = t.add_argument_group("vocabulary filters (text corpora)")
+    g.add_argument("--no-below", type=int, default=5, metavar="N",
+                   help="drop words in fewer than N documents")
+    g.add_argument("--no-above", type=float, default=0.5, metavar="FRACTION",
+                   help="drop words in more than this fraction of the documents")
+    g.add_argument("--keep-n", type=int, default=100000, metavar="N",
+                   help="keep at most the N most frequent words (0: no limit)")
+    g = t.add_argument_group("model")
+    g.add_argument("-k", "--num-topics", type=int, default=20, metavar="K", help="number of topics")
+    g.add_argument("-i", "--iterations", type=int, default=200, metavar="N",
+                   help="Gibbs sweeps to run (with --resume: sweeps to add)")
+    g.add_argument("--alpha", default="symmetric",
+                   help="document-topic prior: 'symmetric' (1/K), 'asymmetric', 'auto' (learned "
+                        "from the data every --optimize-interval sweeps) or a number")
+    g.add_argument("--eta", type=float, default=0.01, metavar="ETA", help="topic-word prior")
+    g.add_argument("--optimize-interval", type=int, default=10, metavar="N",
+                   help="with --alpha auto: re-estimate alpha every N sweeps")
+    g.add_argument("--optimize-burnin", type=int, default=20, metavar="N",
+                   help="with --alpha auto: first sweep at which alpha is re-estimated")
+    g.add_argument("--sampler", choices=["auto", "sparse", "mh"], default="auto",
+                   help="'sparse': exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at "
+                        "large K; 'auto': mh for K >= 600 (or K >= 200 with short documents)")
+    g.add_argument("--mh-steps", type=int, default=None, metavar="N",
+                   help="Metropolis-Hastings steps per token and phase (default 2)")
+    g.add_argument("--chunksize", type=int, default=2000, metavar="DOCS",
+                   help="documents per chunk, the unit of work of threads and cluster workers")
+    g.add_argument("--seed", type=int, default=42, metavar="N", help="random seed")
+    g.add_argument("--resume", metavar="MODEL",
+                   help="continue training the model saved in MODEL (by -o) for --iterations more "
+                        "sweeps, with its own topics, priors, sampler and random state; CORPUS, if "
+                        "given, adds documents")
+    _add_run_options(t)
+    _add_output_options(t, training=True)
+    t.set_defaults(func=cmd_train)
+
+
+def _add_corpus_options(p, vocab: bool = True) -> None:
+    p.add_argument("--format", default="auto", choices=["auto", "mm", "uci", "text"],
+                   help="corpus format; auto: from the file name (*.mm[.gz], docword.*, else text)")
+    if vocab:
+        p.add_argument("--vocab", metavar="FILE",
+                       help="vocabulary of a .mm or UCI corpus: one word per line (line i = word "
+                            "id i), or a Dictionary.save_as_text file")
+
+
+def _add_run_options(p) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument("--threads", "--workers", dest="threads", type=int, default=None, metavar="N",
+                   help="threads for in-process training (default: all cores)")
+    g.add_argument("--distributed", choices=["auto", "yes", "no"], default="auto",
+                   help="use a Pyro5 cluster: auto (if one is up), yes (or fail), no")
+    g.add_argument("--ns-host", metavar="HOST",
+                   help="Pyro5 name server host (default: $PYRO_NS_HOST or localhost)")
+    g.add_argument("--ns-port", type=int, metavar="PORT", help="Pyro5 name server port")
+    g.add_argument("--eval-every", type=int, default=10, metavar="N",
+                   help="log speed and log-likelihood every N sweeps (0: never evaluate)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the topics: no log lines and no progress bar")
+
+
+def _add_output_options(p, training: bool) -> None:
+    g = p.add_argument_group("output")
+    if training:
+        g.add_argument("-o", "--output", metavar="MODEL",
+                       help="save the trained model here (path or URI; 'distlda topics', "
+                            "'infer' and '--resume' read it)")
+    g.add_argument("--topn", type=int, default=10, metavar="N", help="words printed per topic")
+    g.add_argument("--output-topic-keys", metavar="FILE",
+                   help="write MALLET topic keys: topic, alpha, top --topn words (TSV)")
+    g.add_argument("--output-topic-word-weights", metavar="FILE",
+                   help="write MALLET topic-word weights: topic, word, count + eta (TSV)")
+    g.add_argument("--output-doc-topics", metavar="FILE",
+                   help="write the training documents' topic mixtures as MALLET does: document "
+                        "number, name, one proportion per topic (TSV)")
+    g.add_argument("--plot", metavar="FILE",
+                   help="plot log-likelihood and speed per sweep to an image (.png, .svg, "
+                        ".pdf); needs matplotlib: pip install 'distlda[plot]'" if training
+                   else argparse.SUPPRESS)
+
+
+def _add_infer(sub) -> None:
+    p = sub.add_parser("infer", help="topic mixtures of new documents under a saved model",
+                       formatter_class=_HelpFormatter,
+                       description="Infer the topic mixtures of the documents of CORPUS with the "
+                                   "topics of MODEL held fixed (Gibbs fold-in) and write them as "
+                                   "MALLET's doc-topics file. A text corpus is tokenized as for "
+                                   "training; words outside the model's vocabulary are ignored. "
+                                   + _FORMATS_HELP)
+    p.add_argument("model", metavar="MODEL", help="model file written by 'distlda train -o'")
+    p.add_argument("corpus", metavar="CORPUS",
+                   help="corpus path or URI; word ids of a .mm or UCI corpus must be the model's")
+    _add_corpus_options(p, vocab=False)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="doc-topics file to write (default: standard output)")
+    p.add_argument("--iterations", type=int, default=None, metavar="N",
+                   help="fold-in sweeps, the first half burn-in (default: the model's "
+                        "inference_iterations, 50 unless changed)")
+    p.set_defaults(func=cmd_infer)
+
+
+def _add_topics(sub) -> None:
+    p = sub.add_parser("topics", help="print the topics of a saved model",
+                       formatter_class=_HelpFormatter,
+                       description="Print the topics of MODEL, largest first with --summary, and "
+                                   "optionally write them as MALLET files.")
+    p.add_argument("model", metavar="MODEL", help="model file written by 'distlda train -o'")
+    p.add_argument("--summary", action="store_true",
+                   help="print the model's summary (corpus, priors, sampler, sweeps, "
+                        "log-likelihood, topics) instead of one line per topic")
+    _add_output_options(p, training=False)
+    p.set_defaults(func=cmd_topics)
+
+
+# ---------------------------------------------------------------------- corpora
+def _corpus_format(path: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    stem = os.path.basename(path.split("?")[0])
+    for ext in (".gz", ".bz2"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    return "mm" if stem.endswith(".mm") or stem.endswith(".mtx") else \
+        "uci" if stem.startswith("docword.") else "text"
+
+
+def _check_exists(path: str, what: str) -> None:
+    if "://" in path or os.path.isfile(path):
+        return
+    if os.path.isdir(path):
+        raise CliError(f"{path} is a directory, not a {what}; give the file's path")
+    raise CliError(f"{what} not found: {path} (check the path)")
+
+
+def _check_writable(args) -> None:
+    """Fail before training, not after, when an output file cannot be created."""
+    for flag in ("output", "output_topic_keys", "output_topic_word_weights", "output_doc_topics",
+                 "plot"):
+        path = getattr(args, flag, None)
+        if path and "://" not in path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise CliError(f"--{flag.replace('_', '-')} {path}: folder {folder} does not "
+                               f"exist; create it or choose another path")
+
+
+def _open_corpus(args):
+    """Return (corpus, id2word, description, name of its documents) for ``train``."""
+    from distlda.corpora import MmCorpus, TextCorpus, UciCorpus, sample_corpus_path
+
+    filters = dict(no_below=args.no_below, no_above=args.no_above, keep_n=args.keep_n or None)
+    if args.corpus is None:
+        corpus = TextCorpus(sample_corpus_path(), **filters)
+        return corpus, corpus.dictionary, "bundled sample corpus (Python stdlib docstrings)", "sample"
+    path = args.corpus
+    _check_exists(path, "corpus file")
+    fmt = _corpus_format(path, args.format)
+    label = os.path.basename(path)
+    if fmt == "mm":
+        corpus = MmCorpus(path)
+        id2word = _read_vocab(args.vocab) if args.vocab else None
+        return corpus, id2word, f"Matrix Market {path}", label
+    if fmt == "uci":
+        if args.vocab:
+            _check_exists(args.vocab, "vocabulary file")
+        corpus = UciCorpus(path, args.vocab)
+        return corpus, corpus.id2word, f"UCI bag-of-words {path}", label
+    corpus = TextCorpus(path, **filters)
+    return corpus, corpus.dictionary, f"text {path} (one document per line)", label
+
+
+def _open_corpus_for_model(lda, path: str, fmt: str):
+    """A corpus read with a trained model's vocabulary (for ``infer`` and ``--resume``)."""
+    from distlda.corpora import Dictionary, MmCorpus, TextCorpus, UciCorpus
+
+    _check_exists(path, "corpus file")
+    fmt = _corpus_format(path, fmt)
+    if fmt == "text":
+        if not lda.id2word:
+            raise CliError(f"{path}: a text corpus needs the model's vocabulary, and this model "
+                           f"has none (it was trained on word ids); give a .mm or UCI corpus")
+        d = Dictionary()
+        for i, w in lda.id2word.items():
+            d.token2id[w] = i
+            d.id2token[i] = w
+        return TextCorpus(path, dictionary=d)
+    if fmt == "uci":
+        return UciCorpus(path)
+    return MmCorpus(path)
+
+
+def _read_vocab(path: str):
+    from distlda.corpora import Dictionary
+    import smart_open
+    _check_exists(path, "vocabulary file")
+    with smart_open.open(path, "rt", encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    if lines and all(len(line.split("\t")) == 3 for line in lines[:5]):
+        return Dictionary.load_from_text(path)  # a Dictionary.save_as_text file
+    return Dictionary.from_vocab(lines)
+
+
+def _load_model(path: str):
+    from distlda.models import LdaModel
+    _check_exists(path, "model file")
+    try:
+        return LdaModel.load(path)
+    except (ValueError, KeyError, OSError, EOFError) as e:
+        detail = _one_line(e)
+        # numpy's advice about pickles does not apply: distlda model files hold none
+        detail = f" ({detail})" if "version" in detail and "pickle" not in detail else ""
+        raise CliError(f"{path}: not a distlda model file{detail}; give a file written by "
+                       f"'{PROG} train -o' or LdaModel.save") from None
+
+
+# ---------------------------------------------------------------------- outputs
+def _open_out(path: str):
+    import smart_open
+    try:
+        return smart_open.open(path, "w", encoding="utf-8", newline="\n")
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {e.strerror or e}; check the folder exists and "
+                       f"is writable") from None
+
+
+def write_topic_keys(lda, path: str, topn: int) -> None:
+    """MALLET's ``--output-topic-keys``: ``topic <TAB> alpha <TAB> words`` per topic."""
+    with _open_out(path) as f:
+        for k in range(lda.num_topics):
+            words = " ".join(w for w, _ in lda.show_topic(k, topn))
+            f.write(f"{k}\t{lda.alpha[k]:.6g}\t{words}\n")
+
+
+def write_topic_word_weights(lda, path: str) -> None:
+    """MALLET's ``--topic-word-weights-file``: ``topic <TAB> word <TAB> count + eta``, every
+    word of every topic."""
+    counts = lda.sstats
+    words = [lda._word(i) for i in range(lda.num_terms)]
+    with _open_out(path) as f:
+        for k in range(lda.num_topics):
+            row = counts[k]
+            f.writelines(f"{k}\t{w}\t{c + lda.eta:.6g}\n" for w, c in zip(words, row.tolist()))
+
+
+def write_doc_topics(theta, names, path: str | None) -> None:
+    """MALLET's ``--output-doc-topics`` (2.0.8+): ``doc <TAB> name <TAB> p_0 ... p_K-1``."""
+    f = _open_out(path) if path else sys.stdout
+    try:
+        for d, (name, row) in enumerate(zip(names, theta)):
+            f.write(f"{d}\t{name}\t" + "\t".join(f"{p:.6g}" for p in row) + "\n")
+    finally:
+        if path:
+            f.close()
+
+
+def _write_outputs(args, lda, doc_label: str) -> None:
+    if args.output_topic_keys:
+        write_topic_keys(lda, args.output_topic_keys, args.topn)
+    if args.output_topic_word_weights:
+        write_topic_word_weights(lda, args.output_topic_word_weights)
+    if args.output_doc_topics:
+        theta = lda.document_topics()
+        write_doc_topics(theta, (f"{doc_label}:{d + 1}" for d in range(len(theta))),
+                         args.output_doc_topics)
+    if getattr(args, "plot", None):
+        try:
+            lda.plot_convergence(args.plot)
+        except ImportError as e:
+            raise CliError(f"--plot {args.plot}: {e}") from None
+
+
+def _print_topics(lda, topn: int) -> None:
+    for k, words in lda.show_topics(num_topics=-1, num_words=topn, formatted=False):
+        print(f"topic {k:3d}: " + " ".join(w for w, _ in words))
+
+
+def _info(args, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- commands
+# Options that define a new model: with --resume the saved model's own values apply.
+_MODEL_OPTIONS = {"num_topics": "-k", "alpha": "--alpha", "eta": "--eta", "sampler": "--sampler",
+                  "mh_steps": "--mh-steps", "chunksize": "--chunksize", "seed": "--seed",
+                  "optimize_interval": "--optimize-interval",
+                  "optimize_burnin": "--optimize-burnin", "no_below": "--no-below",
+                  "no_above": "--no-above", "keep_n": "--keep-n"}
+
+
+def _check_numbers(args) -> None:
+    for dest, flag, low in (("num_topics", "-k", 1), ("iterations", "-i", 0),
+                            ("chunksize", "--chunksize", 1), ("eval_every", "--eval-every", 0),
+                            ("threads", "--threads", 1), ("no_below", "--no-below", 0),
+                            ("keep_n", "--keep-n", 0), ("topn", "--topn", 0),
+                            ("mh_steps", "--mh-steps", 1),
+                            ("optimize_interval", "--optimize-interval", 1),
+                            ("optimize_burnin", "--optimize-burnin", 0)):
+        value = getattr(args, dest, None)
+        if value is not None and value < low:
+            raise CliError(f"{flag} {value}: must be an integer >= {low}")
+    if getattr(args, "no_above", None) is not None and not 0 < args.no_above <= 1:
+        raise CliError(f"--no-above {args.no_above}: must be a fraction in (0, 1]")
+    if getattr(args, "eta", None) is not None and not args.eta > 0:
+        raise CliError(f"--eta {args.eta}: must be a positive number")
+
+
+def _parse_alpha(text: str):
+    if text in ("symmetric", "asymmetric", "auto"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"--alpha {text}: use symmetric, asymmetric, auto or a positive "
+                       f"number") from None
+    if not value > 0:
+        raise CliError(f"--alpha {text}: must be positive")
+    return value
+
+
+def _distributed(args):
+    distributed = {"auto": None, "yes": True, "no": False}[args.distributed]
+    ns_conf = {k: v for k, v in (("host", args.ns_host), ("port", args.ns_port)) if v is not None}
+    return distributed, ns_conf
+
+
+def _say_if_compiling(args) -> None:
+    # The library logs this at INFO; under -q the logs are off, so say it here.
+    if args.quiet:
+        from distlda.monitor import kernels_need_compiling
+        if kernels_need_compiling():
+            print("compiling the sampler's kernels (first run only, 5-20 s)...",
+                  file=sys.stderr, flush=True)
+
+
+def cmd_train(args) -> int:
+    """``distlda train``: train (or continue) a model, print its topics, write outputs."""
     from distlda.models import LdaModel
 
-    corpus, id2word, what = _open_corpus(args.corpus, args.format, args.vocab)
-    alpha = args.alpha
-    try:
-        alpha = float(alpha)
-    except ValueError:
-        pass
-    ns_conf = {k: v for k, v in (("host", args.ns_host), ("port", args.ns_port)) if v is not None}
-    distributed = {"auto": None, "yes": True, "no": False}[args.distributed]
-    print(f"training {args.num_topics} topics on {what}, {args.iterations} sweeps", file=sys.stderr)
+    _check_numbers(args)
+    _check_writable(args)
+    distributed, ns_conf = _distributed(args)
+    progress = False if args.quiet else None
     t0 = time.perf_counter()
-    lda = LdaModel(corpus, num_topics=args.num_topics, id2word=id2word, alpha=alpha,
-                   eta=args.eta, iterations=args.iterations, random_state=args.seed,
-                   distributed=distributed, ns_conf=ns_conf, workers=args.workers)
+    if args.resume:
+        parser_defaults = build_parser().parse_args(["train"])
+        changed = [flag for dest, flag in _MODEL_OPTIONS.items()
+                   if getattr(args, dest) != getattr(parser_defaults, dest)]
+        if changed:
+            raise CliError(f"--resume {args.resume} continues the saved model with its own "
+                           f"settings; drop {', '.join(changed)}")
+        lda = _load_model(args.resume)
+        lda.distributed, lda.ns_conf, lda.eval_every = distributed, ns_conf, args.eval_every
+        lda.progress = progress
+        if args.threads:
+            lda.workers = args.threads
+        _info(args, f"continuing {args.resume} ({lda.num_topics} topics, {lda.num_docs} "
+                    f"documents, {lda._sweeps_done} sweeps so far) for {args.iterations} sweeps")
+        _say_if_compiling(args)
+        if args.corpus:
+            lda.update(_open_corpus_for_model(lda, args.corpus, args.format),
+                       iterations=args.iterations)
+        else:
+            lda.train(args.iterations)
+        label = "doc"
+    else:
+        alpha = _parse_alpha(args.alpha)
+        corpus, id2word, what, label = _open_corpus(args)
+        if id2word is not None and len(id2word) < args.num_topics:
+            logging.getLogger("distlda.cli").warning(
+                "only %d words in the vocabulary for %d topics; lower -k, or relax the "
+                "filters (--no-below, --no-above, --keep-n)", len(id2word), args.num_topics)
+        _info(args, f"training {args.num_topics} topics on {what}, {args.iterations} sweeps")
+        _say_if_compiling(args)
+        lda = LdaModel(corpus, num_topics=args.num_topics, id2word=id2word, alpha=alpha,
+                       eta=args.eta, iterations=args.iterations, random_state=args.seed,
+                       distributed=distributed, ns_conf=ns_conf, workers=args.threads,
+                       chunksize=args.chunksize, eval_every=args.eval_every,
+                       sampler=args.sampler, mh_steps=args.mh_steps,
+                       optimize_interval=args.optimize_interval,
+                       optimize_burnin=args.optimize_burnin, progress=progress)
     secs = time.perf_counter() - t0
-    print(f"trained on {lda.num_docs} documents, {lda.num_tokens} tokens, {lda.num_terms} terms "
-          f"in {secs:.1f} s ({lda.executor_info}); log-likelihood "
-          f"{lda.log_likelihood_per_token():.3f} per token", file=sys.stderr)
-    for k, words in lda.show_topics(num_topics=-1, num_words=args.topn, formatted=False):
-        print(f"topic {k:3d}: " + " ".join(w for w, _ in words))
+    _info(args, f"trained on {lda.num_docs} documents, {lda.num_tokens} tokens, {lda.num_terms} "
+                f"terms in {secs:.1f} s ({lda.executor_info}); log-likelihood "
+                f"{lda.log_likelihood_per_token():.3f} per token")
+    _print_topics(lda, args.topn)
+    _write_outputs(args, lda, label)
     if args.output:
         lda.save(args.output)
-        print(f"model saved to {args.output}", file=sys.stderr)
+        _info(args, f"model saved to {args.output}")
     return 0
 
 
+def cmd_infer(args) -> int:
+    """``distlda infer``: doc-topics of new documents under a saved model."""
+    _check_writable(args)
+    lda = _load_model(args.model)
+    if args.iterations is not None and args.iterations < 1:
+        raise CliError(f"--iterations {args.iterations}: must be an integer >= 1")
+    corpus = _open_corpus_for_model(lda, args.corpus, args.format)
+    theta = lda.inference(corpus, iterations=args.iterations)
+    label = os.path.basename(args.corpus)
+    write_doc_topics(theta, (f"{label}:{d + 1}" for d in range(len(theta))), args.output)
+    if args.output:
+        print(f"topic mixtures of {len(theta)} documents written to {args.output}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_topics(args) -> int:
+    """``distlda topics``: print a saved model's topics and write MALLET files."""
+    _check_numbers(args)
+    _check_writable(args)
+    lda = _load_model(args.model)
+    if args.summary:
+        print(lda.summary(args.topn))
+    else:
+        _print_topics(lda, args.topn)
+    _write_outputs(args, lda, "doc")
+    return 0
+
+
+# ---------------------------------------------------------------------- entry point
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _explain(e: BaseException) -> str:
+    """One line for an exception raised while running a command."""
+    from distlda.corpora import VocabularyFilterError
+    if isinstance(e, VocabularyFilterError):
+        if e.num_words == 0:
+            return _one_line(e) + "; check the file's text and encoding (UTF-8)"
+        return _one_line(e.describe("relax the filters, e.g. --no-below 1 --no-above 1.0"))
+    if isinstance(e, FileNotFoundError):
+        return f"file not found: {e.filename or e} (check the path)"
+    if isinstance(e, PermissionError):
+        return f"permission denied: {e.filename or e}"
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    text = _one_line(e)
+    if "distributed=True" in text or "ns_conf=" in text:  # the Python API's words, not ours
+        text = text.replace("distributed=True", "--distributed yes")
+        text = re.sub(r"pass ns_conf=dict\([^)]*\)", "pass --ns-host HOST --ns-port PORT", text)
+        text = text.replace("ns_conf", "--ns-host/--ns-port")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m distlda`` and the ``distlda`` script."""
+    """Run the ``distlda`` command line; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on any error (one ``error:`` line on stderr), 130 if interrupted.
+    """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = set(parser._subparsers._group_actions[0].choices)
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["train"] + argv  # the main job is training: `distlda [CORPUS] [options]`
     args = parser.parse_args(argv)
-    if args.command is None:  # the main job is training: `python -m distlda` alone trains too
-        args = parser.parse_args(["train"] + (argv if argv is not None else sys.argv[1:]))
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return train(args)
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return args.func(args)
+    except CliError as e:
+        msg = _one_line(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, RuntimeError, OSError, EOFError, ImportError,
+            MemoryError) as e:
+        msg = _explain(e)
+    print(f"{PROG} {args.command}: error: {msg}", file=sys.stderr)
+    return 2

@@ -357,3 +357,62 @@ def test_gensim_interop_serialize_and_dictionary(tmp_path):
     assert ours_d.token2id == theirs_d.token2id
     theirs_d.save_as_text(str(tmp_path / "g.txt"))
     assert Dictionary.load_from_text(str(tmp_path / "g.txt")).token2id == theirs_d.token2id
+
+
+# ----------------------------------------------------------------------------- Unicode text
+def test_tokenize_keeps_whole_words_of_any_script():
+    assert tokenize("le secteur privé était prêt") == ["secteur", "privé", "était", "prêt"]
+    assert tokenize("Die Straße über den Fluß führt nach Köln") == [
+        "die", "strasse", "über", "den", "fluss", "führt", "nach", "köln"]  # case-folded
+    assert tokenize("Москва — столица России") == ["москва", "столица", "россии"]
+    # decomposed accents (NFD input) give the same word as precomposed ones
+    assert tokenize("e\u0301te\u0301 chaud") == tokenize("été chaud") == ["été", "chaud"]
+    # Hindi: the vowel signs (combining marks) stay inside the word
+    assert tokenize("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
+    # Chinese: one token per character (pass a segmenter as tokenizer= for words)
+    assert tokenize("我们学习中文") == ["我", "们", "学", "习", "中", "文"]
+    assert tokenize("Le bon vin", min_length=2, stopwords=()) == ["le", "bon", "vin"]
+
+
+def test_textcorpus_multilingual_lines_and_custom_tokenizer(tmp_path):
+    lines = ["le secteur privé était prêt", "der Straßenverkehr in München",
+             "экономика России растёт", "le secteur privé et la Straßenverkehr"]
+    path = write(tmp_path / "multi.txt", "\n".join(lines) + "\n")
+    corpus = TextCorpus(path, no_below=1, no_above=1.0)
+    words = set(corpus.dictionary.token2id)
+    assert {"privé", "était", "prêt", "straßenverkehr".casefold(), "münchen", "экономика",
+            "россии", "растёт"} <= words
+    assert not words & {"priv", "tait", "stra", "ber"}
+    split = TextCorpus(path, no_below=1, no_above=1.0, tokenizer=str.split)
+    assert "la" in split.dictionary.token2id and "le" in split.dictionary.token2id
+
+
+def test_textcorpus_filters_that_empty_the_vocabulary(tmp_path):
+    from distlda.corpora import VocabularyFilterError
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    lines = [" ".join(words[(i + j) % 6] for j in range(2)) for i in range(12)]
+    path = write(tmp_path / "small.txt", "\n".join(lines) + "\n")
+    with pytest.raises(VocabularyFilterError, match="removed all 6 distinct words of its 12 "
+                       "documents: 6 are in fewer than no_below=5") as e:
+        TextCorpus(path)
+    assert "no_below=1" in str(e.value) and e.value.too_rare == 6
+    assert len(TextCorpus(path, no_below=1, no_above=1.0).dictionary) == 6
+
+
+def test_textcorpus_broken_gzip_files(tmp_path):
+    plain = tmp_path / "plain.txt.gz"
+    plain.write_text("just some text\nnot compressed\n")
+    with pytest.raises(CorpusFormatError, match="plain.txt.gz: not a gzip file.*rename it"):
+        TextCorpus(str(plain), no_below=1)
+    good = gzip.compress(("words and more words\n" * 2000).encode())
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CorpusFormatError, match="cut.txt.gz: corrupt or truncated"):
+        TextCorpus(str(cut), no_below=1)
+
+
+def test_load_sample():
+    from distlda.corpora import load_sample
+    corpus, dictionary = load_sample()
+    assert dictionary is corpus.dictionary and len(corpus) == 3658
+    assert "socket" in dictionary.token2id

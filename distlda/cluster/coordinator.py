@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import threading
 import time
 
 import numpy as np

@@ -9,9 +9,9 @@ Every reader is a re-iterable of bag-of-words documents (lists of ``(word_id, co
 from ._triplets import CorpusFormatError
 from .dictionary import Dictionary
 from .mmcorpus import MmCorpus
-from .sample import sample_corpus_path
-from .textcorpus import TextCorpus, tokenize
+from .sample import load_sample, sample_corpus_path
+from .textcorpus import TextCorpus, VocabularyFilterError, tokenize
 from .ucicorpus import UciCorpus
 
 __all__ = ["CorpusFormatError", "Dictionary", "MmCorpus", "TextCorpus", "UciCorpus",
-           "sample_corpus_path", "tokenize"]
+           "VocabularyFilterError", "load_sample", "sample_corpus_path", "tokenize"]

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.resources
+from typing import TYPE_CHECKING
 
-__all__ = ["SAMPLE_CORPUS_FILE", "sample_corpus_path"]
+if TYPE_CHECKING:
+    from .dictionary import Dictionary
+    from .textcorpus import TextCorpus
+
+__all__ = ["SAMPLE_CORPUS_FILE", "load_sample", "sample_corpus_path"]
 
 #: File name of the bundled corpus inside ``distlda/data/``; see ``distlda/data/README.rst``.
 SAMPLE_CORPUS_FILE = "stdlib-docstrings.txt.gz"
@@ -28,3 +33,31 @@ def sample_corpus_path() -> str:
     if not path.is_file():
         raise FileNotFoundError(2, "bundled sample corpus missing (broken install?)", str(path))
     return str(path)
+
+
+def load_sample(no_below: int = 5, no_above: float = 0.5,
+                keep_n: int | None = 100000) -> "tuple[TextCorpus, Dictionary]":
+    """Return the bundled sample corpus and its vocabulary, ready for :class:`LdaModel`.
+
+    Parameters
+    ----------
+    no_below, no_above, keep_n
+        Vocabulary filters, as in :class:`~distlda.corpora.TextCorpus`.
+
+    Returns
+    -------
+    corpus : TextCorpus
+        3658 documents (one per docstring), streamed as bag-of-words lists.
+    dictionary : Dictionary
+        Its word <-> id mapping (``corpus.dictionary``), the model's ``id2word``.
+
+    Examples
+    --------
+    >>> from distlda.corpora import load_sample
+    >>> corpus, dictionary = load_sample()
+    >>> len(corpus), len(dictionary)
+    (3658, 2440)
+    """
+    from .textcorpus import TextCorpus
+    corpus = TextCorpus(sample_corpus_path(), no_below=no_below, no_above=no_above, keep_n=keep_n)
+    return corpus, corpus.dictionary

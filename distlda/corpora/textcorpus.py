@@ -1,27 +1,42 @@
 """Bag-of-words corpus from a plain text file holding one document per line.
 
 Tokenisation (:func:`tokenize`) is deliberately simple and documented, so results are easy to
-reproduce elsewhere:
+reproduce elsewhere. It works on text in any script:
 
-1. lowercase the line;
-2. take the maximal matches of ``[a-z][a-z0-9]*(?:_[a-z0-9]+)*``: ASCII words starting with
-   a letter, digits allowed, ``snake_case`` identifiers kept whole, surrounding underscores
-   dropped (``__init__`` -> ``init``); anything else separates tokens;
-3. drop tokens shorter than 3 characters and the English stop words in :data:`STOPWORDS`.
+1. normalise the line to Unicode NFC (so an accent typed as a combining mark and a
+   precomposed letter give the same word) and case-fold it (``str.casefold``: "Straße" and
+   "STRASSE" both become ``strasse``);
+2. take the maximal runs of word characters (letters, combining marks and digits of any
+   script) that start with a letter; ``snake_case`` identifiers are kept whole, surrounding
+   underscores dropped (``__init__`` -> ``init``); anything else separates tokens;
+3. Chinese and Japanese ideographs (the Unicode Han script) are written without spaces, so
+   each one is a token of its own; for Chinese *words*, pass a segmenter as ``tokenizer=``
+   (for example ``jieba.lcut``, see :class:`TextCorpus`);
+4. drop tokens shorter than ``min_length`` characters (default :data:`MIN_TOKEN_LEN`, 3;
+   single Han characters are exempt) and the English stop words in :data:`STOPWORDS`.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
-import re
-from typing import Callable, Iterator
+import unicodedata
+import zlib
+from typing import Callable, Collection, Iterator
 
-from ._triplets import open_binary
+import regex
+
+from ._triplets import CorpusFormatError, open_binary
 from .dictionary import Dictionary
 
-__all__ = ["TextCorpus", "tokenize", "STOPWORDS"]
+__all__ = ["TextCorpus", "VocabularyFilterError", "tokenize", "STOPWORDS", "MIN_TOKEN_LEN"]
 
-TOKEN_RE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+# A Han ideograph on its own, or a word: a letter, then letters, marks and digits, with inner
+# underscores (snake_case). \p{M} keeps the combining vowel signs of Indic scripts inside words.
+TOKEN_RE = regex.compile(r"\p{Han}|(?:(?!\p{Han})\p{L})[\p{L}\p{M}\p{N}--\p{Han}]*"
+                         r"(?:_[\p{L}\p{M}\p{N}--\p{Han}]+)*", regex.V1)
+
+#: Shortest token kept by :func:`tokenize` (in characters); single Han ideographs are exempt.
 MIN_TOKEN_LEN = 3
 
 #: English stop words removed by :func:`tokenize`: function words, auxiliaries and the
@@ -49,16 +64,75 @@ you your yours yourself yourselves ve
 """.split())
 
 
-def tokenize(text: str) -> list[str]:
-    """Split ``text`` into lowercase tokens as described in the module docstring.
+def tokenize(text: str, min_length: int = MIN_TOKEN_LEN,
+             stopwords: Collection[str] = STOPWORDS) -> list[str]:
+    """Split ``text`` into case-folded tokens as described in the module docstring.
+
+    Parameters
+    ----------
+    text : str
+        One document.
+    min_length : int, default 3
+        Shortest token kept, in characters (a single Han ideograph is always kept).
+    stopwords : collection of str, default :data:`STOPWORDS`
+        Case-folded tokens to drop (pass ``()`` to keep them all).
+
+    Returns
+    -------
+    list of str
+        The tokens, in text order.
 
     Examples
     --------
     >>> tokenize("Return the socket's __init__ value; don't use os.get_terminal_size()!")
     ['return', 'socket', 'init', 'value', 'use', 'get_terminal_size']
+    >>> tokenize("Le secteur privé était prêt")
+    ['secteur', 'privé', 'était', 'prêt']
+    >>> tokenize("Москва — столица России")
+    ['москва', 'столица', 'россии']
     """
-    return [t for t in TOKEN_RE.findall(text.lower())
-            if len(t) >= MIN_TOKEN_LEN and t not in STOPWORDS]
+    text = unicodedata.normalize("NFC", text).casefold()
+    return [t for t in (m.strip("_") for m in TOKEN_RE.findall(text))
+            if (len(t) >= min_length or _is_han(t)) and t not in stopwords]
+
+
+def _is_han(token: str) -> bool:
+    return len(token) == 1 and regex.match(r"\p{Han}", token) is not None
+
+
+class VocabularyFilterError(ValueError):
+    """The vocabulary filters of :class:`TextCorpus` removed every word.
+
+    Attributes
+    ----------
+    fname : str
+    num_docs, num_words : int
+        Documents read and distinct words before filtering.
+    too_rare, too_common : int
+        Words dropped for being in fewer than ``no_below`` documents, or in more than
+        ``no_above`` of them.
+    no_below, no_above, keep_n
+        The filter settings used.
+    """
+
+    def __init__(self, fname, num_docs, num_words, too_rare, too_common, no_below, no_above,
+                 keep_n, hint: str | None = None):
+        self.fname, self.num_docs, self.num_words = fname, num_docs, num_words
+        self.too_rare, self.too_common = too_rare, too_common
+        self.no_below, self.no_above, self.keep_n = no_below, no_above, keep_n
+        super().__init__(self.describe(hint or "relax them, e.g. TextCorpus(..., no_below=1, "
+                                               "no_above=1.0)"))
+
+    def describe(self, hint: str) -> str:
+        """The message, ending with ``hint`` (how to relax the filters)."""
+        if self.num_words == 0:
+            return (f"{self.fname}: no words in {self.num_docs} documents after tokenisation "
+                    f"(words of at least {MIN_TOKEN_LEN} letters that are not stop words)")
+        return (f"{self.fname}: the vocabulary filters removed all {self.num_words} distinct "
+                f"words of its {self.num_docs} documents: {self.too_rare} are in fewer than "
+                f"no_below={self.no_below} documents, {self.too_common} in more than "
+                f"no_above={self.no_above:g} of them (over {int(self.no_above * self.num_docs)} "
+                f"documents); {hint}")
 
 
 class TextCorpus:
@@ -84,7 +158,9 @@ class TextCorpus:
     keep_n : int or None, default 100000
         Keep at most this many of the most document-frequent words (same).
     tokenizer : callable, default :func:`tokenize`
-        Function ``str -> list of str`` applied to each line.
+        Function ``str -> list of str`` applied to each line. Any segmenter fits, e.g.
+        ``tokenizer=jieba.lcut`` for Chinese words (jieba is not a dependency of distlda),
+        or ``functools.partial(tokenize, min_length=2, stopwords=())``.
 
     Attributes
     ----------
@@ -98,8 +174,11 @@ class TextCorpus:
     ------
     FileNotFoundError
         If a local ``fname`` does not exist.
-    ValueError
-        If a line is not valid UTF-8 (the message names the file and line).
+    CorpusFormatError
+        If a line is not valid UTF-8 (the message names the file and line), or a ``.gz``
+        file is not gzip data or is truncated.
+    VocabularyFilterError
+        If the vocabulary filters leave no word (the message gives the counts).
 
     Examples
     --------
@@ -117,19 +196,36 @@ class TextCorpus:
         if dictionary is None:
             dictionary = Dictionary(self.get_texts())
             self._num_docs = dictionary.num_docs
+            dfs = list(dictionary.dfs.values())
             dictionary.filter_extremes(no_below=no_below, no_above=no_above, keep_n=keep_n)
+            if len(dictionary) == 0:
+                limit = int(no_above * dictionary.num_docs)
+                raise VocabularyFilterError(
+                    self.fname, dictionary.num_docs, len(dfs), sum(df < no_below for df in dfs),
+                    sum(df > limit for df in dfs if df >= no_below), no_below, no_above, keep_n)
         else:
             open_binary(self.fname).close()  # fail now, not on first iteration, if missing
         self.dictionary = dictionary
 
     def get_lines(self) -> Iterator[str]:
         """Yield the decoded lines of the file, without the line terminator."""
+        lineno = 0
         with open_binary(self.fname) as f:
-            for lineno, raw in enumerate(f, start=1):
-                try:
-                    yield raw.rstrip(b"\r\n").decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise ValueError(f"{self.fname} line {lineno}: not valid UTF-8 ({e})") from None
+            try:
+                for lineno, raw in enumerate(f, start=1):
+                    try:
+                        yield raw.rstrip(b"\r\n").decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise CorpusFormatError(f"{self.fname} line {lineno}: not valid UTF-8 "
+                                                f"({e}); save the file as UTF-8") from None
+            except gzip.BadGzipFile as e:
+                raise CorpusFormatError(
+                    f"{self.fname}: not a gzip file ({e}); if it is plain text, rename it "
+                    f"without the .gz suffix, or compress it with gzip") from None
+            except (EOFError, zlib.error) as e:
+                raise CorpusFormatError(
+                    f"{self.fname}: corrupt or truncated compressed file after line {lineno} "
+                    f"({e}); decompress it again or re-create it") from None
 
     def get_texts(self) -> Iterator[list[str]]:
         """Yield each document as its list of tokens (before dictionary filtering)."""

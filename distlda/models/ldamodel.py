@@ -7,8 +7,7 @@ import json
 import logging
 import math
 import numbers
-import sys
-import time
+from typing import Callable, Sequence
 
 import numpy as np
 import smart_open
@@ -18,6 +17,8 @@ from distlda.gibbs import kernels as K_
 from distlda.gibbs.chunks import iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
 from distlda.gibbs.state import GibbsState
+from distlda.topics import TopicsMixin
+from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_first_compile
 from distlda.gibbs.chunks import Chunk
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ _FORMAT = "distlda.LdaModel"
 _FORMAT_VERSION = 1
 
 
-class LdaModel:
+class LdaModel(TopicsMixin):
     """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
 
     Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
@@ -76,6 +77,14 @@ class LdaModel:
     optimize_interval, optimize_burnin : int
         With ``alpha="auto"``: re-estimate alpha every ``optimize_interval`` sweeps, from
         sweep ``optimize_burnin`` on.
+    callbacks : sequence of callable, optional
+        Each is called as ``callback(model, stats)`` after every sweep of every training
+        (:class:`SweepStats`), in the process that trains; an exception it raises stops the
+        training and propagates. Also settable later as the ``callbacks`` attribute.
+    progress : bool or None
+        Show a tqdm progress bar (sweeps, tokens/s, latest log-likelihood) on stderr. None
+        (default): only when stderr is a terminal. Log lines are routed through the bar, so
+        the two never interleave.
 
     Attributes
     ----------
@@ -84,6 +93,8 @@ class LdaModel:
     num_terms : int
     sstats : ndarray of shape (num_topics, num_terms), int32
         Word-topic counts of the Gibbs state; they sum to the number of tokens trained on.
+    history : list of SweepStats
+        One entry per sweep run by this object (not saved by :meth:`save`).
 
     Examples
     --------
@@ -94,6 +105,9 @@ class LdaModel:
     7
     """
 
+    # Default for models made by ``load`` (which sets attributes one by one).
+    progress: bool | None = None
+
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
                  distributed: bool | None = None, chunksize: int = 2000,
                  alpha="symmetric", eta=0.01, iterations: int = 200,
@@ -101,7 +115,8 @@ class LdaModel:
                  workers: int | None = None, minimum_probability: float = 0.01,
                  inference_iterations: int = 50, sampler: str = "auto",
                  mh_steps: int | None = None, optimize_interval: int = 10,
-                 optimize_burnin: int = 20):
+                 optimize_burnin: int = 20, callbacks: Sequence[Callable] | None = None,
+                 progress: bool | None = None):
         self.num_topics = _check_int("num_topics", num_topics, 1)
         self.chunksize = _check_int("chunksize", chunksize, 1)
         self.iterations = _check_int("iterations", iterations, 0)
@@ -132,30 +147,46 @@ class LdaModel:
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
         self.executor_info = None
         self._sweeps_done = 0
+        self.callbacks = callbacks
+        self.progress = progress
         if corpus is not None:
             self.update(corpus)
 
     # ------------------------------------------------------------------ training
-    def update(self, corpus, iterations: int | None = None) -> None:
+    def update(self, corpus=None, iterations: int | None = None) -> None:
         """Add documents to the model and run ``iterations`` sweeps over all its documents.
 
         Parameters
         ----------
-        corpus : iterable of list of (int, int), or scipy.sparse matrix
+        corpus : iterable of list of (int, int), or scipy.sparse matrix, optional
             New documents; word ids must be within the model's vocabulary when ``id2word``
-            was given.
+            was given. None or an empty corpus adds nothing and only runs the sweeps (as
+            :meth:`train`).
         iterations : int, optional
             Sweeps to run (default: the model's ``iterations``).
+
+        Raises
+        ------
+        ValueError
+            If the corpus is malformed (the message names the document), or if the model
+            would hold no tokens at all.
         """
         iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        if corpus is None:
+            self.train(iterations)
+            return
         vocab = self.num_terms if self._fixed_vocab else None
         new_chunks = list(iter_chunks(corpus, vocab, self.chunksize))
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
+        if n_docs == 0 and self._state.num_tokens:
+            self.train(iterations)  # update([]): nothing to add, keep sampling
+            return
         if n_docs == 0:
             raise ValueError("corpus is empty: it has no documents")
         if n_tokens == 0:
             raise ValueError(f"corpus has {n_docs} documents but no tokens (all counts are 0)")
+        note_first_compile(K_)
         if not self._fixed_vocab:
             # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
             width = max((int(c.words.max()) + 1 for c in new_chunks if c.num_tokens), default=0)
@@ -174,6 +205,33 @@ class LdaModel:
                     iterations)
         self._train(iterations)
 
+    def train(self, iterations: int | None = None) -> None:
+        """Run more Gibbs sweeps over the documents the model holds, adding none.
+
+        Continues the chain exactly where it stopped: ``LdaModel(corpus, iterations=n)``
+        followed by ``train(m)`` gives the same state as ``iterations=n + m`` would with the
+        same ``random_state`` (with ``sampler="sparse"``, also across :meth:`save` and
+        :meth:`load`).
+
+        Parameters
+        ----------
+        iterations : int, optional
+            Sweeps to run (default: the model's ``iterations``).
+
+        Raises
+        ------
+        ValueError
+            If the model holds no documents yet (train it on a corpus first).
+        """
+        iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        if self._state.num_tokens == 0:
+            raise ValueError("the model holds no documents yet: give it a corpus first "
+                             "(LdaModel(corpus, ...) or update(corpus))")
+        note_first_compile(K_)
+        logger.info("training LDA: %d more sweeps over %d documents, %d tokens, %d topics",
+                    iterations, self._state.num_docs, self._state.num_tokens, self.num_topics)
+        self._train(iterations)
+
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
         from distlda.cluster import client as _client
@@ -190,48 +248,12 @@ class LdaModel:
             return
         executor = self._executor()
         self.executor_info = executor.describe()
-        n_tokens = self._state.num_tokens
-        bar = _progress(iterations)
-        last = dict(t=time.perf_counter(), it=-1, t_sweep=time.perf_counter())
-        report_every = self.eval_every or 10
-
-        def on_sweep(it: int, loglik=None, histograms=None) -> None:
-            """Log each sweep at DEBUG; every ``eval_every`` sweeps, rate and LL at INFO.
-
-            ``loglik`` (per token, or a function returning it) and ``histograms`` (a function
-            returning the document-topic count histograms) are passed by executors whose
-            Gibbs state lives elsewhere.
-            """
-            now = time.perf_counter()
-            rate = n_tokens / max(now - last["t_sweep"], 1e-9)
-            last["t_sweep"] = now
-            logger.debug("sweep %d/%d: %.0f tokens/s", it + 1, iterations, rate)
-            self._sweeps_done += 1
-            if (self.optimize_alpha and self._sweeps_done >= self.optimize_burnin
-                    and self._sweeps_done % self.optimize_interval == 0):
-                self._learn_alpha(histograms)
-            if (it + 1) % report_every == 0 or it + 1 == iterations:
-                avg = n_tokens * (it - last["it"]) / max(now - last["t"], 1e-9)
-                if self.eval_every:
-                    if loglik is None:
-                        loglik = self.log_likelihood_per_token()
-                    elif callable(loglik):  # computed where the data is, only when needed
-                        loglik = loglik()
-                    logger.info("sweep %d/%d: %.0f tokens/s, log-likelihood %.4f per token",
-                                it + 1, iterations, avg, loglik)
-                else:
-                    logger.info("sweep %d/%d: %.0f tokens/s", it + 1, iterations, avg)
-                # the evaluation's own time is not charged to the next interval's rate
-                last.update(t=time.perf_counter(), it=it, t_sweep=time.perf_counter())
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s")
-
-        try:
-            self._run(executor, iterations, on_sweep)
-        finally:
-            if bar is not None:
-                bar.close()
+        if executor.sampler == "mh":
+            from distlda.gibbs import mh as _mh
+            note_first_compile(_mh)
+        monitor = SweepMonitor(self, iterations)
+        with monitor:
+            self._run(executor, iterations, monitor)
 
     def _run(self, executor, iterations: int, on_sweep) -> None:
         """``executor.run``; when the dispatcher is lost the model keeps its last checkpoint,
@@ -266,6 +288,60 @@ class LdaModel:
         """Joint log p(words, topic assignments) of the Gibbs state, per token."""
         return self._state.log_likelihood() / max(self._state.num_tokens, 1)
 
+    @property
+    def callbacks(self) -> list:
+        """Functions called as ``callback(model, stats)`` after every sweep (see ``__init__``)."""
+        return self.__dict__.setdefault("_callbacks", [])
+
+    @callbacks.setter
+    def callbacks(self, value) -> None:
+        self.__dict__["_callbacks"] = check_callbacks(value)
+
+    @property
+    def history(self) -> list[SweepStats]:
+        """One :class:`SweepStats` per sweep this object has run, oldest first.
+
+        Kept in memory only: :meth:`save` does not write it, so a loaded model starts with an
+        empty history.
+        """
+        return self.__dict__.setdefault("_history", [])
+
+    def summary(self, topn: int = 10) -> str:
+        """A text report of the model: data, priors, sampler, sweeps, fit and topics.
+
+        Parameters
+        ----------
+        topn : int
+            Words shown per topic.
+
+        Returns
+        -------
+        str
+            Several lines; ``print(lda.summary())`` shows it. Topics are listed largest
+            first, with their share of the tokens.
+        """
+        from distlda import report
+        return report.summary(self, _check_int("topn", topn, 0))
+
+    def plot_convergence(self, path: str) -> None:
+        """Plot log-likelihood and speed per sweep from :attr:`history` to an image file.
+
+        Parameters
+        ----------
+        path : str
+            Local path or smart_open URI; the format comes from the extension (``.png``,
+            ``.svg``, ``.pdf``...; none: PNG).
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed (``pip install "distlda[plot]"``).
+        ValueError
+            If no sweep was recorded (a loaded model has no history).
+        """
+        from distlda import report
+        report.plot_convergence(self, path)
+
     # ------------------------------------------------------------------ topics
     @property
     def sstats(self) -> np.ndarray:
@@ -281,68 +357,6 @@ class LdaModel:
     def num_tokens(self) -> int:
         """Tokens trained on (== ``sstats.sum()``)."""
         return self._state.num_tokens
-
-    def get_topics(self) -> np.ndarray:
-        """Topic-word distributions, shape (num_topics, num_terms), rows summing to 1."""
-        nwk = self._state.nwk.T.astype(np.float64)
-        return (nwk + self.eta) / (self._state.nk[:, None] + self.eta * self.num_terms)
-
-    def _check_topic(self, topicid) -> int:
-        if not isinstance(topicid, numbers.Integral) or not 0 <= topicid < self.num_topics:
-            raise ValueError(f"topic id must be an integer in [0, {self.num_topics}), got {topicid!r}")
-        return int(topicid)
-
-    def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
-        """The ``topn`` most probable word ids of a topic, as (word_id, probability)."""
-        topicid = self._check_topic(topicid)
-        row = (self._state.nwk[:, topicid] + self.eta) / (self._state.nk[topicid] + self.eta * self.num_terms)
-        topn = min(_check_int("topn", topn, 0), self.num_terms)
-        best = np.argsort(-row, kind="stable")[:topn]
-        return [(int(i), float(row[i])) for i in best]
-
-    def _word(self, i: int) -> str:
-        return self.id2word.get(i, str(i)) if self.id2word else str(i)
-
-    def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
-        """The ``topn`` most probable words of a topic, as (word, probability)."""
-        return [(self._word(i), p) for i, p in self.get_topic_terms(topicid, topn)]
-
-    def show_topics(self, num_topics: int = 10, num_words: int = 10, log: bool = False,
-                    formatted: bool = True):
-        """Several topics, the ones holding the most tokens first.
-
-        Parameters
-        ----------
-        num_topics : int
-            How many topics; negative or >= K means all, in topic id order.
-        num_words : int
-        log : bool
-            Also log each topic at INFO level.
-        formatted : bool
-            Each topic as a ``'0.051*"word" + ...'`` string (gensim's format) or as a list of
-            (word, probability).
-
-        Returns
-        -------
-        list of (int, str) or list of (int, list of (str, float))
-        """
-        if num_topics < 0 or num_topics >= self.num_topics:
-            chosen = range(self.num_topics)
-        else:
-            chosen = np.argsort(-self._state.nk, kind="stable")[:num_topics]
-        shown = []
-        for k in chosen:
-            words = self.show_topic(int(k), num_words)
-            topic = " + ".join(f'{p:.3f}*"{w}"' for w, p in words) if formatted else words
-            shown.append((int(k), topic))
-            if log:
-                logger.info("topic #%d (%d tokens): %s", k, self._state.nk[k],
-                            topic if formatted else words)
-        return shown
-
-    def print_topics(self, num_topics: int = 20, num_words: int = 10):
-        """``show_topics(num_topics, num_words, log=True)``, gensim's alias."""
-        return self.show_topics(num_topics=num_topics, num_words=num_words, log=True)
 
     # ------------------------------------------------------------------ inference
     def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
@@ -580,11 +594,3 @@ def _is_single_doc(obj) -> bool:
 
 def _concat(arrays, dtype) -> np.ndarray:
     return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
-
-
-def _progress(total: int):
-    """A tqdm bar on interactive terminals, None otherwise (logs and CI stay clean)."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="Gibbs sweeps", unit="sweep", leave=False)

@@ -1,0 +1,124 @@
+"""Reading a trained model's topics: gensim's topic API, and the training documents' mixtures.
+
+:class:`TopicsMixin` holds the read-only views of the Gibbs state that
+:class:`distlda.models.LdaModel` offers (topic-word distributions, top words, document-topic
+counts); it expects the model's ``_state`` (:class:`distlda.gibbs.state.GibbsState`),
+``num_topics``, ``num_terms``, ``eta``, ``alpha`` and ``id2word``.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+logger = logging.getLogger("distlda.models.ldamodel")
+
+
+class TopicsMixin:
+    """Topic and document-topic views of a Gibbs state (see the module docstring)."""
+
+    def get_topics(self) -> np.ndarray:
+        """Topic-word distributions, shape (num_topics, num_terms), rows summing to 1."""
+        nwk = self._state.nwk.T.astype(np.float64)
+        return (nwk + self.eta) / (self._state.nk[:, None] + self.eta * self.num_terms)
+
+    def _check_topic(self, topicid) -> int:
+        if not isinstance(topicid, numbers.Integral) or not 0 <= topicid < self.num_topics:
+            raise ValueError(f"topic id must be an integer in [0, {self.num_topics}), got {topicid!r}")
+        return int(topicid)
+
+    def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
+        """The ``topn`` most probable word ids of a topic, as (word_id, probability)."""
+        topicid = self._check_topic(topicid)
+        row = (self._state.nwk[:, topicid] + self.eta) / (self._state.nk[topicid] + self.eta * self.num_terms)
+        if isinstance(topn, bool) or not isinstance(topn, numbers.Integral) or topn < 0:
+            raise ValueError(f"Invalid 'topn' parameter: {topn!r} (an integer >= 0 is required)")
+        topn = min(int(topn), self.num_terms)
+        best = np.argsort(-row, kind="stable")[:topn]
+        return [(int(i), float(row[i])) for i in best]
+
+    def _word(self, i: int) -> str:
+        return self.id2word.get(i, str(i)) if self.id2word else str(i)
+
+    def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
+        """The ``topn`` most probable words of a topic, as (word, probability)."""
+        return [(self._word(i), p) for i, p in self.get_topic_terms(topicid, topn)]
+
+    def show_topics(self, num_topics: int = 10, num_words: int = 10, log: bool = False,
+                    formatted: bool = True):
+        """Several topics, the ones holding the most tokens first.
+
+        Parameters
+        ----------
+        num_topics : int
+            How many topics; negative or >= K means all, in topic id order.
+        num_words : int
+        log : bool
+            Also log each topic at INFO level.
+        formatted : bool
+            Each topic as a ``'0.051*"word" + ...'`` string (gensim's format) or as a list of
+            (word, probability).
+
+        Returns
+        -------
+        list of (int, str) or list of (int, list of (str, float))
+        """
+        if num_topics < 0 or num_topics >= self.num_topics:
+            chosen = range(self.num_topics)
+        else:
+            chosen = np.argsort(-self._state.nk, kind="stable")[:num_topics]
+        shown = []
+        for k in chosen:
+            words = self.show_topic(int(k), num_words)
+            topic = " + ".join(f'{p:.3f}*"{w}"' for w, p in words) if formatted else words
+            shown.append((int(k), topic))
+            if log:
+                logger.info("topic #%d (%d tokens): %s", k, self._state.nk[k],
+                            topic if formatted else words)
+        return shown
+
+    def print_topics(self, num_topics: int = 20, num_words: int = 10):
+        """``show_topics(num_topics, num_words, log=True)``, gensim's alias."""
+        return self.show_topics(num_topics=num_topics, num_words=num_words, log=True)
+
+    # ------------------------------------------------------------------ training documents
+    def document_topic_counts(self) -> "sp.csr_matrix":
+        """Tokens of each training document assigned to each topic, from the Gibbs state.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (num_docs, num_topics), int64
+            Row ``d`` is document ``d`` of the training corpora in the order they were given
+            (the constructor's corpus first, then each :meth:`update`'s); it sums to the
+            document's length.
+        """
+        blocks = []
+        for c in self._state.chunks:
+            doc = np.repeat(np.arange(c.num_docs), np.diff(c.doc_ptr))
+            blocks.append(sp.csr_matrix((np.ones(c.num_tokens, np.int64), (doc, c.topics)),
+                                        shape=(c.num_docs, self.num_topics)))
+        if not blocks:
+            return sp.csr_matrix((0, self.num_topics), dtype=np.int64)
+        return sp.vstack(blocks, format="csr")
+
+    def document_topics(self) -> np.ndarray:
+        """Topic mixtures of the training documents, read from the Gibbs counts (no inference).
+
+        ``theta[d, k] = (n_dk + alpha_k) / (N_d + sum(alpha))``, the posterior mean given the
+        current sample, as MALLET's ``--output-doc-topics`` writes it. For new documents use
+        :meth:`inference` or ``lda[bow]``.
+
+        Returns
+        -------
+        ndarray of shape (num_docs, num_topics), float64
+            Rows sum to 1; row ``d`` is training document ``d`` (see
+            :meth:`document_topic_counts` for the order). A document with no tokens gets
+            ``alpha / sum(alpha)``.
+        """
+        counts = self.document_topic_counts().toarray().astype(np.float64)
+        counts += self.alpha[None, :]
+        return counts / counts.sum(axis=1, keepdims=True)
+
