@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_infer(sub)
     _add_topics(sub)
+    _add_nameserver(sub)
     return p
 
 
@@ -184,6 +185,17 @@ def _add_topics(sub) -> None:
                         "log-likelihood, topics) instead of one line per topic")
     _add_output_options(p, training=False)
     p.set_defaults(func=cmd_topics)
+
+
+def _add_nameserver(sub) -> None:
+    from distlda.cluster import nameserver
+    p = sub.add_parser("nameserver", help="run the cluster's name server (Pyro5's, with "
+                                          "distlda's defaults)",
+                       formatter_class=_HelpFormatter,
+                       description=nameserver.__doc__.split("\n\n")[1].replace("``", "'"))
+    nameserver.add_arguments(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=nameserver.run)
 
 
 # ---------------------------------------------------------------------- corpora

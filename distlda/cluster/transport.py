@@ -151,6 +151,36 @@ def route_address(host: str, port: int = 9) -> str:
         return s.getsockname()[0]
 
 
+def interface_addresses() -> list[tuple[str, str]]:
+    """(interface, IPv4 address) of every interface that is up (Linux; [] elsewhere)."""
+    try:
+        import fcntl
+        import struct
+    except ImportError:  # not on a Unix
+        return []
+    out = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            req = struct.pack("256s", name[:15].encode())
+            try:
+                flags = struct.unpack("H", fcntl.ioctl(s.fileno(), 0x8913, req)[16:18])[0]
+                if not flags & 1:  # IFF_UP
+                    continue
+                addr = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])
+            except OSError:  # no IPv4 address
+                continue
+            out.append((name, addr))
+    return out
+
+
+def lan_address() -> str | None:
+    """This machine's first non-loopback IPv4 address on an interface that is up, or None."""
+    for _, addr in interface_addresses():
+        if not ipaddress.ip_address(addr).is_loopback:
+            return addr
+    return None
+
+
 def find_ns(host=None, port=None, what: str = "process", stop: threading.Event | None = None,
             max_wait: float | None = None):
     """:func:`locate_ns` (``--ns-host``, else ``$PYRO_NS_HOST``, else broadcast), retried with

@@ -1,0 +1,123 @@
+"""``python -m distlda nameserver``: Pyro5's name server with distlda's defaults.
+
+It binds to ``--host``, else ``$PYRO_HOST``, else this machine's LAN address (never only
+loopback when there is a network, so that other machines can join), answers broadcasts
+(Pyro5's ``GET_NSURI`` on port 9091) so that workers and dispatchers started with no address
+find it, logs the one line the other machines need, and removes the registrations of workers
+and dispatchers that stop answering: every ``--check-every`` seconds each one is pinged, and
+one that has not answered for ``--grace`` seconds is unregistered (a frozen or unreachable
+process; one that comes back registers again). It serves with Pyro5's multiplex server, so
+idle connections hold no threads. Plain ``python -m Pyro5.nameserver -n ADDR`` works too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import logging
+import os
+import threading
+import time
+
+from distlda.cluster import transport
+
+logger = logging.getLogger("distlda.nameserver")
+
+#: Registrations the name server checks (the cluster's own; others are left alone).
+CHECKED_PREFIXES = ("distlda.worker.", "distlda.dispatcher")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=None,
+                   help="address to bind (default: $PYRO_HOST, else this machine's LAN "
+                        "address, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9090, help="port to bind")
+    p.add_argument("--bc-port", type=int, default=9091,
+                   help="UDP port of the broadcast responder")
+    p.add_argument("--grace", type=float, default=20.0,
+                   help="seconds a registered worker or dispatcher may go unanswered before "
+                        "its registration is removed")
+    p.add_argument("--check-every", type=float, default=5.0,
+                   help="seconds between two checks of the registrations")
+
+
+def choose_host(host: str | None) -> tuple[str, str]:
+    """(address to bind, where the choice came from)."""
+    if host:
+        return host, "--host"
+    if os.environ.get("PYRO_HOST"):
+        return os.environ["PYRO_HOST"], "$PYRO_HOST"
+    lan = transport.lan_address()
+    if lan:
+        return lan, "this machine's LAN address"
+    return "127.0.0.1", "no network interface but loopback"
+
+
+class Reaper:
+    """Unregisters the cluster's registrations that stop answering (see the module docstring)."""
+
+    def __init__(self, host: str, port: int, grace: float, every: float):
+        self.host, self.port, self.grace, self.every = host, port, grace, every
+        self.stop = threading.Event()
+        self._silent: dict[str, float] = {}  # name -> when it first failed to answer
+        self._pool = cf.ThreadPoolExecutor(8, thread_name_prefix="ns-check")
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.check()
+            except Exception as e:  # the name server is stopping, or busy: next round
+                logger.debug("registration check failed: %s", e)
+
+    def check(self) -> None:
+        names: dict = {}
+        for prefix in CHECKED_PREFIXES:
+            names.update(transport.list_names(self.host, self.port, prefix))
+        answers = {n: self._pool.submit(self._answers, uri) for n, uri in names.items()}
+        now = time.monotonic()
+        for name, f in answers.items():
+            if f.result():
+                self._silent.pop(name, None)
+                continue
+            first = self._silent.setdefault(name, now)
+            if now - first >= self.grace:
+                logger.warning("removing %s: no answer for %.0f s", name, now - first)
+                transport.unregister(self.host, self.port, name)
+                self._silent.pop(name, None)
+        for name in set(self._silent) - set(names):
+            del self._silent[name]
+
+    @staticmethod
+    def _answers(uri) -> bool:
+        try:
+            transport.call(uri, "ping", timeout=2.0)
+            return True
+        except Exception:
+            return False
+
+
+def run(args) -> int:
+    """Serve until interrupted; returns the exit status."""
+    import Pyro5.nameserver
+    from Pyro5 import config
+
+    host, source = choose_host(args.host)
+    transport.configure()
+    config.SERVERTYPE = "multiplex"  # idle connections cost no threads
+    if transport.is_loopback(host):
+        logger.warning("the name server binds to %s (%s): only this machine can join; pass "
+                       "--host <LAN address> for a multi-machine cluster", host, source)
+    else:
+        logger.info("the name server binds to %s (%s)", host, source)
+    logger.info("on the other machines: python -m distlda.models.lda_worker  (found by "
+                "broadcast; or add --ns-host %s --ns-port %d); firewall: TCP %d and UDP %d, "
+                "and the workers' ports", host, args.port, args.port, args.bc_port)
+    reaper = Reaper(host, args.port, args.grace, args.check_every)
+    threading.Thread(target=reaper.run, daemon=True, name="ns-reaper").start()
+    try:
+        Pyro5.nameserver.start_ns_loop(host, args.port, enableBroadcast=True, bcport=args.bc_port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reaper.stop.set()
+    return 0
