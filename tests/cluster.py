@@ -43,13 +43,17 @@ class Cluster:
     repo : path, optional
         Where the processes import distlda from (default this checkout; a benchmark passes
         an older revision's tree to compare).
+    piece_bytes : int, optional
+        ``DISTLDA_PIECE_BYTES``: arrays above this size travel in pieces of it (tests of big
+        messages on small models).
     hold : str, optional
         A phase of a worker's job (:data:`distlda.cluster.worker_session.HOLD_POINTS`): the
         workers stop at its start while :attr:`hold_file` exists (:meth:`held` lists them).
     """
 
     def __init__(self, workers: int = 2, timeout: float = 10.0, dispatcher: bool = True,
-                 check: bool = True, hold: str | None = None, repo=None):
+                 check: bool = True, hold: str | None = None, repo=None,
+                 piece_bytes: int | None = None):
         self.port = free_port()
         self.repo = Path(repo or REPO)
         self.logdir = Path(tempfile.mkdtemp(prefix="distlda-cluster-"))
@@ -59,6 +63,8 @@ class Cluster:
                         DISTLDA_CHECK="1" if check else "0")
         if hold:
             self.env["DISTLDA_TEST_HOLD"] = f"{hold}:{self.logdir}"
+        if piece_bytes:
+            self.env["DISTLDA_PIECE_BYTES"] = str(piece_bytes)
         self.procs: dict[int, tuple[str, subprocess.Popen]] = {}
         self.workers: list[int] = []
         self.dispatcher = None

@@ -18,10 +18,11 @@ CLIENT = str(netns.REPO / "tests" / "multihost_client.py")
 class Grid:
     """Name server (plain Pyro5, ``-n A``) and dispatcher on A, workers on B and C."""
 
-    def __init__(self, hosts, timeout: float = 3.0):
+    def __init__(self, hosts, timeout: float = 3.0, ns=None):
         self.h = hosts
         a = hosts.addr("a")
-        self.ns = hosts.start("a", "ns", [PY, "-m", "Pyro5.nameserver", "-n", a], hosts.env())
+        ns = ns or [PY, "-m", "Pyro5.nameserver", "-n", a]
+        self.ns = hosts.start("a", "ns", ns, hosts.env())
         hosts.wait_tcp("a", a, 9090)
         self.dispatcher = hosts.start("a", "dispatcher", [
             PY, "-m", "distlda.models.lda_dispatcher", "--timeout", str(timeout),
@@ -155,3 +156,20 @@ def test_a_frozen_member_is_dropped_and_its_chunks_resampled(grid):
     assert_exact(r)
     assert grid.query("stats")["lost_workers"] >= 1
     grid.h.thaw(grid.workers["c"])
+
+
+def test_distlda_nameserver_binds_the_lan_address_and_removes_dead_workers():
+    reason = netns.available()
+    if reason:
+        pytest.skip(reason)
+    with netns.Hosts(("a", "b", "c")) as hosts:
+        grid = Grid(hosts, ns=[PY, "-m", "distlda", "nameserver", "--grace", "2",
+                               "--check-every", "0.5"])
+        assert f"binds to {hosts.addr('a')}" in hosts.log_path(grid.ns).read_text()
+        victim = grid.workers["c"]
+        hosts.kill(victim)
+        grid.wait(lambda names: not any(n.endswith(f".{victim}") for n in names),
+                  "the dead worker's registration to be removed", timeout=30)
+        r = grid.train(D=600, iterations=20, seed=6)
+        assert_exact(r)
+        assert r["executor"].startswith("distributed (1 workers"), r

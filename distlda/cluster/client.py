@@ -216,11 +216,11 @@ class DistributedExecutor:
                 blocks.sort_for_blocks(c)
                 batch.append(ChunkLoad(i, c.words, c.doc_ptr, c.topics).to_wire(K))
                 size += c.words.nbytes * 2
-                if size >= self.LOAD_BATCH:
+                if size >= self.LOAD_BATCH or i + 1 == len(state.chunks):
+                    batch, blobs = _wire.stage_out(batch)  # a big chunk goes in pieces
+                    _wire.send_pieces(lambda *a: d.put(session, *a), blobs)
                     d.load(session, batch)
                     batch, size = [], 0
-            if batch:
-                d.load(session, batch)
             logger.info("sent %d chunks (%d tokens) to the dispatcher in %.2f s",
                         len(state.chunks), state.num_tokens, time.perf_counter() - t0)
             n_tok = max(state.num_tokens, 1)

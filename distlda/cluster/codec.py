@@ -6,9 +6,18 @@ for Pyro5's default serpent, which base64-encodes bytes). An array travels as ``
 msgpack copies the buffer once as a ``bin`` object, and :func:`dec` maps it back with
 ``np.frombuffer`` (no copy, read-only). Nothing that arrives can make the receiver build an
 arbitrary object: only dicts, lists, numbers, strings and bytes exist in msgpack.
+
+Big arrays travel in pieces (:func:`stage_out`, :func:`send_pieces`, :class:`Staging`,
+:func:`stage_in`): no call carries more than :data:`PIECE_BYTES` of array data, so a model of
+any K and V fits through Pyro5 (whose messages stop at 1 GiB).
 """
 
 from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,3 +66,115 @@ def enc_topics(topics: np.ndarray, num_topics: int) -> dict:
 
 def dec_topics(d: dict) -> np.ndarray:
     return dec(d).astype(np.int32)
+
+
+# ---------------------------------------------------------------------------- big messages
+#: Largest piece of array data one call carries: far below Pyro5's 1 GiB message limit, and
+#: small enough that a piece's copies in flight stay a small share of what each side holds.
+PIECE_BYTES = int(os.environ.get("DISTLDA_PIECE_BYTES", 32 << 20))  # tests set it small
+
+
+def stage_out(msg, limit: int | None = None):
+    """Split the big arrays out of a message: returns ``(msg, blobs)`` where every codec array
+    of more than ``limit`` bytes is replaced by a reference ``{"dtype", "shape", "staged": id,
+    "nbytes": n}`` and ``blobs`` maps each id to its bytes (not copied). The blobs travel in
+    pieces (:func:`send_pieces`, :class:`Staging`) and :func:`stage_in` puts them back."""
+    blobs: dict[str, Any] = {}
+    limit = PIECE_BYTES if limit is None else limit
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if "data" in obj and "dtype" in obj and len(obj["data"]) > limit:
+                sid = uuid.uuid4().hex
+                blobs[sid] = memoryview(obj["data"]).cast("B")
+                return {"dtype": obj["dtype"], "shape": obj["shape"], "staged": sid,
+                        "nbytes": len(blobs[sid])}
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [walk(v) for v in obj]
+        return obj
+
+    return walk(msg), blobs
+
+
+def send_pieces(put: Callable, blobs: dict, limit: int | None = None) -> None:
+    """Call ``put(id, offset, total, piece)`` for consecutive pieces of every blob."""
+    limit = PIECE_BYTES if limit is None else limit
+    for sid, data in blobs.items():
+        total = len(data)
+        for off in range(0, total, limit):
+            put(sid, off, total, bytes(data[off:off + limit]))
+
+
+def stage_in(msg, fetch: Callable):
+    """Put staged arrays back into a message: ``fetch(id, nbytes)`` returns a reference's
+    bytes (from a :class:`Staging`, or pulled in pieces from the sender)."""
+    def walk(obj):
+        if isinstance(obj, dict):
+            if "staged" in obj and "dtype" in obj:
+                return {"dtype": obj["dtype"], "shape": obj["shape"],
+                        "data": fetch(obj["staged"], obj.get("nbytes"))}
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    return walk(msg)
+
+
+class Staging:
+    """The receiving side of :func:`send_pieces`: pieces assembled per id, taken once.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Most bytes held at once (a declared total beyond it is refused before allocating).
+    """
+
+    def __init__(self, max_bytes: int = 1 << 40):
+        self.max_bytes = max_bytes
+        self._parts: dict[str, list] = {}  # id -> [buffer, bytes received]
+        self._lock = threading.Lock()
+
+    def put(self, sid: str, offset: int, total: int, piece: bytes) -> None:
+        if not isinstance(sid, str) or not all(isinstance(v, int) for v in (offset, total)):
+            raise ValueError("staged piece: bad id, offset or total")
+        with self._lock:
+            entry = self._parts.get(sid)
+            if entry is None:
+                held = sum(len(e[0]) for e in self._parts.values())
+                if total < 0 or held + total > self.max_bytes:
+                    raise ValueError(f"staged piece: {total} bytes exceed the bound of "
+                                     f"{self.max_bytes - held} bytes")
+                entry = self._parts[sid] = [bytearray(total), 0]
+            buf = entry[0]
+            if total != len(buf) or offset < 0 or offset + len(piece) > len(buf):
+                raise ValueError("staged piece: outside its message")
+            buf[offset:offset + len(piece)] = piece
+            entry[1] += len(piece)
+
+    def take(self, sid: str, nbytes=None) -> bytearray:
+        with self._lock:
+            entry = self._parts.pop(sid, None)
+        if entry is None or entry[1] != len(entry[0]) or (nbytes is not None
+                                                          and nbytes != len(entry[0])):
+            raise ValueError(f"staged data {str(sid)[:8]} is missing or incomplete")
+        return entry[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._parts.clear()
+
+
+def pull(piece: Callable, limit: int | None = None) -> Callable:
+    """A ``fetch`` for :func:`stage_in` that pulls a blob in pieces: ``piece(id, offset, n)``
+    returns ``n`` bytes of blob ``id`` from ``offset`` (a remote call on the sender)."""
+    limit = PIECE_BYTES if limit is None else limit
+
+    def fetch(sid, nbytes):
+        buf = bytearray(nbytes)
+        for off in range(0, nbytes, limit):
+            part = piece(sid, off, min(limit, nbytes - off))
+            buf[off:off + len(part)] = part
+        return buf
+    return fetch

@@ -276,17 +276,26 @@ class Coordinator:
             m.proxy = transport.proxy(m.uri, timeout)
         w = m.proxy
         transport.claim(w, timeout)
+        def put(sid, off, total, piece):
+            w.put(self.session, sid, off, total, piece)
+
         try:
             if drop:
                 w.drop(self.session, drop)
             for batch in _batches(load, self.LOAD_BATCH):  # far below Pyro5's message limit
+                batch, blobs = codec.stage_out(batch)
+                codec.send_pieces(put, blobs)
                 w.load(self.session, batch)
+            job, blobs = codec.stage_out(job)  # a big model slice goes in pieces
+            codec.send_pieces(put, blobs)
             w.sweep(self.session, job)
             # A poll returns within ``poll`` s while the job runs: no answer within ``timeout``
             # (a frozen process, a cut link) declares the worker lost.
             transport.set_timeout(w, max(timeout, self.poll + 1.0))
             raw = transport.poll(lambda: job["job"],
                                  lambda j, t: w.result(self.session, j, t), self.poll)
+            raw = codec.stage_in(raw, codec.pull(lambda sid, off, n: w.piece(self.session, sid,
+                                                                                off, n)))
             m.seen = time.monotonic()
         except BaseException:
             m.proxy = None

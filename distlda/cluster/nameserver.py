@@ -98,12 +98,7 @@ class Reaper:
 
 def run(args) -> int:
     """Serve until interrupted; returns the exit status."""
-    import Pyro5.nameserver
-    from Pyro5 import config
-
     host, source = choose_host(args.host)
-    transport.configure()
-    config.SERVERTYPE = "multiplex"  # idle connections cost no threads
     if transport.is_loopback(host):
         logger.warning("the name server binds to %s (%s): only this machine can join; pass "
                        "--host <LAN address> for a multi-machine cluster", host, source)
@@ -115,7 +110,7 @@ def run(args) -> int:
     reaper = Reaper(host, args.port, args.grace, args.check_every)
     threading.Thread(target=reaper.run, daemon=True, name="ns-reaper").start()
     try:
-        Pyro5.nameserver.start_ns_loop(host, args.port, enableBroadcast=True, bcport=args.bc_port)
+        transport.run_name_server(host, args.port, args.bc_port)
     except KeyboardInterrupt:
         pass
     finally:

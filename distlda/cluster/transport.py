@@ -349,6 +349,16 @@ def poll(start: Callable[[], str], result: Callable[[str, float], Any], every: f
             return r
 
 
+def run_name_server(host: str, port: int, bcport: int) -> None:
+    """Pyro5's name server with its broadcast responder, served until interrupted, with the
+    multiplex server type (idle connections hold no threads)."""
+    import Pyro5.nameserver
+    configure()
+    _config.SERVERTYPE = "multiplex"
+    Pyro5.nameserver.start_ns_loop(host, port, enableBroadcast=True, bcport=bcport)
+
+
 def new_id() -> str:
     """A fresh, unguessable id for a session or a job."""
     return uuid.uuid4().hex
+

@@ -51,6 +51,7 @@ class LdaDispatcher:
         self._last_stats: dict | None = None
         self._touched = 0.0
         self._sweeps = transport.PolledJobs("sweep job")
+        self._inbox = codec.Staging()  # big arrays of a client's next load, sent in pieces
         self._sweeping = False
         self._pool = cf.ThreadPoolExecutor(64, thread_name_prefix="worker-rpc")
         # The second halves of reading and writing results. A pool of its own: its tasks wait
@@ -105,10 +106,17 @@ class LdaDispatcher:
                         cfg.num_topics, cfg.num_terms)
             return self._run.session
 
+    def put(self, session: str, sid: str, offset: int, total: int, piece: bytes) -> None:
+        """A piece of a big array of the next load (:func:`distlda.cluster.codec.stage_out`)."""
+        with self._lock:
+            self._session(session)
+        self._inbox.put(sid, offset, total, piece)
+
     def load(self, session: str, chunks: list) -> int:
         """Receive chunks ``[[idx, words, doc_ptr, topics], ...]`` (idx in order from 0)."""
         with self._lock:
-            return self._session(session).load(chunks)
+            run = self._session(session)
+            return run.load(codec.stage_in(chunks, self._inbox.take))
 
     def end_session(self, session: str) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from distlda.cluster import process, transport
+from distlda.cluster import codec, process, transport
 from distlda.cluster.messages import ChunkLoad, Job, SessionConfig
 from distlda.cluster.worker_session import StaleView, WorkerSession
 
@@ -46,6 +46,8 @@ class LdaWorker:
         self._lock = threading.RLock()
         self._state: WorkerSession | None = None
         self._jobs = transport.PolledJobs("job")
+        self._inbox = codec.Staging()  # big arrays of the next call, sent in pieces
+        self._outbox: dict = {}        # big arrays of the last result, fetched in pieces
         self.sweeps = 0
 
     def ping(self) -> dict:
@@ -63,6 +65,8 @@ class LdaWorker:
             self._state = WorkerSession(session, cfg, self.name)
             self._state.hold = _test_hold()
             self._jobs.clear()
+            self._inbox.clear()
+            self._outbox = {}
         logger.info("joined session %s (%d topics, %d terms)", session[:8], cfg.num_topics,
                     cfg.num_terms)
 
@@ -73,10 +77,26 @@ class LdaWorker:
                                f"(it is in {str(st and st.session)[:8]})")
         return st
 
+    def put(self, session: str, sid: str, offset: int, total: int, piece: bytes) -> None:
+        """A piece of a big array of the next call (:func:`distlda.cluster.codec.stage_out`)."""
+        with self._lock:
+            self._session(session)
+        self._inbox.put(sid, offset, total, piece)
+
+    def piece(self, session: str, sid: str, offset: int, n: int) -> bytes:
+        """``n`` bytes from ``offset`` of a big array of the last result."""
+        with self._lock:
+            self._session(session)
+            data = self._outbox.get(sid)
+        if data is None or not 0 <= offset <= offset + n <= len(data):
+            raise ValueError(f"worker {self.name}: no such piece of a result")
+        return bytes(data[offset:offset + n])
+
     def load(self, session: str, chunks: list) -> int:
         """Keep chunks ``[[idx, words, doc_ptr, topics], ...]``; returns tokens now held."""
         with self._lock:
             st = self._session(session)
+            chunks = codec.stage_in(chunks, self._inbox.take)
             return st.load([ChunkLoad.from_wire(c, st.config) for c in chunks])
 
     def drop(self, session: str, idxs: list) -> None:
@@ -95,7 +115,7 @@ class LdaWorker:
         for :meth:`result`."""
         with self._lock:
             st = self._session(session)
-            msg = Job.from_wire(job, st.config)
+            msg = Job.from_wire(codec.stage_in(job, self._inbox.take), st.config)
             if st.busy:
                 raise RuntimeError(f"worker {self.name} is already sweeping")
             st.accept(msg)
@@ -105,8 +125,10 @@ class LdaWorker:
     def _run(self, st: WorkerSession, job: Job) -> dict:
         try:
             out = st.run(job, self._lock).to_wire()  # encoded now: the buffers are reused
+            out, blobs = codec.stage_out(out)
             with self._lock:
                 self.sweeps += 1
+                self._outbox = blobs
             return out
         finally:
             with self._lock:
