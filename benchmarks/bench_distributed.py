@@ -62,6 +62,14 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="synth-small, 2,6 sweeps, 200 docs")
     p.add_argument("--baseline", default=None, metavar="REV",
                    help="also run the clusters of git revision REV, in the same rounds")
+    p.add_argument("--hosts", action="store_true",
+                   help="run the clusters across network namespaces (root; tests/netns.py): "
+                        "name server, dispatcher and client on host A, workers on B and C, each "
+                        "link shaped to --link-rate (and --link-delay where tc netem exists)")
+    p.add_argument("--link-rate", default="1gbit")
+    p.add_argument("--link-delay", default="0.5ms")
+    p.add_argument("--via", default=None, help=argparse.SUPPRESS)  # set by --hosts for the client
+    p.add_argument("--wire-iface", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(common.OUT_DIR))
     a = p.parse_args(argv)
     if a.quick:
@@ -97,13 +105,44 @@ def measure(X, args, n_tok, short, long_, ns_conf=None):
     marks = []
 
     def on_sweep(it, **kw):
-        marks.append((time.perf_counter(), time.process_time()))
+        marks.append((time.perf_counter(), time.process_time(), wire_bytes(args.wire_iface)))
 
-    marks.append((time.perf_counter(), time.process_time()))
+    marks.append((time.perf_counter(), time.process_time(), wire_bytes(args.wire_iface)))
     ex.run(lda._state, long_, lda._rng, on_sweep)
     wall = np.diff([m[0] for m in marks])[short:]
     cpu = np.diff([m[1] for m in marks])[short:]
+    wire = (marks[-1][2] - marks[short][2]) / max(len(marks) - 1 - short, 1) / n_tok
+    lda.wire_per_token_sweep = wire if args.wire_iface and ns_conf is not None else None
     return n_tok / float(np.median(wall)), lda, float(np.median(cpu))
+
+
+def wire_bytes(iface):
+    """Bytes received plus sent on network interface ``iface`` so far (0 without one): on
+    the host of the dispatcher and the client, every byte of the cluster's traffic, framing
+    (Ethernet, IP, TCP, Pyro5, msgpack) included."""
+    if not iface:
+        return 0
+    base = Path("/sys/class/net") / iface / "statistics"
+    return int((base / "rx_bytes").read_text()) + int((base / "tx_bytes").read_text())
+
+
+class RemoteCluster:
+    """A cluster started elsewhere (by ``--hosts``), reached at its name server."""
+
+    def __init__(self, host, port):
+        self.ns_conf = {"host": host, "port": int(port)}
+
+    def dispatcher_proxy(self, timeout=10.0):
+        from distlda.cluster import transport
+        with transport.ns_proxy(self.ns_conf["host"], self.ns_conf["port"], 5.0) as ns:
+            uri = ns.lookup("distlda.dispatcher")
+        return transport.proxy(uri, timeout)
+
+    def stop(self):
+        pass
+
+    def cleanup(self):
+        pass
 
 
 def parallel_ceiling(lda, parts=2, repeats=5):
@@ -191,6 +230,9 @@ def mode_name(mode):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.hosts:
+        import hosts_bench
+        return hosts_bench.run(args, sys.argv[1:] if argv is None else argv)
     short, long_ = (int(x) for x in args.iters.split(","))
     files = common.corpus_files(args.corpus, common.shared_dir())
     X = common.load_csr(files.train)
@@ -211,8 +253,15 @@ def main(argv=None):
         base_tree = checkout(args.baseline)
         modes += [(args.baseline, n) for n in sizes]
     clusters = {}
+    if args.via:  # the clusters run on other hosts (--hosts): this is the client on host A
+        for item in args.via.split(","):
+            n, where = item.split("=")
+            clusters[int(n)] = RemoteCluster(*where.split(":"))
     try:
         for mode in modes:
+            if mode in clusters:
+                fit(X, args, 1, args.seed, distributed=True, ns_conf=clusters[mode].ns_conf)
+                continue
             repo = base_tree if isinstance(mode, tuple) else None
             n = mode[1] if isinstance(mode, tuple) else mode
             clusters[mode] = Cluster(workers=n, check=False, repo=repo)
@@ -259,7 +308,8 @@ def main(argv=None):
                     worker_s=sum(r["worker_s"] for r in per) / len(per),
                     sweep_s=sum(r["seconds"] for r in per) / len(per),
                     worker_cpu_s=sum(r["worker_cpu_s"] for r in per) / len(per),
-                    dispatcher_cpu_s=sum(r["dispatcher_cpu_s"] for r in per) / len(per))
+                    dispatcher_cpu_s=sum(r["dispatcher_cpu_s"] for r in per) / len(per),
+                    framed_per_token=getattr(lda, "wire_per_token_sweep", None))
         ll = heldout(lda)
         cpu = (wire["worker_cpu_s"] + wire["dispatcher_cpu_s"] + client_cpu) * 1e3
         ratios = [r / s for r, s in zip(rounds[n], rounds["serial"])]
@@ -272,8 +322,10 @@ def main(argv=None):
 
     for r in results:
         w = r["wire"] or {}
+        framed = w.get("framed_per_token")
         rows.append([r["mode"], f"{r['tokens_per_s']:,.0f}", f"{r['speedup']:.2f}x",
                      f"{w['bytes_per_token_per_sweep']:.2f}" if w else "-",
+                     f"{framed:.2f}" if framed is not None else "-",
                      f"{w['down_per_token']:.2f} / {w['up_per_token']:.2f}" if w else "-",
                      f"{w['load_bytes_per_token']:.1f}" if w else "-",
                      f"{w['sweep_s'] * 1e3:.0f} / {w['worker_s'] * 1e3:.0f} / "
@@ -289,9 +341,12 @@ def main(argv=None):
               f"held-out {H.shape[0]} docs, {args.eval_iters} fold-in sweeps; K={args.topics} "
               f"alpha={args.alpha} eta={args.eta}; speed: median sweep of sweeps {short + 1}-{long_}, best of "
               f"{args.repeats} alternating rounds; "
-              f"cluster on 127.0.0.1, one process per worker")
+              + (f"cluster across network namespaces ({args.via}; links {args.link_rate}"
+                 f"{', ' + args.link_delay if args.link_delay else ''}), one worker per host"
+                 if args.via else "cluster on 127.0.0.1, one process per worker"))
     table = common.format_table(
-        ["mode", "tokens/s", "speedup", "B/token/sweep", "down / up", "load B/token",
+        ["mode", "tokens/s", "speedup", "B/token/sweep", "framed B/token/sweep", "down / up",
+         "load B/token",
          "ms/sweep: all / worker / prep / commit", "CPU ms/sweep", "held-out LL/token"], rows)
     noise = abs(results[0]["heldout_ll"] - results[0]["heldout_ll_seed2"])
     per_round = "\n".join(f"{r['mode']}: speedup per round "

@@ -1,0 +1,60 @@
+"""``bench_distributed.py --hosts``: the cluster benchmark across real links.
+
+Three hosts are made of network namespaces (tests/netns.py, as root): A runs the name
+servers, the dispatchers and the benchmark's client (and the serial runs), B and C one worker
+each. A 1-worker cluster (worker on B) and a 2-worker cluster (workers on B and C) run side by
+side on two name-server ports. Every host's link is shaped with ``tc``: rate ``--link-rate``
+(tbf, or netem) and delay ``--link-delay`` (netem only; where the kernel has no netem the
+delay is left out and the output says so). The client runs inside A and counts the bytes on
+A's interface, which carries all the cluster's traffic: framing included.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def run(args, argv) -> int:
+    import common
+    import netns
+
+    reason = netns.available()
+    if reason:
+        print(f"--hosts needs network namespaces: {reason}", file=sys.stderr)
+        return 2
+    delay = args.link_delay
+    if delay and netns.netem_available():
+        common.log(f"no tc netem here ({netns.netem_available()}): links get the rate only")
+        delay = None
+    py = sys.executable
+    with netns.Hosts(("a", "b", "c")) as h:
+        for host in ("a", "b", "c"):
+            h.shape(host, rate=args.link_rate, delay=delay)
+        a = h.addr("a")
+        env = h.env()
+        sizes = {1: ("b",), 2: ("b", "c")}
+        via = []
+        for n, workers in sizes.items():
+            port = 9090 + 100 * n
+            flags = ["--ns-host", a, "--ns-port", str(port)]
+            h.start("a", f"ns{n}", [py, "-m", "distlda", "nameserver", "--host", a, "--port",
+                                    str(port), "--bc-port", str(port + 1)], env)
+            h.wait_tcp("a", a, port)
+            h.start("a", f"dispatcher{n}", [py, "-m", "distlda.models.lda_dispatcher", *flags],
+                    env)
+            for w in workers:
+                h.start(w, f"worker{n}{w}", [py, "-m", "distlda.models.lda_worker", *flags], env)
+            via.append(f"{n}={a}:{port}")
+        child = [a for a in argv if a != "--hosts"]
+        child += ["--workers", "1,2", "--via", ",".join(via), "--wire-iface", "eth0",
+                  "--link-delay", delay or ""]
+        cmd = h._argv("a", [py, str(HERE / "bench_distributed.py"), *child])
+        out = subprocess.run(cmd, env=env, timeout=3600)
+        if out.returncode:
+            print(h.logs(), file=sys.stderr)
+        return out.returncode
