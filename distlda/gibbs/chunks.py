@@ -12,8 +12,15 @@ from typing import Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-#: int32 counts and token offsets inside a chunk cap the model at this many tokens.
-MAX_TOKENS = np.iinfo(np.int32).max
+#: Size limits, all checked against the sizes the input declares before anything of that
+#: size is allocated (see :func:`iter_chunks` and :func:`distlda.gibbs.state.check_sizes`).
+#: int32 counts (``nwk``, ``nk``) cap the tokens of a model, hence of a chunk, at this many.
+MAX_TOKENS = int(np.iinfo(np.int32).max)
+#: int32 word ids in the chunks cap the vocabulary at this many words.
+MAX_TERMS = int(np.iinfo(np.int32).max)
+#: Topics: every sampler thread keeps several float64[K] scratch rows and the cluster sends
+#: topics as at most int32; past a million topics these costs dominate any corpus we can hold.
+MAX_TOPICS = 1 << 20
 
 
 @dataclass
@@ -44,10 +51,17 @@ class Chunk:
         return int(self.doc_ptr.shape[0] - 1)
 
 
-def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, where) -> tuple:
-    """Validate flat word-id / count arrays; ``where(i)`` names entry ``i`` in error messages."""
+def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, where,
+                  max_terms: int = MAX_TERMS) -> tuple:
+    """Validate flat word-id / count arrays; ``where(i)`` names entry ``i`` in error messages.
+
+    Ids and counts are compared with their limits before any cast, so a huge float or
+    integer never wraps around.
+    """
+    if ids.shape != counts.shape:
+        raise ValueError(f"{where(0)}: {ids.size} word ids but {counts.size} counts")
     if ids.size == 0:
-        return ids.astype(np.int32), counts.astype(np.int64)
+        return ids.astype(np.int64), counts.astype(np.int64)
     for name, arr in (("word id", ids), ("count", counts)):
         if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
                                      or np.issubdtype(arr.dtype, np.floating)):
@@ -67,11 +81,39 @@ def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, wh
             i = int(np.argmax(bad))
             raise ValueError(f"{where(i)}: word id {ids[i].item()!r} is out of range for a vocabulary "
                              f"of {num_terms} words (id2word / num_terms)")
+    bad = ids >= max_terms
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where(i)}: word id {ids[i].item()!r} is beyond the limit of "
+                         f"{max_terms} words ({_terms_reason(max_terms)}): renumber the "
+                         f"vocabulary compactly (Dictionary.compactify) or filter it")
     bad = counts < 0
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{where(i)}: negative count {counts[i].item()!r}")
+    bad = counts > MAX_TOKENS
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where(i)}: count {counts[i].item()!r} is more than the {MAX_TOKENS} "
+                         f"tokens a model can hold (int32 counts): split the document or "
+                         f"scale its counts down")
     return ids.astype(np.int64), counts.astype(np.int64)
+
+
+def _terms_reason(max_terms: int) -> str:
+    return ("word ids are int32" if max_terms >= MAX_TERMS
+            else "the word-topic table of this many topics must fit in memory")
+
+
+def _check_budget(counts: np.ndarray, max_tokens: int, what: str) -> int:
+    """Tokens the entries expand to, checked against ``max_tokens`` before expanding them."""
+    total = int(counts.sum(dtype=np.int64))  # every count <= MAX_TOKENS: no overflow
+    if total > max_tokens:
+        raise ValueError(
+            f"{what} {'holds' if what.startswith('document ') else 'hold'} {total} tokens, more than the {max_tokens} the model can still take "
+            f"(it holds at most {MAX_TOKENS} tokens in all, int32 counts): train on fewer "
+            f"documents, split very long documents, or train several models")
+    return total
 
 
 def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> Chunk:
@@ -82,7 +124,22 @@ def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> 
     return Chunk(words=words, doc_ptr=doc_ptr)
 
 
-def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: int = 0):
+class _Budget:
+    """Tokens a stream of chunks may still expand to (counted down as chunks are built)."""
+
+    def __init__(self, max_tokens: int):
+        self.left = int(max_tokens)
+
+    def chunk(self, indptr, ids, counts, first: int) -> Chunk:
+        n = indptr.shape[0] - 1
+        what = f"document {first}" if n == 1 else f"documents {first}..{first + n - 1}"
+        self.left -= _check_budget(counts, self.left, what)
+        return _chunk_from_csr(indptr, ids, counts)
+
+
+def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: int = 0,
+                     budget: _Budget | None = None, max_terms: int = MAX_TERMS):
+    budget = budget or _Budget(MAX_TOKENS)
     X = sp.csr_matrix(matrix)
     if num_terms is not None and X.shape[1] > num_terms:
         # Columns beyond the vocabulary are only an error if they hold counts.
@@ -97,11 +154,13 @@ def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: 
         d0 = first_doc + s
         ids, counts = _check_counts(
             block.indices, block.data, num_terms,
-            lambda i, b=block, d0=d0: f"document {d0 + int(np.searchsorted(b.indptr, i, 'right')) - 1}")
-        yield _chunk_from_csr(block.indptr, ids, counts)
+            lambda i, b=block, d0=d0: f"document {d0 + int(np.searchsorted(b.indptr, i, 'right')) - 1}",
+            max_terms)
+        yield budget.chunk(block.indptr, ids, counts, d0)
 
 
-def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000) -> Iterator[Chunk]:
+def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
+                max_tokens: int = MAX_TOKENS, max_terms: int = MAX_TERMS) -> Iterator[Chunk]:
     """Stream ``corpus`` once and yield validated :class:`Chunk` s of ``chunksize`` documents.
 
     Parameters
@@ -114,29 +173,41 @@ def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000) -> Iterato
         Vocabulary size; word ids must lie in ``[0, num_terms)``. None accepts any id >= 0.
     chunksize : int
         Documents per chunk.
+    max_tokens : int
+        Tokens all the chunks together may hold (default :data:`MAX_TOKENS`); checked on each
+        chunk's counts before they are expanded into tokens.
+    max_terms : int
+        Word ids must be below this (default :data:`MAX_TERMS`, int32 ids; the model passes
+        the largest vocabulary whose word-topic table fits in memory).
 
     Raises
     ------
     ValueError
         A document that is not a list of (word_id, count) pairs, a negative, non-integer or
-        out-of-range word id, a negative or non-integer count. The message names the document.
+        out-of-range word id, a negative or non-integer count, more tokens than
+        ``max_tokens``. The message names the document.
+    TypeError
+        ``corpus`` is not iterable (or is a string).
     """
+    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+        raise ValueError(f"chunksize must be an integer >= 1, got {chunksize!r}")
+    budget = _Budget(max_tokens)
     if sp.issparse(corpus):
-        yield from _iter_csr_blocks(corpus, chunksize, num_terms)
+        yield from _iter_csr_blocks(corpus, chunksize, num_terms, 0, budget, max_terms)
         return
     if hasattr(corpus, "iter_csr"):
         first = 0
         for block in corpus.iter_csr(chunksize):
-            yield from _iter_csr_blocks(block, chunksize, num_terms, first)
+            yield from _iter_csr_blocks(block, chunksize, num_terms, first, budget, max_terms)
             first += block.shape[0]
         return
     if isinstance(corpus, (str, bytes)) or not isinstance(corpus, Iterable):
         raise TypeError(f"corpus must be an iterable of bag-of-words documents or a scipy.sparse "
                         f"matrix, got {type(corpus).__name__}")
-    yield from _iter_bow_chunks(corpus, num_terms, chunksize)
+    yield from _iter_bow_chunks(corpus, num_terms, chunksize, budget, max_terms)
 
 
-def _iter_bow_chunks(corpus, num_terms, chunksize):
+def _iter_bow_chunks(corpus, num_terms, chunksize, budget, max_terms):
     ids: list = []
     counts: list = []
     lens: list = []
@@ -155,14 +226,14 @@ def _iter_bow_chunks(corpus, num_terms, chunksize):
                              f"got {_preview(doc)}") from None
         lens.append(n)
         if len(lens) == chunksize:
-            yield _bow_chunk(ids, counts, lens, num_terms, first)
+            yield _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms)
             first += len(lens)
             ids, counts, lens = [], [], []
     if lens:
-        yield _bow_chunk(ids, counts, lens, num_terms, first)
+        yield _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms)
 
 
-def _bow_chunk(ids, counts, lens, num_terms, first) -> Chunk:
+def _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms) -> Chunk:
     indptr = np.concatenate(([0], np.cumsum(lens, dtype=np.int64)))
     try:
         ids_a = np.asarray(ids)
@@ -172,8 +243,8 @@ def _bow_chunk(ids, counts, lens, num_terms, first) -> Chunk:
                          f"be numbers ({e})") from None
     ids_a, counts_a = _check_counts(
         ids_a, counts_a, num_terms,
-        lambda i: f"document {first + int(np.searchsorted(indptr, i, 'right')) - 1}")
-    return _chunk_from_csr(indptr, ids_a, counts_a)
+        lambda i: f"document {first + int(np.searchsorted(indptr, i, 'right')) - 1}", max_terms)
+    return budget.chunk(indptr, ids_a, counts_a, first)
 
 
 def _preview(obj, n: int = 60) -> str:

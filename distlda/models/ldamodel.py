@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import numbers
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import smart_open
 
 from distlda import __version__
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.chunks import iter_chunks
+from distlda.gibbs.chunks import MAX_TOKENS, Chunk, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
-from distlda.gibbs.state import GibbsState
-from distlda.gibbs.chunks import Chunk
+from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
+from distlda.models import persistence as _file
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "distlda.LdaModel"
-_FORMAT_VERSION = 1
+#: Accepted range of every prior value (each alpha_k and eta). Inside it no product or sum the
+#: samplers form can overflow or underflow float64 (the largest, alpha_k * eta and
+#: (n_dk + alpha_k)(n_k + V eta), stay below 1e210; the smallest, alpha_k eta / (n_k + V eta)
+#: with n_k < 2**31, above 1e-210), whatever the corpus within the token and vocabulary
+#: limits. Outside it the constructor raises ValueError naming the parameter.
+PRIOR_MIN = 1e-100
+PRIOR_MAX = 1e100
 
 
 class LdaModel:
@@ -50,8 +54,10 @@ class LdaModel:
         Document-topic Dirichlet prior; "symmetric" is 1/K per topic, "asymmetric" is gensim's
         1/(k + sqrt(K)) normalised, "auto" starts at 1/K and is learned from the data every
         ``optimize_interval`` sweeps (Minka's fixed point, as MALLET's ``--optimize-interval``).
+        Every value must lie in [``PRIOR_MIN``, ``PRIOR_MAX``] = [1e-100, 1e100].
     eta : float or "symmetric"
-        Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01.
+        Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01. It must
+        lie in [1e-100, 1e100].
     iterations : int
         Gibbs sweeps over the whole corpus.
     random_state : int, numpy Generator or RandomState, optional
@@ -76,6 +82,16 @@ class LdaModel:
     optimize_interval, optimize_burnin : int
         With ``alpha="auto"``: re-estimate alpha every ``optimize_interval`` sweeps, from
         sweep ``optimize_burnin`` on.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of its range (named in the message); a corpus beyond a size limit:
+        more than ``MAX_TOKENS`` tokens, a word id or ``id2word`` beyond ``MAX_TERMS``, more than
+        ``MAX_TOPICS`` topics, or a V x K count table larger than this machine's memory. Sizes
+        are checked before anything of that size is allocated.
+    TypeError
+        A corpus that is not iterable.
 
     Attributes
     ----------
@@ -103,6 +119,7 @@ class LdaModel:
                  mh_steps: int | None = None, optimize_interval: int = 10,
                  optimize_burnin: int = 20):
         self.num_topics = _check_int("num_topics", num_topics, 1)
+        check_sizes(self.num_topics, 0)  # K alone, before anything of size K is allocated
         self.chunksize = _check_int("chunksize", chunksize, 1)
         self.iterations = _check_int("iterations", iterations, 0)
         self.eval_every = _check_int("eval_every", eval_every, 0)
@@ -130,6 +147,7 @@ class LdaModel:
         self.num_terms = (max(self.id2word) + 1) if self.id2word else 0
         self._fixed_vocab = id2word is not None
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
+        self._infer_cache = None
         self.executor_info = None
         self._sweeps_done = 0
         if corpus is not None:
@@ -149,7 +167,16 @@ class LdaModel:
         """
         iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
         vocab = self.num_terms if self._fixed_vocab else None
-        new_chunks = list(iter_chunks(corpus, vocab, self.chunksize))
+        if not self._fixed_vocab:
+            # Declared widths (a matrix's, a reader's header) before any token is expanded.
+            shape = getattr(corpus, "shape", None)
+            declared = [int(shape[1])] if shape is not None and len(shape) == 2 else []
+            declared.append(int(getattr(corpus, "num_terms", 0) or 0))
+            check_sizes(self.num_topics, max(declared))
+        self._infer_cache = None
+        new_chunks = list(iter_chunks(corpus, vocab, self.chunksize,
+                                      max_tokens=MAX_TOKENS - self._state.num_tokens,
+                                      max_terms=max_terms_for(self.num_topics)))
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
         if n_docs == 0:
@@ -186,6 +213,7 @@ class LdaModel:
         return ex
 
     def _train(self, iterations: int) -> None:
+        self._infer_cache = None  # the counts inference reads are about to change
         if iterations == 0:
             return
         executor = self._executor()
@@ -244,6 +272,7 @@ class LdaModel:
                 local.run(self._state, left, self._rng,
                           lambda it, **kw: on_sweep(kept + it, **kw))
         finally:
+            self._infer_cache = None
             if bar is not None:
                 bar.close()
 
@@ -251,7 +280,8 @@ class LdaModel:
         from distlda.gibbs.hyper import count_histograms, optimize_alpha
         hist = (histograms() if histograms is not None
                 else count_histograms(self._state.chunks, self.num_topics))
-        self.alpha = optimize_alpha(self.alpha, hist)
+        self.alpha = np.clip(optimize_alpha(self.alpha, hist), PRIOR_MIN, PRIOR_MAX)
+        self._infer_cache = None
         self._state.alpha = self.alpha  # executors read the prior from the state each sweep
         logger.info("alpha re-estimated: sum %.4f, min %.4g, max %.4g",
                     self.alpha.sum(), self.alpha.min(), self.alpha.max())
@@ -342,6 +372,17 @@ class LdaModel:
     def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
         """Topic distributions of documents by Gibbs fold-in with the topics held fixed.
 
+        Each document is folded in on its own, with a random stream seeded from the model's
+        inference seed and the document's *content* (the multiset of its word ids; the order
+        of its (word_id, count) pairs does not matter): the same document gets the same
+        answer from the same model in any batch, at any position, with any number of threads,
+        through ``lda[bow]``, :meth:`get_document_topics` or this method.
+
+        What fold-in reads from the model (the counts and ``1 / (n_k + V eta)``) is kept
+        between calls, built on the first call after training and dropped when the model
+        trains, is updated or learns alpha, so a call costs time and memory in proportion to
+        its documents (times K), not to the vocabulary.
+
         Parameters
         ----------
         corpus : iterable of bag-of-words documents or scipy.sparse matrix
@@ -350,15 +391,43 @@ class LdaModel:
 
         Returns
         -------
-        ndarray of shape (n_docs, num_topics)
-            Rows sum to 1. The same document always gets the same answer from the same model.
+        ndarray of shape (n_docs, num_topics), float64
+            Rows sum to 1.
+
+        Raises
+        ------
+        ValueError
+            A malformed document or a word id outside the model's vocabulary.
         """
         iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
-        phi_t = np.ascontiguousarray(self.get_topics().T)
-        rows = [K_.foldin(c.words, c.doc_ptr, phi_t, self.alpha, iterations, iterations // 2,
-                          self._infer_seed)
-                for c in iter_chunks(corpus, self.num_terms, self.chunksize)]
+        nwk, inv, alpha = self._inference_tables()
+
+        def fold(c):
+            return K_.foldin(c.words, c.doc_ptr, nwk, inv, self.eta, alpha, iterations,
+                             iterations // 2, self._infer_seed)
+
+        chunks = list(iter_chunks(corpus, self.num_terms, self.chunksize))
+        threads = min(self.workers, len(chunks))
+        if threads > 1:  # fold-in is nogil; per-document seeds make the split irrelevant
+            with ThreadPoolExecutor(threads) as pool:
+                rows = list(pool.map(fold, chunks))
+        else:
+            rows = [fold(c) for c in chunks]
         return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
+
+    def _inference_tables(self):
+        """(nwk, 1 / (n_k + V eta), alpha) for :func:`~distlda.gibbs.kernels.foldin`, cached.
+
+        The cache is dropped whenever training changes the counts or alpha; it is also
+        rebuilt if ``alpha`` or the state was replaced by assignment.
+        """
+        cache = self._infer_cache
+        st = self._state
+        if cache is None or cache[0] is not st.nwk or cache[3] is not self.alpha:
+            alpha = np.ascontiguousarray(self.alpha, dtype=np.float64)
+            inv = 1.0 / (st.nk + self.eta * self.num_terms)
+            cache = self._infer_cache = (st.nwk, inv, alpha, self.alpha)
+        return cache[:3]
 
     def get_document_topics(self, bow, minimum_probability: float | None = None):
         """Topic distribution of one document as [(topic_id, probability), ...].
@@ -397,11 +466,13 @@ class LdaModel:
     def save(self, fname: str) -> None:
         """Save the whole model, Gibbs state included, to a local path or smart_open URI.
 
-        The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) and is
-        loaded without unpickling anything, so a model file cannot run code.
+        The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) in format
+        version :data:`distlda.models.persistence.FORMAT_VERSION`, and is loaded without
+        unpickling anything, so a model file cannot run code.
         """
         st = self._state
-        meta = dict(format=_FORMAT, format_version=_FORMAT_VERSION, distlda_version=__version__,
+        meta = dict(format=_file.FORMAT, format_version=_file.FORMAT_VERSION,
+                    distlda_version=__version__,
                     num_topics=self.num_topics, num_terms=self.num_terms, eta=self.eta,
                     chunksize=self.chunksize, iterations=self.iterations,
                     eval_every=self.eval_every, workers=self.workers,
@@ -413,60 +484,106 @@ class LdaModel:
                     distributed=self.distributed, ns_conf=self.ns_conf,
                     fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
                     rng_state=self._rng.bit_generator.state,
-                    id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None)
+                    id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None,
+                    num_docs=st.num_docs, num_tokens=st.num_tokens)
         arrays = dict(
-            meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-            alpha=self.alpha, nwk=st.nwk, nk=st.nk,
+            alpha=np.asarray(self.alpha, np.float64), nwk=st.nwk, nk=st.nk,
             words=_concat([c.words for c in st.chunks], np.int32),
             topics=_concat([c.topics for c in st.chunks], np.int32),
             doc_lens=_concat([np.diff(c.doc_ptr) for c in st.chunks], np.int64),
             chunk_docs=np.array([c.num_docs for c in st.chunks], np.int64))
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        data = _file.write_archive(meta, arrays)
         with smart_open.open(fname, "wb") as f:
-            f.write(buf.getbuffer())
+            f.write(data)
         logger.info("saved LdaModel to %s", fname)
 
     @classmethod
     def load(cls, fname: str) -> "LdaModel":
-        """Load a model written by :meth:`save` (local path or smart_open URI)."""
+        """Load a model written by :meth:`save` (local path or smart_open URI).
+
+        Files of every format version in
+        :data:`distlda.models.persistence.SUPPORTED_VERSIONS` load; fields an older version
+        lacks take the defaults documented in :mod:`distlda.models.persistence`.
+
+        Raises
+        ------
+        ValueError
+            (:class:`~distlda.models.persistence.ModelFileError`) naming ``fname`` and the
+            problem, for any file that is damaged (cut short, a changed byte, a missing
+            array or field, inconsistent counts), not a distlda model file, or of an
+            unsupported format version.
+        OSError
+            The file cannot be opened (e.g. it does not exist).
+        """
         with smart_open.open(fname, "rb") as f:
             data = f.read()
+        meta, arrays = _file.read_archive(data, fname)
         try:
-            npz = np.load(io.BytesIO(data), allow_pickle=False)
-            meta = json.loads(bytes(npz["meta"]).decode())
-        except Exception as e:  # zipfile / json errors of every kind
-            raise ValueError(f"{fname} is not a distlda model file ({e})") from None
-        if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{fname} is not a distlda model file of format version {_FORMAT_VERSION}")
+            return cls._from_saved(meta, arrays)
+        except ValueError as e:
+            raise _file.ModelFileError(f"{fname}: damaged model file: {e}") from None
+
+    @classmethod
+    def _from_saved(cls, meta: dict, arrays: dict) -> "LdaModel":
+        """The model of a checked :func:`~distlda.models.persistence.read_archive` result;
+        ValueError when the parts do not fit together."""
         self = cls.__new__(cls)
-        for key in ("num_topics", "num_terms", "eta", "chunksize", "iterations", "eval_every",
+        for key in ("num_topics", "num_terms", "chunksize", "iterations", "eval_every",
                     "workers", "minimum_probability", "inference_iterations", "distributed",
                     "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin",
                     "sampler", "mh_steps"):
             setattr(self, key, meta[key])
+        K, V = self.num_topics, self.num_terms
+        check_sizes(K, V)
+        self.eta = _resolve_eta(float(meta["eta"]), K)
         self._fixed_vocab = meta["fixed_vocab"]
         self._infer_seed = meta["infer_seed"]
         self._sweeps_done = meta["sweeps_done"]
         self.random_state = None
         self._rng = np.random.default_rng()
-        self._rng.bit_generator.state = meta["rng_state"]
+        try:
+            self._rng.bit_generator.state = meta["rng_state"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"metadata field 'rng_state' is not a PCG64 state ({e!r})") from None
         self.id2word = {int(i): w for i, w in meta["id2word"]} if meta["id2word"] is not None else {}
-        self.alpha = npz["alpha"]
+        if self.id2word and max(self.id2word) >= V:
+            raise ValueError(f"id2word has word id {max(self.id2word)}, beyond num_terms={V}")
+        a = arrays
+        if a["alpha"].shape != (K,):
+            raise ValueError(f"alpha has shape {a['alpha'].shape}, expected ({K},)")
+        self.alpha = _resolve_alpha(a["alpha"], K)
+        if a["nwk"].shape != (V, K) or a["nk"].shape != (K,):
+            raise ValueError(f"counts of shape {a['nwk'].shape} and {a['nk'].shape}, expected "
+                             f"({V}, {K}) and ({K},)")
+        words, topics, doc_lens, chunk_docs = a["words"], a["topics"], a["doc_lens"], a["chunk_docs"]
+        N = words.shape[0]
+        if topics.shape[0] != N or N > MAX_TOKENS:
+            raise ValueError(f"{N} words but {topics.shape[0]} topics")
+        if N and (words.min() < 0 or words.max() >= V or topics.min() < 0 or topics.max() >= K):
+            raise ValueError(f"word ids outside [0, {V}) or topics outside [0, {K})")
+        if (doc_lens < 0).any() or int(doc_lens.sum()) != N:
+            raise ValueError(f"document lengths do not add up to the {N} tokens")
+        if (chunk_docs < 0).any() or int(chunk_docs.sum()) != doc_lens.shape[0]:
+            raise ValueError(f"chunk sizes do not add up to the {doc_lens.shape[0]} documents")
+        for key, value in (("num_docs", doc_lens.shape[0]), ("num_tokens", N)):
+            if meta[key] is not None and meta[key] != value:
+                raise ValueError(f"the metadata says {key}={meta[key]}, the arrays hold {value}")
         self.executor_info = None
-        st = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
-        st.nwk = np.ascontiguousarray(npz["nwk"])
-        st.nk = np.ascontiguousarray(npz["nk"])
-        words, topics, doc_lens = npz["words"], npz["topics"], npz["doc_lens"]
+        self._infer_cache = None
+        st = GibbsState(K, V, self.alpha, self.eta)
+        st.nwk, st.nk = a["nwk"], a["nk"]
         tok, doc = 0, 0
-        for nd in npz["chunk_docs"]:
-            lens = doc_lens[doc:doc + nd]
-            ptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+        for nd in chunk_docs:
+            ptr = np.concatenate(([0], np.cumsum(doc_lens[doc:doc + nd]))).astype(np.int64)
             n = int(ptr[-1])
             st.chunks.append(Chunk(words=words[tok:tok + n].copy(), doc_ptr=ptr,
                                    topics=topics[tok:tok + n].copy()))
             tok += n
             doc += nd
+        nwk, nk = st.recount()  # the exactness invariant: the counts are the assignments'
+        if not (np.array_equal(nwk, st.nwk) and np.array_equal(nk, st.nk)):
+            raise ValueError("the word-topic counts differ from the counts of the saved topic "
+                             "assignments")
         self._state = st
         return self
 
@@ -504,14 +621,17 @@ def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
         raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}")
     try:
         a = np.asarray(alpha, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}") from None
     if a.ndim == 0:
         a = np.full(num_topics, float(a))
     if a.shape != (num_topics,):
         raise ValueError(f"Invalid 'alpha' parameter: shape {a.shape}, expected ({num_topics},)")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError("Invalid 'alpha' parameter: every value must be positive and finite")
+    if not np.all((a >= PRIOR_MIN) & (a <= PRIOR_MAX)):  # False for NaN too
+        bad = a[~((a >= PRIOR_MIN) & (a <= PRIOR_MAX))][0]
+        raise ValueError(f"Invalid 'alpha' parameter: {bad!r} (every value must be a finite number "
+                         f"in [{PRIOR_MIN:g}, {PRIOR_MAX:g}], where the sampler's float64 "
+                         f"arithmetic cannot overflow)")
     return np.ascontiguousarray(a)
 
 
@@ -525,8 +645,10 @@ def _resolve_eta(eta, num_topics: int) -> float:
     if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
         raise ValueError(f"Invalid 'eta' parameter: {eta!r} (a positive scalar is required; "
                          f"per-word eta is not supported)")
-    if not math.isfinite(eta) or eta <= 0:
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (must be positive and finite)")
+    if not PRIOR_MIN <= eta <= PRIOR_MAX:  # False for NaN too
+        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (must be a finite number in "
+                         f"[{PRIOR_MIN:g}, {PRIOR_MAX:g}], where the sampler's float64 "
+                         f"arithmetic cannot overflow)")
     return float(eta)
 
 

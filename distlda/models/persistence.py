@@ -1,0 +1,250 @@
+"""The model file format: what :meth:`LdaModel.save` writes and :meth:`LdaModel.load` checks.
+
+A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` members): one ``meta`` member, the
+UTF-8 JSON of the fields in :data:`FIELDS`, and the arrays in :data:`ARRAYS`. Nothing is ever
+unpickled, and every member is read by :func:`read_archive` with its header checked before
+its data is read (dtype, shape, and a size the member can really hold, so a damaged header
+cannot make the reader allocate more than the file decompresses to). Whatever is wrong with
+a file, the reader raises one :class:`ModelFileError` (a ``ValueError``) naming the file and
+the problem.
+
+Format versions (``format_version`` in ``meta``; every change to the format bumps it):
+
+- **1** (distlda 0.1, until issue 12). Written in three variants, since fields were added
+  without a bump: the first had no ``optimize_*``/``sweeps_done`` fields, the second no
+  ``sampler``/``mh_steps``. Missing fields take the defaults in :data:`FIELDS`, which are
+  what the code that wrote them did (only the sparse sampler existed; alpha was fixed).
+- **2**: adds ``num_docs`` and ``num_tokens`` (checked against the arrays), and inference
+  seeds each document from ``infer_seed`` and its words (so a version-1 model's inference
+  answers differ from the ones the old code gave, though they are equally valid draws).
+
+The fixtures in ``tests/data/`` hold one file per version and variant
+(``tests/data/make_model_fixtures.py`` wrote them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import numbers
+import zipfile
+
+import numpy as np
+
+FORMAT = "distlda.LdaModel"
+#: The version :meth:`LdaModel.save` writes.
+FORMAT_VERSION = 2
+#: Versions :meth:`LdaModel.load` reads.
+SUPPORTED_VERSIONS = (1, 2)
+
+#: Deflate cannot expand data by more than about 1032 times: a member claiming more than
+#: this is damaged (checked before anything of the claimed size is allocated).
+_MAX_RATIO = 1100
+
+_REQUIRED = object()
+
+
+def _int(lo, hi=None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
+            raise ValueError(f"an integer >= {lo}{'' if hi is None else f' and < {hi}'} "
+                             f"is required, got {v!r}")
+    return check
+
+
+def _number(v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+        raise ValueError(f"a finite number is required, got {v!r}")
+
+
+def _prob(v):
+    _number(v)
+    if not 0 <= v <= 1:
+        raise ValueError(f"a number in [0, 1] is required, got {v!r}")
+
+
+def _one_of(*choices):
+    def check(v):
+        if not any(v is c or (type(v) is type(c) and v == c) for c in choices):
+            raise ValueError(f"one of {choices!r} is required, got {v!r}")
+    return check
+
+
+def _type(*types):
+    def check(v):
+        if not isinstance(v, types) or isinstance(v, bool) and bool not in types:
+            raise ValueError(f"a {' or '.join(t.__name__ for t in types)} is required, "
+                             f"got {type(v).__name__}")
+    return check
+
+
+def _optional(check):
+    def opt(v):
+        if v is not None:
+            check(v)
+    return opt
+
+
+def _id2word(v):
+    if v is None:
+        return
+    if not isinstance(v, list) or not all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], int)
+            and not isinstance(e[0], bool) and e[0] >= 0 and isinstance(e[1], str) for e in v):
+        raise ValueError("a list of [word id, word] pairs is required")
+
+
+#: meta fields: name -> (check, default for version-1 files that lack it; _REQUIRED: none).
+#: Version-2 files must have every field.
+FIELDS = {
+    "num_topics": (_int(1), _REQUIRED),
+    "num_terms": (_int(0), _REQUIRED),
+    "eta": (_number, _REQUIRED),
+    "chunksize": (_int(1), _REQUIRED),
+    "iterations": (_int(0), _REQUIRED),
+    "eval_every": (_int(0), _REQUIRED),
+    "workers": (_int(1), _REQUIRED),
+    "minimum_probability": (_prob, _REQUIRED),
+    "inference_iterations": (_int(1), _REQUIRED),
+    "distributed": (_one_of(None, True, False), _REQUIRED),
+    "ns_conf": (_type(dict), _REQUIRED),
+    "fixed_vocab": (_type(bool), _REQUIRED),
+    "infer_seed": (_int(0, 2 ** 32), _REQUIRED),
+    "rng_state": (_type(dict), _REQUIRED),
+    "id2word": (_id2word, _REQUIRED),
+    # added to version 1 with alpha="auto" (7c14653), without a bump
+    "optimize_alpha": (_type(bool), False),
+    "optimize_interval": (_int(1), 10),
+    "optimize_burnin": (_int(0), 20),
+    "sweeps_done": (_int(0), 0),
+    # added to version 1 with the MH sampler (becb4a4), without a bump
+    "sampler": (_one_of("auto", "sparse", "mh"), "sparse"),
+    "mh_steps": (_optional(_int(1)), None),
+    # version 2
+    "num_docs": (_int(0), None),
+    "num_tokens": (_int(0), None),
+}
+
+#: arrays: name -> (dtype, ndim)
+ARRAYS = {
+    "alpha": (np.float64, 1),
+    "nwk": (np.int32, 2),
+    "nk": (np.int32, 1),
+    "words": (np.int32, 1),
+    "topics": (np.int32, 1),
+    "doc_lens": (np.int64, 1),
+    "chunk_docs": (np.int64, 1),
+}
+
+
+class ModelFileError(ValueError):
+    """A model file that is damaged, not a model file, or of an unsupported version."""
+
+
+def write_archive(meta: dict, arrays: dict) -> bytes:
+    """The bytes of a model file: ``meta`` (JSON) and ``arrays``, compressed."""
+    members = dict(meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **members)
+    return buf.getvalue()
+
+
+def read_archive(data: bytes, fname: str) -> tuple[dict, dict]:
+    """Parse and check a model file's bytes.
+
+    Returns
+    -------
+    meta : dict
+        Every field of :data:`FIELDS`, defaults filled in for older versions, checked.
+    arrays : dict of str to ndarray
+        Every array of :data:`ARRAYS`, of its dtype and rank (shapes are checked by the caller
+        against ``meta``).
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``fname`` and what is wrong.
+    """
+    def fail(msg):
+        return ModelFileError(f"{fname}: {msg}")
+
+    if data[:4] != b"PK\x03\x04":
+        kind = "empty" if not data else "not a zip/npz archive"
+        raise fail(f"not a distlda model file ({kind})")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        names = set(zf.namelist())
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise fail(f"damaged model file: the archive cannot be read ({_why(e)})") from None
+    if "meta.npy" not in names:
+        raise fail("not a distlda model file (no 'meta' entry)")
+    raw = _read_member(zf, "meta", np.uint8, 1, len(data), fail)
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise fail("damaged model file: its metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise fail("not a distlda model file (the metadata names no distlda.LdaModel format)")
+    version = meta.get("format_version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        raise fail(f"model file format version {version!r} is not supported; this distlda "
+                   f"(format version {FORMAT_VERSION}) reads versions "
+                   f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+                   + (": load it with a newer distlda" if isinstance(version, int)
+                      and version > FORMAT_VERSION else ""))
+    out = {}
+    for name, (check, default) in FIELDS.items():
+        if name not in meta:
+            if version == FORMAT_VERSION or default is _REQUIRED:
+                raise fail(f"damaged model file: its metadata lacks the field {name!r} "
+                           f"(format version {version})")
+            out[name] = default
+            continue
+        try:
+            check(meta[name])
+        except ValueError as e:
+            raise fail(f"damaged model file: metadata field {name!r}: {e}") from None
+        out[name] = meta[name]
+    arrays = {}
+    for name, (dtype, ndim) in ARRAYS.items():
+        if name + ".npy" not in names:
+            raise fail(f"damaged model file: the array {name!r} is missing")
+        arrays[name] = _read_member(zf, name, dtype, ndim, len(data), fail)
+    return out, arrays
+
+
+def _why(e: BaseException) -> str:
+    msg = str(e)
+    # numpy's own advice (allow_pickle=...) is wrong for a model file: never repeat it
+    return type(e).__name__ if not msg or "pickle" in msg else f"{type(e).__name__}: {msg}"
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, dtype, ndim: int, archive_size: int, fail):
+    """One ``.npy`` member, its header checked before its data is read."""
+    info = zf.getinfo(name + ".npy")
+    where = f"the array {name!r}"
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dt = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dt = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise fail(f"damaged model file: {where} has npy version {version}")
+            if dt != np.dtype(dtype) or dt.hasobject or len(shape) != ndim:
+                raise fail(f"damaged model file: {where} is {dt} of rank {len(shape)}, "
+                           f"expected {np.dtype(dtype)} of rank {ndim}")
+            need = int(np.prod(shape, dtype=object)) * dt.itemsize
+            if need > info.file_size or need > _MAX_RATIO * max(archive_size, 1):
+                raise fail(f"damaged model file: {where} claims {need} bytes, more than the "
+                           f"archive can hold")
+            buf = f.read(need + 1)  # reading past the end checks the member's CRC
+    except ModelFileError:
+        raise
+    except Exception as e:  # zlib.error, BadZipFile (CRC), EOFError, ValueError (header), ...
+        raise fail(f"damaged model file: {where} cannot be read ({_why(e)})") from None
+    if len(buf) != need:
+        raise fail(f"damaged model file: {where} holds {len(buf)} bytes, its header says {need}")
+    arr = np.frombuffer(buf, dt).reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(arr).copy()
