@@ -174,7 +174,7 @@ def read_archive(data: bytes, fname: str) -> tuple[dict, dict]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = set(zf.namelist())
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # BadZipFile, NotImplementedError (a bad version field), EOFError...
         raise fail(f"damaged model file: the archive cannot be read ({_why(e)})") from None
     if "meta.npy" not in names:
         raise fail("not a distlda model file (no 'meta' entry)")
