@@ -32,11 +32,15 @@ class Chunk:
     words : ndarray of shape (n_tokens,), int32
     topics : ndarray of shape (n_tokens,), int32
     doc_ptr : ndarray of shape (n_docs + 1,), int64
+    width : int
+        1 + the largest word id of the chunk's entries, zero counts included (0: not known),
+        so that a word seen only with count 0 is still in the model's vocabulary.
     """
 
     words: np.ndarray
     doc_ptr: np.ndarray
     topics: np.ndarray = field(default=None)
+    width: int = 0
 
     def __post_init__(self):
         if self.topics is None:
@@ -121,7 +125,7 @@ def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> 
     words = np.repeat(ids.astype(np.int32), counts)
     tok_per_entry = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
     doc_ptr = tok_per_entry[indptr].astype(np.int64)
-    return Chunk(words=words, doc_ptr=doc_ptr)
+    return Chunk(words=words, doc_ptr=doc_ptr, width=int(ids.max()) + 1 if ids.size else 0)
 
 
 class _Budget:

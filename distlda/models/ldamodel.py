@@ -185,7 +185,8 @@ class LdaModel:
             raise ValueError(f"corpus has {n_docs} documents but no tokens (all counts are 0)")
         if not self._fixed_vocab:
             # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
-            width = max((int(c.words.max()) + 1 for c in new_chunks if c.num_tokens), default=0)
+            width = max((max(c.width, int(c.words.max()) + 1 if c.num_tokens else 0)
+                         for c in new_chunks), default=0)
             shape = getattr(corpus, "shape", None)
             if shape is not None and len(shape) == 2:
                 width = max(width, int(shape[1]))
