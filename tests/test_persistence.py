@@ -143,8 +143,15 @@ DAMAGES = {
     "counts differ": lambda: with_array("nwk", _nwk_plus_one()),
     "topic out of range": lambda: with_array("topics", _topics_out_of_range()),
     "doc lengths off": lambda: with_array("doc_lens", arr("doc_lens") + 1),
+    "negative shape": lambda: rezip({**members(good_bytes()), "nk.npy": _negative_header()}),
     "huge claimed shape": lambda: rezip({**members(good_bytes()), "words.npy": _huge_header()}),
 }
+
+
+def _negative_header() -> bytes:
+    # a valid npy header of shape (3,) whose size was changed to -3 (same length)
+    raw = npy(np.zeros(3, np.int32))
+    return raw.replace(b"(3,), ", b"(-3,),", 1)
 
 
 def _huge_header() -> bytes:

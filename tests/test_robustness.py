@@ -229,6 +229,19 @@ def test_topic_limit():
     check_sizes(MAX_TOPICS, 1)
 
 
+def test_a_reader_declaring_10_to_the_12_documents_is_refused_before_streaming(tmp_path):
+    from distlda.corpora import MmCorpus
+    path = tmp_path / "big.mm"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n1000000000000 5 0\n")
+    with pytest.raises(ValueError, match="declares 1000000000000 documents.*2147483647"):
+        LdaModel(MmCorpus(str(path)), num_topics=2, distributed=False)
+
+
+def test_document_limit_counts_streamed_documents():
+    with pytest.raises(ValueError, match="documents 2..3: more than the 3 documents"):
+        list(iter_chunks(iter([[(0, 1)]] * 5), None, 2, max_docs=3))
+
+
 def test_huge_counts_as_floats_are_refused_not_wrapped():
     with pytest.raises(ValueError, match="count"):
         LdaModel([[(0, 1e300)]], num_topics=2, distributed=False)

@@ -16,6 +16,9 @@ import scipy.sparse as sp
 #: size is allocated (see :func:`iter_chunks` and :func:`distlda.gibbs.state.check_sizes`).
 #: int32 counts (``nwk``, ``nk``) cap the tokens of a model, hence of a chunk, at this many.
 MAX_TOKENS = int(np.iinfo(np.int32).max)
+#: Documents of a model: as many as tokens (an empty document holds nothing to learn but
+#: costs its offsets, so a reader's header claiming 10**12 of them is refused, not streamed).
+MAX_DOCS = MAX_TOKENS
 #: int32 word ids in the chunks cap the vocabulary at this many words.
 MAX_TERMS = int(np.iinfo(np.int32).max)
 #: Topics: every sampler thread keeps several float64[K] scratch rows and the cluster sends
@@ -129,13 +132,21 @@ def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> 
 
 
 class _Budget:
-    """Tokens a stream of chunks may still expand to (counted down as chunks are built)."""
+    """Tokens and documents a stream of chunks may still hold (counted down as chunks are
+    built, checked before each is expanded)."""
 
-    def __init__(self, max_tokens: int):
+    def __init__(self, max_tokens: int, max_docs: int = MAX_DOCS):
         self.left = int(max_tokens)
+        self.docs_left = int(max_docs)
 
     def chunk(self, indptr, ids, counts, first: int) -> Chunk:
         n = indptr.shape[0] - 1
+        if n > self.docs_left:
+            raise ValueError(f"documents {first}..{first + n - 1}: more than the "
+                             f"{self.docs_left + first} documents the model can take (it "
+                             f"holds at most {MAX_DOCS}): train on fewer documents or several "
+                             f"models")
+        self.docs_left -= n
         what = f"document {first}" if n == 1 else f"documents {first}..{first + n - 1}"
         self.left -= _check_budget(counts, self.left, what)
         return _chunk_from_csr(indptr, ids, counts)
@@ -164,7 +175,8 @@ def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: 
 
 
 def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
-                max_tokens: int = MAX_TOKENS, max_terms: int = MAX_TERMS) -> Iterator[Chunk]:
+                max_tokens: int = MAX_TOKENS, max_terms: int = MAX_TERMS,
+                max_docs: int = MAX_DOCS) -> Iterator[Chunk]:
     """Stream ``corpus`` once and yield validated :class:`Chunk` s of ``chunksize`` documents.
 
     Parameters
@@ -183,6 +195,8 @@ def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
     max_terms : int
         Word ids must be below this (default :data:`MAX_TERMS`, int32 ids; the model passes
         the largest vocabulary whose word-topic table fits in memory).
+    max_docs : int
+        Documents all the chunks together may hold (default :data:`MAX_DOCS`).
 
     Raises
     ------
@@ -195,7 +209,7 @@ def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
     """
     if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
         raise ValueError(f"chunksize must be an integer >= 1, got {chunksize!r}")
-    budget = _Budget(max_tokens)
+    budget = _Budget(max_tokens, max_docs)
     if sp.issparse(corpus):
         yield from _iter_csr_blocks(corpus, chunksize, num_terms, 0, budget, max_terms)
         return

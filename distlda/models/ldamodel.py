@@ -14,7 +14,7 @@ import smart_open
 
 from distlda import __version__
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.chunks import MAX_TOKENS, Chunk, iter_chunks
+from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, Chunk, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
 from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
 from distlda.models import persistence as _file
@@ -173,10 +173,19 @@ class LdaModel:
             declared = [int(shape[1])] if shape is not None and len(shape) == 2 else []
             declared.append(int(getattr(corpus, "num_terms", 0) or 0))
             check_sizes(self.num_topics, max(declared))
+        shape = getattr(corpus, "shape", None)
+        declared_docs = int(shape[0]) if shape is not None and len(shape) == 2 else \
+            int(getattr(corpus, "num_docs", 0) or 0)
+        docs_left = MAX_DOCS - self._state.num_docs
+        if declared_docs > docs_left:
+            raise ValueError(f"the corpus declares {declared_docs} documents, more than the "
+                             f"{docs_left} this model can still take (at most {MAX_DOCS}): "
+                             f"train on fewer documents or several models")
         self._infer_cache = None
         new_chunks = list(iter_chunks(corpus, vocab, self.chunksize,
                                       max_tokens=MAX_TOKENS - self._state.num_tokens,
-                                      max_terms=max_terms_for(self.num_topics)))
+                                      max_terms=max_terms_for(self.num_topics),
+                                      max_docs=docs_left))
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
         if n_docs == 0:

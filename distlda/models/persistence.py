@@ -235,6 +235,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, dtype, ndim: int, archive_size:
             if dt != np.dtype(dtype) or dt.hasobject or len(shape) != ndim:
                 raise fail(f"damaged model file: {where} is {dt} of rank {len(shape)}, "
                            f"expected {np.dtype(dtype)} of rank {ndim}")
+            if any(not isinstance(n, int) or n < 0 for n in shape):
+                raise fail(f"damaged model file: {where} has shape {shape}")
             need = int(np.prod(shape, dtype=object)) * dt.itemsize
             if need > info.file_size or need > _MAX_RATIO * max(archive_size, 1):
                 raise fail(f"damaged model file: {where} claims {need} bytes, more than the "
