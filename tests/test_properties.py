@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distlda.cluster import codec
-from distlda.corpora import MmCorpus, UciCorpus
+from distlda.corpora import MmCorpus, TextCorpus, UciCorpus
 from distlda.gibbs.chunks import iter_chunks
 from distlda.models import LdaModel
 from distlda.models.ldamodel import PRIOR_MAX, PRIOR_MIN
@@ -143,6 +143,29 @@ def test_readers_on_arbitrary_files_give_valid_documents_or_a_value_error(header
             for i, c in d:
                 assert 0 <= i < corpus.num_terms and c >= 0
         assert sum(c.num_tokens for c in chunks) == sum(c for d in docs for _, c in d)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(raw=st.binary(max_size=120), no_below=st.integers(1, 3))
+def test_text_corpus_on_arbitrary_bytes_gives_valid_documents_or_a_value_error(raw, no_below):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "t.txt")
+        with open(path, "wb") as f:
+            f.write(raw)
+        try:
+            corpus = TextCorpus(path, no_below=no_below, no_above=1.0)
+            docs = list(corpus)
+        except ValueError as e:
+            assert "UTF-8" in str(e)
+            return
+        V = len(corpus.dictionary)
+        assert len(docs) == corpus.num_docs == raw.count(b"\n") + (not raw.endswith(b"\n") and raw != b"")
+        for d in docs:
+            assert all(0 <= i < V and c >= 1 for i, c in d)
+        if V and any(docs):
+            lda = LdaModel(corpus, num_topics=2, id2word=corpus.dictionary, iterations=2,
+                           random_state=0, distributed=False, workers=1)
+            assert int(lda.sstats.sum()) == sum(c for d in docs for _, c in d)
 
 
 # ------------------------------------------------------------------ the model
