@@ -57,7 +57,7 @@ def _is_valid(docs, num_terms):
     return True
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(docs=st.lists(doc, max_size=8), chunksize=st.integers(1, 4),
        num_terms=st.one_of(st.none(), st.integers(0, 45)))
 def test_iter_chunks_is_exact_or_refuses(docs, chunksize, num_terms):
@@ -118,7 +118,7 @@ line = st.one_of(
                      "1 1 -0", "\x00", "1\t1\t1", "%%MatrixMarket matrix coordinate real general"]))
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(header=st.tuples(st.integers(-1, 4), st.integers(-1, 7), st.integers(-1, 8)),
        body=st.lists(line, max_size=8), fmt=st.sampled_from(["mm", "uci"]))
 def test_readers_on_arbitrary_files_give_valid_documents_or_a_value_error(header, body, fmt):
@@ -180,7 +180,7 @@ def _prior_ok(p, is_alpha: bool) -> bool:
     return PRIOR_MIN <= p <= PRIOR_MAX
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(docs=st.lists(good_doc, min_size=1, max_size=6), K=st.integers(1, 5),
        alpha=st.one_of(prior, st.sampled_from(["asymmetric", "auto", "bogus"])),
        eta=prior, chunksize=st.integers(1, 3), iterations=st.integers(0, 3),
@@ -211,7 +211,7 @@ def test_model_is_exact_or_refuses(docs, K, alpha, eta, chunksize, iterations, s
 
 
 # ------------------------------------------------------------------ the wire decoder
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(dtype=st.one_of(st.sampled_from(sorted(codec._ALLOWED) + ["<f4", "|O", ">i4", "<U3"]),
                        st.text(max_size=4)),
        shape=st.lists(st.one_of(st.integers(0, 9), st.just(2 ** 70)), max_size=3),  # < 0: gap
