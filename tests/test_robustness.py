@@ -299,6 +299,20 @@ def test_inference_is_the_same_with_any_number_of_threads(trained):
         lda.chunksize, lda.workers = chunksize, workers
 
 
+def test_inference_warns_of_fallback_draws(trained, caplog):
+    lda, docs = trained
+    ref = lda.inference(docs[:3])
+    assert "fell back" not in caplog.text
+    saved = lda.alpha
+    try:
+        lda.alpha = np.full(lda.num_topics, float("inf"))  # past validation, on purpose
+        theta = lda.inference(docs[:3])
+    finally:
+        lda.alpha = saved
+    assert "fold-in draws had a non-finite topic mass" in caplog.text
+    assert theta.shape == ref.shape
+
+
 def test_inference_cache_is_dropped_when_the_model_trains_again():
     X = small_corpus(4)
     lda = LdaModel(X, num_topics=4, iterations=5, random_state=1, distributed=False, workers=1)

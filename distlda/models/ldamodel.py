@@ -411,18 +411,23 @@ class LdaModel:
         """
         iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
         nwk, inv, alpha = self._inference_tables()
-
-        def fold(c):
-            return K_.foldin(c.words, c.doc_ptr, nwk, inv, self.eta, alpha, iterations,
-                             iterations // 2, self._infer_seed)
-
         chunks = list(iter_chunks(corpus, self.num_terms, self.chunksize))
+        fallbacks = np.zeros(len(chunks), np.int64)  # one counter per chunk (thread-safe)
+
+        def fold(i):
+            c = chunks[i]
+            return K_.foldin(c.words, c.doc_ptr, nwk, inv, self.eta, alpha, iterations,
+                             iterations // 2, self._infer_seed, fallbacks[i:i + 1])
+
         threads = min(self.workers, len(chunks))
         if threads > 1:  # fold-in is nogil; per-document seeds make the split irrelevant
             with ThreadPoolExecutor(threads) as pool:
-                rows = list(pool.map(fold, chunks))
+                rows = list(pool.map(fold, range(len(chunks))))
         else:
-            rows = [fold(c) for c in chunks]
+            rows = [fold(i) for i in range(len(chunks))]
+        if fallbacks.any():  # cannot happen within the prior range: say so if it does
+            logger.warning("inference: %d fold-in draws had a non-finite topic mass and fell "
+                           "back to a uniform topic", int(fallbacks.sum()))
         return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
 
     def _inference_tables(self):
