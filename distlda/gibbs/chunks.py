@@ -109,7 +109,7 @@ def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, wh
 
 def _terms_reason(max_terms: int) -> str:
     return ("word ids are int32" if max_terms >= MAX_TERMS
-            else "the word-topic table of this many topics must fit in memory")
+            else "the model's V x K int32 word-topic table must fit in this machine's memory")
 
 
 def _check_budget(counts: np.ndarray, max_tokens: int, what: str) -> int:

@@ -644,7 +644,7 @@ def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
         raise ValueError(f"Invalid 'alpha' parameter: shape {a.shape}, expected ({num_topics},)")
     if not np.all((a >= PRIOR_MIN) & (a <= PRIOR_MAX)):  # False for NaN too
         bad = a[~((a >= PRIOR_MIN) & (a <= PRIOR_MAX))][0]
-        raise ValueError(f"Invalid 'alpha' parameter: {bad!r} (every value must be a finite number "
+        raise ValueError(f"Invalid 'alpha' parameter: {float(bad)!r} (every value must be a finite number "
                          f"in [{PRIOR_MIN:g}, {PRIOR_MAX:g}], where the sampler's float64 "
                          f"arithmetic cannot overflow)")
     return np.ascontiguousarray(a)
