@@ -94,6 +94,7 @@ def measure(X, args, n_tok, short, long_, ns_conf=None):
     process's CPU seconds per sweep over the same sweeps). Serial when ``ns_conf`` is None.
     """
     import numpy as np
+
     from distlda.cluster import client as _client
     from distlda.gibbs.local import LocalExecutor
     lda, _, _ = fit(X, args, 0, args.seed, distributed=False, workers=1)  # chunks, no sweep
@@ -154,6 +155,7 @@ def parallel_ceiling(lda, parts=2, repeats=5):
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
+
     from distlda.gibbs.local import partition
     from distlda.gibbs.sampling import sweep as sweep_chunks
     st = lda._state
@@ -186,6 +188,7 @@ def serializer_table(n_bytes=4 << 20, repeats=5):
     bytes; json cannot carry them at all)."""
     import numpy as np
     from Pyro5.serializers import serializers
+
     from distlda.cluster import codec as _wire
     a = np.random.default_rng(0).integers(0, 2 ** 31, n_bytes // 4, dtype=np.int32)
     msg = {"words": _wire.enc(a[: a.size // 2]), "new": _wire.enc(a[a.size // 2:])}

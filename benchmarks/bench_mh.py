@@ -33,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-import common  # noqa: E402
 from distlda.evaluation import heldout_loglik  # noqa: E402
 from distlda.gibbs import kernels as K_  # noqa: E402
 from distlda.gibbs.chunks import iter_chunks  # noqa: E402
 from distlda.gibbs.sampling import sweep as sweep_chunks  # noqa: E402
 from distlda.gibbs.state import GibbsState  # noqa: E402
+
+import common  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -437,7 +437,6 @@ def plot_convergence(path, corpus, num_topics, plan, records, subtitle, refs=Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)

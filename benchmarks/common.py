@@ -421,7 +421,7 @@ class TreeRssSampler:
 
     def _run(self):
         try:
-            import psutil                             # once: no import while the library forks
+            import psutil  # once: no import while the library forks
         except ImportError:
             self.ok = False
             return

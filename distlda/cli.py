@@ -276,8 +276,9 @@ def _open_corpus_for_model(lda, path: str, fmt: str):
 
 
 def _read_vocab(path: str):
-    from distlda.corpora import Dictionary
     import smart_open
+
+    from distlda.corpora import Dictionary
     _check_exists(path, "vocabulary file")
     with smart_open.open(path, "rt", encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f]

@@ -66,6 +66,7 @@ def heldout_loglik(phi, alpha, corpus, iterations: int = 50, burnin: int | None 
     if burnin is None:
         burnin = iterations // 2
     phi_t = np.ascontiguousarray(phi.T)
+    ones = np.ones(num_topics)  # phi_t is p(word | topic) already: no offset, no scale
     rng = np.random.default_rng(random_state)
     total, count = 0.0, 0
     for chunk in iter_chunks(corpus, num_terms, chunksize):
@@ -73,7 +74,7 @@ def heldout_loglik(phi, alpha, corpus, iterations: int = 50, burnin: int | None 
         if split is None:
             continue
         obs_w, obs_ptr, held_w, held_doc = split
-        theta = K_.foldin(obs_w, obs_ptr, phi_t, alpha, iterations, burnin,
+        theta = K_.foldin(obs_w, obs_ptr, phi_t, ones, 0.0, alpha, iterations, burnin,
                           int(rng.integers(2 ** 32)))
         total += K_.completion_loglik(theta, held_doc, held_w, phi_t)
         count += held_w.shape[0]

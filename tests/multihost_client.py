@@ -35,8 +35,9 @@ def main(argv):
                          | {"sweep_s": [r["seconds"] for r in s.get("per_sweep", [])],
                             "workers": [r["workers"] for r in s.get("per_sweep", [])]}))
         return 0
-    from helpers import planted_corpus
     from distlda.models import LdaModel
+
+    from helpers import planted_corpus
     D, L, K, iters, seed = (int(x) for x in argv[1:6])
     X, _ = planted_corpus(D=D, V=2000, K=K, L=L, seed=seed)
     t0 = time.perf_counter()

@@ -12,9 +12,10 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from helpers import planted_corpus
 from distlda.cli import main
 from distlda.models import LdaModel
+
+from helpers import planted_corpus
 
 
 def test_train_bundled_sample_as_a_subprocess(tmp_path):

@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from cluster import REPO, Cluster, free_port
 from distlda.cluster import client as _client
 from distlda.cluster import transport
 from distlda.models import LdaModel
+
+from cluster import REPO, Cluster, free_port
 from helpers import assert_exact, planted_corpus, run_in_thread, to_bow, topic_recovery, wait_for
 
 

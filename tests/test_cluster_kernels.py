@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-import reference as ref
 from distlda.cluster import _kernels as CK
 from distlda.gibbs import kernels as K_
+
+import reference as ref
 
 
 def random_moves(rng, V, K, N, share):

@@ -9,15 +9,25 @@ import msgpack
 import numpy as np
 import pytest
 
-import reference as ref
 from distlda.cluster import codec, plan
 from distlda.cluster.ledger import Ledger
 from distlda.cluster.membership import Member
-from distlda.cluster.messages import (ChunkLoad, DenseSlice, Job, MovesResult, ProtocolError,
-                                      RowsResult, SessionConfig, SliceDelta, result_from_wire)
+from distlda.cluster.messages import (
+    ChunkLoad,
+    DenseSlice,
+    Job,
+    MovesResult,
+    ProtocolError,
+    RowsResult,
+    SessionConfig,
+    SliceDelta,
+    result_from_wire,
+)
 from distlda.cluster.worker_session import WorkerSession
 from distlda.gibbs import blocks
 from distlda.gibbs import kernels as K_
+
+import reference as ref
 
 
 def over_the_wire(obj):

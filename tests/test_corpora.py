@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from distlda.corpora import (CorpusFormatError, Dictionary, MmCorpus, TextCorpus, UciCorpus,
-                             sample_corpus_path, tokenize)
-from distlda.corpora import _triplets
+from distlda.corpora import (
+    CorpusFormatError,
+    Dictionary,
+    MmCorpus,
+    TextCorpus,
+    UciCorpus,
+    _triplets,
+    sample_corpus_path,
+    tokenize,
+)
 
 HEADER = "%%MatrixMarket matrix coordinate real general\n"
 DEBDESC_HELDOUT = "/work/shared/corpora/debdesc.heldout.mm.gz"

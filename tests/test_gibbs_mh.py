@@ -6,14 +6,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from helpers import topic_recovery
-from reference import exact_marginals
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
 from distlda.gibbs.chunks import iter_chunks
 from distlda.gibbs.local import LocalExecutor
 from distlda.gibbs.sampling import sweep as sweep_chunks
 from distlda.gibbs.state import GibbsState
+
+from helpers import topic_recovery
+from reference import exact_marginals
 
 
 def random_chunks(rng, n_chunks, V, K, max_len=15, docs=20):

@@ -4,9 +4,10 @@ the enumerated posterior and the exact conditional, and the sampler entry point'
 import numpy as np
 import pytest
 
-import reference as ref
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import sampling
+
+import reference as ref
 from test_gibbs_mh import long_run
 
 

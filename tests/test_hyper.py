@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from helpers import planted_corpus, topic_recovery
-from distlda.models import LdaModel
-from distlda.gibbs.hyper import count_histograms, optimize_alpha
 from distlda.gibbs.chunks import Chunk
+from distlda.gibbs.hyper import count_histograms, optimize_alpha
+from distlda.models import LdaModel
+
+from helpers import planted_corpus, topic_recovery
 
 
 def test_fixed_point_recovers_dirichlet_parameter_from_known_counts():

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from helpers import planted_corpus, to_bow, topic_recovery
 from distlda.models import LdaModel
+
+from helpers import planted_corpus, to_bow, topic_recovery
 
 
 def train(corpus, **kw):

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import termios
 
-
 TRAIN = [sys.executable, "-m", "distlda", "train", "-k", "5", "-i", "40", "--eval-every", "5",
          "--distributed", "no", "--threads", "1"]
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) distlda[\w.]*: ")

@@ -8,9 +8,10 @@ import types
 import numpy as np
 import pytest
 
-from helpers import planted_corpus, to_bow
-from distlda.models import LdaModel
 from distlda import monitor
+from distlda.models import LdaModel
+
+from helpers import planted_corpus, to_bow
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ any K and V fits through Pyro5 (whose messages stop at 1 GiB).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import uuid
@@ -34,11 +35,29 @@ def enc(a: np.ndarray) -> dict:
 
 
 def dec(d: dict, copy: bool = False) -> np.ndarray:
-    """The array of :func:`enc` (read-only view of the message unless ``copy``)."""
-    dtype = d["dtype"]
-    if dtype not in _ALLOWED:
+    """The array of :func:`enc` (read-only view of the message unless ``copy``).
+
+    Raises
+    ------
+    ValueError
+        Not an encoded array: a field missing, a dtype outside the allowed ones, a shape that
+        is not a list of non-negative integers or does not hold exactly the data's items.
+    """
+    if not isinstance(d, dict) or not {"dtype", "shape", "data"} <= d.keys():
+        raise ValueError("not an encoded array (needs dtype, shape and data)")
+    dtype, shape, data = d["dtype"], d["shape"], d["data"]
+    if not isinstance(dtype, str) or dtype not in _ALLOWED:
         raise ValueError(f"refusing array of dtype {dtype!r}")
-    a = np.frombuffer(d["data"], dtype=np.dtype(dtype)).reshape(d["shape"])
+    if (not isinstance(shape, (list, tuple)) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise ValueError(f"array shape must be a list of non-negative integers, got {shape!r}")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError("array data must be bytes")
+    item = np.dtype(dtype).itemsize
+    if len(data) % item or math.prod(shape) != len(data) // item:
+        raise ValueError(f"array of shape {list(shape)} and dtype {dtype} does not match its "
+                         f"{len(data)} bytes")
+    a = np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape)
     return a.copy() if copy else a
 
 

@@ -36,8 +36,15 @@ import numpy as np
 from distlda.cluster import codec, plan, transport
 from distlda.cluster.ledger import Ledger
 from distlda.cluster.membership import Member
-from distlda.cluster.messages import (ChunkLoad, DenseSlice, Job, ProtocolError, SessionConfig,
-                                      SliceDelta, result_from_wire)
+from distlda.cluster.messages import (
+    ChunkLoad,
+    DenseSlice,
+    Job,
+    ProtocolError,
+    SessionConfig,
+    SliceDelta,
+    result_from_wire,
+)
 from distlda.cluster.roster import Roster
 from distlda.cluster.telemetry import Telemetry
 from distlda.gibbs import sampling

@@ -26,8 +26,14 @@ import numpy as np
 from distlda.cluster import _kernels as CK
 from distlda.cluster import codec
 from distlda.cluster.membership import Member
-from distlda.cluster.messages import (ChunkLoad, Moves, MovesResult, ProtocolError, RowsResult,
-                                      SessionConfig)
+from distlda.cluster.messages import (
+    ChunkLoad,
+    Moves,
+    MovesResult,
+    ProtocolError,
+    RowsResult,
+    SessionConfig,
+)
 from distlda.gibbs import blocks
 from distlda.gibbs import kernels as K_
 from distlda.gibbs.chunks import Chunk

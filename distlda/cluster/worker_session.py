@@ -30,11 +30,18 @@ import numpy as np
 
 from distlda.cluster import _kernels as CK
 from distlda.cluster import codec
-from distlda.cluster.messages import (ChunkLoad, DenseSlice, Job, Moves, MovesResult, RowChanges,
-                                      RowsResult, SessionConfig)
-from distlda.gibbs import blocks
+from distlda.cluster.messages import (
+    ChunkLoad,
+    DenseSlice,
+    Job,
+    Moves,
+    MovesResult,
+    RowChanges,
+    RowsResult,
+    SessionConfig,
+)
+from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
-from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.worker")
 

@@ -12,8 +12,18 @@ from typing import Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-#: int32 counts and token offsets inside a chunk cap the model at this many tokens.
-MAX_TOKENS = np.iinfo(np.int32).max
+#: Size limits, all checked against the sizes the input declares before anything of that
+#: size is allocated (see :func:`iter_chunks` and :func:`distlda.gibbs.state.check_sizes`).
+#: int32 counts (``nwk``, ``nk``) cap the tokens of a model, hence of a chunk, at this many.
+MAX_TOKENS = int(np.iinfo(np.int32).max)
+#: Documents of a model: as many as tokens (an empty document holds nothing to learn but
+#: costs its offsets, so a reader's header claiming 10**12 of them is refused, not streamed).
+MAX_DOCS = MAX_TOKENS
+#: int32 word ids in the chunks cap the vocabulary at this many words.
+MAX_TERMS = int(np.iinfo(np.int32).max)
+#: Topics: every sampler thread keeps several float64[K] scratch rows and the cluster sends
+#: topics as at most int32; past a million topics these costs dominate any corpus we can hold.
+MAX_TOPICS = 1 << 20
 
 
 @dataclass
@@ -25,11 +35,15 @@ class Chunk:
     words : ndarray of shape (n_tokens,), int32
     topics : ndarray of shape (n_tokens,), int32
     doc_ptr : ndarray of shape (n_docs + 1,), int64
+    width : int
+        1 + the largest word id of the chunk's entries, zero counts included (0: not known),
+        so that a word seen only with count 0 is still in the model's vocabulary.
     """
 
     words: np.ndarray
     doc_ptr: np.ndarray
     topics: np.ndarray = field(default=None)
+    width: int = 0
 
     def __post_init__(self):
         if self.topics is None:
@@ -44,10 +58,17 @@ class Chunk:
         return int(self.doc_ptr.shape[0] - 1)
 
 
-def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, where) -> tuple:
-    """Validate flat word-id / count arrays; ``where(i)`` names entry ``i`` in error messages."""
+def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, where,
+                  max_terms: int = MAX_TERMS) -> tuple:
+    """Validate flat word-id / count arrays; ``where(i)`` names entry ``i`` in error messages.
+
+    Ids and counts are compared with their limits before any cast, so a huge float or
+    integer never wraps around.
+    """
+    if ids.shape != counts.shape:
+        raise ValueError(f"{where(0)}: {ids.size} word ids but {counts.size} counts")
     if ids.size == 0:
-        return ids.astype(np.int32), counts.astype(np.int64)
+        return ids.astype(np.int64), counts.astype(np.int64)
     for name, arr in (("word id", ids), ("count", counts)):
         if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
                                      or np.issubdtype(arr.dtype, np.floating)):
@@ -67,11 +88,39 @@ def _check_counts(ids: np.ndarray, counts: np.ndarray, num_terms: int | None, wh
             i = int(np.argmax(bad))
             raise ValueError(f"{where(i)}: word id {ids[i].item()!r} is out of range for a vocabulary "
                              f"of {num_terms} words (id2word / num_terms)")
+    bad = ids >= max_terms
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where(i)}: word id {ids[i].item()!r} is beyond the limit of "
+                         f"{max_terms} words ({_terms_reason(max_terms)}): renumber the "
+                         f"vocabulary compactly (Dictionary.compactify) or filter it")
     bad = counts < 0
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{where(i)}: negative count {counts[i].item()!r}")
+    bad = counts > MAX_TOKENS
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where(i)}: count {counts[i].item()!r} is more than the {MAX_TOKENS} "
+                         f"tokens a model can hold (int32 counts): split the document or "
+                         f"scale its counts down")
     return ids.astype(np.int64), counts.astype(np.int64)
+
+
+def _terms_reason(max_terms: int) -> str:
+    return ("word ids are int32" if max_terms >= MAX_TERMS
+            else "the model's V x K int32 word-topic table must fit in this machine's memory")
+
+
+def _check_budget(counts: np.ndarray, max_tokens: int, what: str) -> int:
+    """Tokens the entries expand to, checked against ``max_tokens`` before expanding them."""
+    total = int(counts.sum(dtype=np.int64))  # every count <= MAX_TOKENS: no overflow
+    if total > max_tokens:
+        raise ValueError(
+            f"{what} {'holds' if what.startswith('document ') else 'hold'} {total} tokens, more than the {max_tokens} the model can still take "
+            f"(it holds at most {MAX_TOKENS} tokens in all, int32 counts): train on fewer "
+            f"documents, split very long documents, or train several models")
+    return total
 
 
 def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> Chunk:
@@ -79,10 +128,33 @@ def _chunk_from_csr(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> 
     words = np.repeat(ids.astype(np.int32), counts)
     tok_per_entry = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
     doc_ptr = tok_per_entry[indptr].astype(np.int64)
-    return Chunk(words=words, doc_ptr=doc_ptr)
+    return Chunk(words=words, doc_ptr=doc_ptr, width=int(ids.max()) + 1 if ids.size else 0)
 
 
-def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: int = 0):
+class _Budget:
+    """Tokens and documents a stream of chunks may still hold (counted down as chunks are
+    built, checked before each is expanded)."""
+
+    def __init__(self, max_tokens: int, max_docs: int = MAX_DOCS):
+        self.left = int(max_tokens)
+        self.docs_left = int(max_docs)
+
+    def chunk(self, indptr, ids, counts, first: int) -> Chunk:
+        n = indptr.shape[0] - 1
+        if n > self.docs_left:
+            raise ValueError(f"documents {first}..{first + n - 1}: more than the "
+                             f"{self.docs_left + first} documents the model can take (it "
+                             f"holds at most {MAX_DOCS}): train on fewer documents or several "
+                             f"models")
+        self.docs_left -= n
+        what = f"document {first}" if n == 1 else f"documents {first}..{first + n - 1}"
+        self.left -= _check_budget(counts, self.left, what)
+        return _chunk_from_csr(indptr, ids, counts)
+
+
+def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: int = 0,
+                     budget: _Budget | None = None, max_terms: int = MAX_TERMS):
+    budget = budget or _Budget(MAX_TOKENS)
     X = sp.csr_matrix(matrix)
     if num_terms is not None and X.shape[1] > num_terms:
         # Columns beyond the vocabulary are only an error if they hold counts.
@@ -97,11 +169,14 @@ def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: 
         d0 = first_doc + s
         ids, counts = _check_counts(
             block.indices, block.data, num_terms,
-            lambda i, b=block, d0=d0: f"document {d0 + int(np.searchsorted(b.indptr, i, 'right')) - 1}")
-        yield _chunk_from_csr(block.indptr, ids, counts)
+            lambda i, b=block, d0=d0: f"document {d0 + int(np.searchsorted(b.indptr, i, 'right')) - 1}",
+            max_terms)
+        yield budget.chunk(block.indptr, ids, counts, d0)
 
 
-def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000) -> Iterator[Chunk]:
+def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
+                max_tokens: int = MAX_TOKENS, max_terms: int = MAX_TERMS,
+                max_docs: int = MAX_DOCS) -> Iterator[Chunk]:
     """Stream ``corpus`` once and yield validated :class:`Chunk` s of ``chunksize`` documents.
 
     Parameters
@@ -114,29 +189,43 @@ def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000) -> Iterato
         Vocabulary size; word ids must lie in ``[0, num_terms)``. None accepts any id >= 0.
     chunksize : int
         Documents per chunk.
+    max_tokens : int
+        Tokens all the chunks together may hold (default :data:`MAX_TOKENS`); checked on each
+        chunk's counts before they are expanded into tokens.
+    max_terms : int
+        Word ids must be below this (default :data:`MAX_TERMS`, int32 ids; the model passes
+        the largest vocabulary whose word-topic table fits in memory).
+    max_docs : int
+        Documents all the chunks together may hold (default :data:`MAX_DOCS`).
 
     Raises
     ------
     ValueError
         A document that is not a list of (word_id, count) pairs, a negative, non-integer or
-        out-of-range word id, a negative or non-integer count. The message names the document.
+        out-of-range word id, a negative or non-integer count, more tokens than
+        ``max_tokens``. The message names the document.
+    TypeError
+        ``corpus`` is not iterable (or is a string).
     """
+    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+        raise ValueError(f"chunksize must be an integer >= 1, got {chunksize!r}")
+    budget = _Budget(max_tokens, max_docs)
     if sp.issparse(corpus):
-        yield from _iter_csr_blocks(corpus, chunksize, num_terms)
+        yield from _iter_csr_blocks(corpus, chunksize, num_terms, 0, budget, max_terms)
         return
     if hasattr(corpus, "iter_csr"):
         first = 0
         for block in corpus.iter_csr(chunksize):
-            yield from _iter_csr_blocks(block, chunksize, num_terms, first)
+            yield from _iter_csr_blocks(block, chunksize, num_terms, first, budget, max_terms)
             first += block.shape[0]
         return
     if isinstance(corpus, (str, bytes)) or not isinstance(corpus, Iterable):
         raise TypeError(f"corpus must be an iterable of bag-of-words documents or a scipy.sparse "
                         f"matrix, got {type(corpus).__name__}")
-    yield from _iter_bow_chunks(corpus, num_terms, chunksize)
+    yield from _iter_bow_chunks(corpus, num_terms, chunksize, budget, max_terms)
 
 
-def _iter_bow_chunks(corpus, num_terms, chunksize):
+def _iter_bow_chunks(corpus, num_terms, chunksize, budget, max_terms):
     ids: list = []
     counts: list = []
     lens: list = []
@@ -155,14 +244,14 @@ def _iter_bow_chunks(corpus, num_terms, chunksize):
                              f"got {_preview(doc)}") from None
         lens.append(n)
         if len(lens) == chunksize:
-            yield _bow_chunk(ids, counts, lens, num_terms, first)
+            yield _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms)
             first += len(lens)
             ids, counts, lens = [], [], []
     if lens:
-        yield _bow_chunk(ids, counts, lens, num_terms, first)
+        yield _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms)
 
 
-def _bow_chunk(ids, counts, lens, num_terms, first) -> Chunk:
+def _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms) -> Chunk:
     indptr = np.concatenate(([0], np.cumsum(lens, dtype=np.int64)))
     try:
         ids_a = np.asarray(ids)
@@ -172,8 +261,8 @@ def _bow_chunk(ids, counts, lens, num_terms, first) -> Chunk:
                          f"be numbers ({e})") from None
     ids_a, counts_a = _check_counts(
         ids_a, counts_a, num_terms,
-        lambda i: f"document {first + int(np.searchsorted(indptr, i, 'right')) - 1}")
-    return _chunk_from_csr(indptr, ids_a, counts_a)
+        lambda i: f"document {first + int(np.searchsorted(indptr, i, 'right')) - 1}", max_terms)
+    return budget.chunk(indptr, ids_a, counts_a, first)
 
 
 def _preview(obj, n: int = 60) -> str:

@@ -34,7 +34,12 @@ def count_assignments(words, topics, nwk, nk, sign):
 
 @njit(**_JIT)
 def init_topics(topics, num_topics, seed):
-    """Uniform random initial topics (in place), reproducible from ``seed``."""
+    """Uniform random initial topics (in place), reproducible from ``seed``.
+
+    Every topic is in ``[0, num_topics)`` (no masses involved); ``num_topics < 1`` raises.
+    """
+    if num_topics < 1:
+        raise ValueError("init_topics: num_topics must be >= 1")
     np.random.seed(seed)
     for i in range(topics.shape[0]):
         topics[i] = np.random.randint(0, num_topics)
@@ -149,9 +154,14 @@ def scatter_ranges(dst, lo, hi, src):
     return n
 
 
-@njit(fastmath=True, **_JIT)  # reassociated sums: the q loop vectorizes
+#: fastmath flags of the sparse sweep: reassociated sums let the q loop vectorize. Not
+#: ``nnan``/``ninf``: the check that catches non-finite bucket masses must stay a real compare.
+FASTMATH = {"reassoc", "nsz", "arcp", "contract", "afn"}
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", **_JIT)  # x/0 is inf: caught below
 def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len, wt_top,
-                 alpha, beta, vbeta, seed):
+                 alpha, beta, vbeta, seed, fallbacks=None):
     """One exact collapsed Gibbs sweep over a chunk, SparseLDA style (Yao, Mimno & McCallum 2009).
 
     p(z=k | rest) is proportional to (alpha_k + n_dk)(n_wk + beta)/(n_k + V beta), split into
@@ -165,6 +175,13 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
     ``tok_lo, tok_hi = doc_ptr[:-1], doc_ptr[1:]``); the document's other tokens still count in
     its topic counts. That lets threads sweep one block of the vocabulary each at a time.
     Returns how many tokens changed topic.
+
+    Whatever the numbers, every new topic is in ``[0, K)``: when the total mass ``s + r + q``
+    is not a finite positive number (priors so large or small that float64 overflows, NaN),
+    the draw falls back to a uniform topic, and ``fallbacks[0]`` (an int64 array, the check
+    mode; None: not counted) counts those draws. The test is one compare per token, outside
+    the bucket loops. :class:`distlda.models.LdaModel` validates the priors so that this
+    never happens in training (see ``PRIOR_MIN``/``PRIOR_MAX`` there).
     """
     np.random.seed(seed)
     K = nk.shape[0]
@@ -249,9 +266,14 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
                     v = coef[k] * nwk[w, k]
                     q += v
                     qcache[j] = v
-            u = np.random.random() * (s + r + q)
+            total = s + r + q
+            u = np.random.random() * total
             new = -1
-            if u < q:
+            if not u < total:  # inf or NaN masses, or nothing to draw from: a uniform topic
+                new = min(int(np.random.random() * K), K - 1)
+                if fallbacks is not None:
+                    fallbacks[0] += 1
+            elif u < q:
                 if dense:
                     # skip whole blocks of 16 topics first (each block sum vectorizes)
                     k0 = 0
@@ -275,7 +297,7 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
                             new = wt_top[p + j]
                             break
                 if new < 0:  # rounding: the word's last non-zero topic
-                    new = wt_top[p + L - 1]
+                    new = wt_top[p + L - 1] if L > 0 else t
             else:
                 u -= q
                 if u < r and nd > 0:
@@ -369,23 +391,52 @@ def loglik_docs(topics, doc_ptr, alpha):
 
 
 @njit(**_JIT)
-def foldin(words, doc_ptr, phi_t, alpha, iterations, burnin, seed):
+def doc_seed(sorted_words, seed):
+    """A 32-bit seed from ``seed`` and a document's word ids (sorted), FNV-1a then splitmix64.
+
+    Equal documents (the same multiset of word ids) get equal seeds, whatever batch they are in.
+    """
+    h = np.uint64(0xCBF29CE484222325) ^ np.uint64(seed)
+    for i in range(sorted_words.shape[0]):
+        h = (h ^ np.uint64(sorted_words[i])) * np.uint64(0x100000001B3)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h = h ^ (h >> np.uint64(31))
+    return np.int64(h >> np.uint64(32))
+
+
+@njit(**_JIT)
+def foldin(words, doc_ptr, counts, scale, offset, alpha, iterations, burnin, seed,
+           fallbacks=None):
     """Gibbs fold-in of new documents with the topics held fixed.
+
+    The topic-word probability of word ``w`` under topic ``k`` is taken as
+    ``(counts[w, k] + offset) * scale[k]``: the model passes its counts ``nwk`` with
+    ``offset = eta`` and ``scale = 1 / (n_k + V eta)`` (nothing of size V x K is built), a
+    caller holding p(word | topic) passes it with ``offset = 0`` and ``scale = 1``.
+
+    Each document is folded in on its own: its tokens are taken in word-id order and its
+    random stream is seeded by :func:`doc_seed` from ``seed`` and its word ids, so its answer
+    depends only on its content and ``seed``, not on the other documents of the call.
 
     Parameters
     ----------
-    words, doc_ptr : the documents (see module docstring); word ids index rows of ``phi_t``.
-    phi_t : float64[V, K]  p(word | topic), one row per word.
+    words, doc_ptr : the documents (see module docstring); word ids index rows of ``counts``.
+    counts : int32 or float64[V, K]
+    scale : float64[K]
+    offset : float
     alpha : float64[K]
     iterations, burnin : sweeps in all, and sweeps discarded before averaging.
     seed : int
+    fallbacks : int64[1], optional
+        Check mode: counts the draws whose total mass was not finite and positive (they fall
+        back to a uniform topic, so every topic stays in ``[0, K)``).
 
     Returns
     -------
     theta : float64[D, K]  posterior-mean document-topic distributions, averaged over the
         post-burn-in samples (rows sum to 1; an empty document gets alpha normalised).
     """
-    np.random.seed(seed)
     K = alpha.shape[0]
     D = doc_ptr.shape[0] - 1
     asum = 0.0
@@ -400,29 +451,36 @@ def foldin(words, doc_ptr, phi_t, alpha, iterations, burnin, seed):
         start = doc_ptr[d]
         end = doc_ptr[d + 1]
         n = end - start
+        ws = np.sort(words[start:end])
+        np.random.seed(doc_seed(ws, seed))
         z = np.empty(n, np.int32)
         for k in range(K):
             ndk[k] = 0
             acc[k] = 0.0
         for it in range(iterations):
             for i in range(n):
-                w = words[start + i]
+                w = ws[i]
                 if it > 0:
                     ndk[z[i]] -= 1
                 tot = 0.0
                 for k in range(K):
-                    tot += (ndk[k] + alpha[k]) * phi_t[w, k]
+                    tot += (ndk[k] + alpha[k]) * ((counts[w, k] + offset) * scale[k])
                     cum[k] = tot
                 u = np.random.random() * tot
-                # binary search in the cumulative weights
-                lo = 0
-                hi = K - 1
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if cum[mid] < u:
-                        lo = mid + 1
-                    else:
-                        hi = mid
+                if not u < tot:  # inf or NaN masses: a uniform topic
+                    lo = min(int(np.random.random() * K), K - 1)
+                    if fallbacks is not None:
+                        fallbacks[0] += 1
+                else:
+                    # binary search in the cumulative weights
+                    lo = 0
+                    hi = K - 1
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        if cum[mid] < u:
+                            lo = mid + 1
+                        else:
+                            hi = mid
                 z[i] = lo
                 ndk[lo] += 1
             if it >= iterations - nsamples:

@@ -22,9 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from distlda.gibbs import blocks
+from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
-from distlda.gibbs import sampling
 from distlda.gibbs.blocks import partition
 from distlda.gibbs.state import GibbsState
 

@@ -176,6 +176,15 @@ def _search(cdf, u):
     return lo
 
 
+@njit(inline="always", **_JIT)
+def _index_below(x, n):
+    """``int(x)`` clamped to ``[0, n)`` (0 when ``n < 1``), NaN and inf included: proposals
+    and the picked tokens stay in range even when float64 masses overflow (two selects)."""
+    x = x if x < n - 1.0 else n - 1.0   # NaN and +inf -> n - 1
+    x = x if x > 0.0 else 0.0           # -inf -> 0
+    return int(x)
+
+
 @njit(**_JIT)
 def sweep_mh(rec, mh_steps, wptr, widx, doc_ptr, nwk, nk, alpha, beta, vbeta, seed,
              fresh, all_local):
@@ -277,12 +286,12 @@ def _doc_phase(rec, m, doc_ptr, d0, d1, nk, alpha, vbeta, state):
                 state, u = _rand(state)
                 u *= tot
                 # Both candidates, then a select: which part u falls in is unpredictable.
-                jj = start + min(int(u), others - 1)
+                jj = start + _index_below(u, others)
                 jj += 1 if jj >= i else 0
                 jj = min(max(jj, start), end - 1)
                 t_doc = rec[jj * S + F_N]
                 if symmetric:
-                    t_alpha = min(int(max(u - others, 0.0) * inv_a0), K - 1)
+                    t_alpha = _index_below(max(u - others, 0.0) * inv_a0, K)
                 else:
                     state, v = _rand(state)
                     v *= K
@@ -376,10 +385,10 @@ def _word_phase(rec, m, wptr, widx, w0, w1, nwk, nk, alpha, beta, vbeta, state, 
                 if all_local:
                     # The row is the histogram of the word's tokens: pick another one, or a
                     # uniform topic (both computed, then selected, as in the doc phase).
-                    jj = min(int(u), others - 1)
+                    jj = _index_below(u, others)
                     jj += 1 if jj >= j else 0
                     jj = min(max(jj, 0), c - 1)
-                    t_uni = min(int(max(u - others, 0.0) * inv_beta), K - 1)
+                    t_uni = _index_below(max(u - others, 0.0) * inv_beta, K)
                     t = bz[jj] if u < others else t_uni
                 else:
                     # Inverse CDF of row + beta less the token's own 1 at s.

@@ -10,11 +10,51 @@ re-sent chunk starts again from its committed topics: nothing is lost or counted
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import sampling
-from distlda.gibbs.chunks import MAX_TOKENS, Chunk
+from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS, Chunk
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine in bytes (a large default where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
+def max_terms_for(num_topics: int) -> int:
+    """The largest vocabulary whose int32 word-topic table of ``num_topics`` columns fits in
+    this machine's memory (and int32 word ids)."""
+    return max(1, min(MAX_TERMS, memory_bytes() // (4 * max(int(num_topics), 1))))
+
+
+def check_sizes(num_topics: int, num_terms: int) -> None:
+    """Raise ValueError unless K and V are within their limits and the dense ``V x K`` int32
+    table fits in this machine's memory; called before that table is allocated.
+
+    Raises
+    ------
+    ValueError
+        The message gives the limit, the value and what to do.
+    """
+    if num_topics > MAX_TOPICS:
+        raise ValueError(f"num_topics={num_topics} is more than the {MAX_TOPICS} topics supported "
+                         f"(per-thread float64[K] scratch rows): use fewer topics")
+    if num_terms > MAX_TERMS:
+        raise ValueError(f"a vocabulary of {num_terms} words is more than the {MAX_TERMS} "
+                         f"supported (int32 word ids): renumber the words compactly "
+                         f"(Dictionary.compactify) or filter the vocabulary")
+    need, have = 4 * int(num_topics) * int(num_terms), memory_bytes()
+    if need > have:
+        raise ValueError(f"the word-topic table of {num_terms} words x {num_topics} topics needs "
+                         f"{need / 2**30:.1f} GiB of int32 counts, more than this machine's "
+                         f"{have / 2**30:.1f} GiB: use fewer topics or a smaller vocabulary "
+                         f"(Dictionary.filter_extremes), or renumber word ids compactly")
 
 
 class GibbsState:
@@ -36,6 +76,7 @@ class GibbsState:
     """
 
     def __init__(self, num_topics: int, num_terms: int, alpha: np.ndarray, beta: float):
+        check_sizes(num_topics, num_terms)
         self.num_topics = int(num_topics)
         self.num_terms = int(num_terms)
         self.alpha = np.ascontiguousarray(alpha, dtype=np.float64)
@@ -59,7 +100,9 @@ class GibbsState:
     def add_chunk(self, chunk: Chunk, seed: int) -> None:
         """Give ``chunk`` uniform random topics and add its counts."""
         if self.num_tokens + chunk.num_tokens > MAX_TOKENS:
-            raise ValueError(f"the model holds at most {MAX_TOKENS} tokens (int32 counts)")
+            raise ValueError(f"the model holds at most {MAX_TOKENS} tokens (int32 counts), it "
+                             f"has {self.num_tokens} and {chunk.num_tokens} more came: train "
+                             f"on fewer documents or several models")
         K_.init_topics(chunk.topics, self.num_topics, seed)
         K_.count_assignments(chunk.words, chunk.topics, self.nwk, self.nk, 1)
         self.chunks.append(chunk)
@@ -99,6 +142,7 @@ class GibbsState:
     def grow_vocabulary(self, num_terms: int) -> None:
         """Widen ``nwk`` to ``num_terms`` words (new words have zero counts)."""
         if num_terms > self.num_terms:
+            check_sizes(self.num_topics, num_terms)
             nwk = np.zeros((num_terms, self.num_topics), np.int32)
             nwk[: self.num_terms] = self.nwk
             self.nwk = nwk

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import math
-import numbers
 from typing import Callable, Sequence
 
 import numpy as np
-import smart_open
 
-from distlda import __version__
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.chunks import iter_chunks
+from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
-from distlda.gibbs.state import GibbsState
-from distlda.topics import TopicsMixin
+from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
+from distlda.inference import InferenceMixin
+from distlda.models import persistence as _file
 from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_first_compile
-from distlda.gibbs.chunks import Chunk
+from distlda.params import (
+    PRIOR_MAX,
+    PRIOR_MIN,
+    _check_int,
+    _check_prob,
+    _resolve_alpha,
+    _resolve_eta,
+    _resolve_id2word,
+    _resolve_rng,
+)
+from distlda.topics import TopicsMixin
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "distlda.LdaModel"
-_FORMAT_VERSION = 1
 
 
-class LdaModel(TopicsMixin):
+class LdaModel(TopicsMixin, InferenceMixin):
     """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
 
     Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
@@ -51,8 +54,10 @@ class LdaModel(TopicsMixin):
         Document-topic Dirichlet prior; "symmetric" is 1/K per topic, "asymmetric" is gensim's
         1/(k + sqrt(K)) normalised, "auto" starts at 1/K and is learned from the data every
         ``optimize_interval`` sweeps (Minka's fixed point, as MALLET's ``--optimize-interval``).
+        Every value must lie in [``PRIOR_MIN``, ``PRIOR_MAX``] = [1e-100, 1e100].
     eta : float or "symmetric"
-        Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01.
+        Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01. It must
+        lie in [1e-100, 1e100].
     iterations : int
         Gibbs sweeps over the whole corpus.
     random_state : int, numpy Generator or RandomState, optional
@@ -86,6 +91,16 @@ class LdaModel(TopicsMixin):
         (default): only when stderr is a terminal. Log lines are routed through the bar, so
         the two never interleave.
 
+    Raises
+    ------
+    ValueError
+        A parameter out of its range (named in the message); a corpus beyond a size limit:
+        more than ``MAX_TOKENS`` tokens, a word id or ``id2word`` beyond ``MAX_TERMS``, more than
+        ``MAX_TOPICS`` topics, or a V x K count table larger than this machine's memory. Sizes
+        are checked before anything of that size is allocated.
+    TypeError
+        A corpus that is not iterable.
+
     Attributes
     ----------
     alpha : ndarray of shape (num_topics,)
@@ -118,6 +133,7 @@ class LdaModel(TopicsMixin):
                  optimize_burnin: int = 20, callbacks: Sequence[Callable] | None = None,
                  progress: bool | None = None):
         self.num_topics = _check_int("num_topics", num_topics, 1)
+        check_sizes(self.num_topics, 0)  # K alone, before anything of size K is allocated
         self.chunksize = _check_int("chunksize", chunksize, 1)
         self.iterations = _check_int("iterations", iterations, 0)
         self.eval_every = _check_int("eval_every", eval_every, 0)
@@ -145,6 +161,7 @@ class LdaModel(TopicsMixin):
         self.num_terms = (max(self.id2word) + 1) if self.id2word else 0
         self._fixed_vocab = id2word is not None
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
+        self._infer_cache = None
         self.executor_info = None
         self._sweeps_done = 0
         self.callbacks = callbacks
@@ -175,8 +192,8 @@ class LdaModel(TopicsMixin):
         if corpus is None:
             self.train(iterations)
             return
-        vocab = self.num_terms if self._fixed_vocab else None
-        new_chunks = list(iter_chunks(corpus, vocab, self.chunksize))
+        self._infer_cache = None
+        new_chunks = self._chunks_of(corpus)
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
         if n_docs == 0 and self._state.num_tokens:
@@ -187,16 +204,7 @@ class LdaModel(TopicsMixin):
         if n_tokens == 0:
             raise ValueError(f"corpus has {n_docs} documents but no tokens (all counts are 0)")
         note_first_compile(K_)
-        if not self._fixed_vocab:
-            # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
-            width = max((int(c.words.max()) + 1 for c in new_chunks if c.num_tokens), default=0)
-            shape = getattr(corpus, "shape", None)
-            if shape is not None and len(shape) == 2:
-                width = max(width, int(shape[1]))
-            width = max(width, int(getattr(corpus, "num_terms", 0) or 0))
-            if width > self.num_terms:
-                self._state.grow_vocabulary(width)
-                self.num_terms = width
+        self._widen_vocabulary(corpus, new_chunks)
         for c in new_chunks:
             self._state.add_chunk(c, int(self._rng.integers(2 ** 32)))
         logger.info("training LDA: %d topics, %d documents, %d tokens (%d new), %d terms, "
@@ -204,6 +212,44 @@ class LdaModel(TopicsMixin):
                     self._state.num_tokens, n_tokens, self.num_terms, len(self._state.chunks),
                     iterations)
         self._train(iterations)
+
+    def _chunks_of(self, corpus) -> list:
+        """The corpus as validated chunks, every size limit checked first against what the
+        corpus declares (a matrix's shape, a reader's header), then while streaming."""
+        vocab = self.num_terms if self._fixed_vocab else None
+        if not self._fixed_vocab:
+            # Declared widths (a matrix's, a reader's header) before any token is expanded.
+            shape = getattr(corpus, "shape", None)
+            declared = [int(shape[1])] if shape is not None and len(shape) == 2 else []
+            declared.append(int(getattr(corpus, "num_terms", 0) or 0))
+            check_sizes(self.num_topics, max(declared))
+        shape = getattr(corpus, "shape", None)
+        declared_docs = int(shape[0]) if shape is not None and len(shape) == 2 else \
+            int(getattr(corpus, "num_docs", 0) or 0)
+        docs_left = MAX_DOCS - self._state.num_docs
+        if declared_docs > docs_left:
+            raise ValueError(f"the corpus declares {declared_docs} documents, more than the "
+                             f"{docs_left} this model can still take (at most {MAX_DOCS}): "
+                             f"train on fewer documents or several models")
+        return list(iter_chunks(corpus, vocab, self.chunksize,
+                                max_tokens=MAX_TOKENS - self._state.num_tokens,
+                                max_terms=max_terms_for(self.num_topics), max_docs=docs_left))
+
+    def _widen_vocabulary(self, corpus, new_chunks) -> None:
+        """Without ``id2word``, V is the widest of the largest id used, a matrix's width and a
+        reader's ``num_terms``."""
+        if self._fixed_vocab:
+            return
+        # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
+        width = max((max(c.width, int(c.words.max()) + 1 if c.num_tokens else 0)
+                     for c in new_chunks), default=0)
+        shape = getattr(corpus, "shape", None)
+        if shape is not None and len(shape) == 2:
+            width = max(width, int(shape[1]))
+        width = max(width, int(getattr(corpus, "num_terms", 0) or 0))
+        if width > self.num_terms:
+            self._state.grow_vocabulary(width)
+            self.num_terms = width
 
     def train(self, iterations: int | None = None) -> None:
         """Run more Gibbs sweeps over the documents the model holds, adding none.
@@ -244,6 +290,7 @@ class LdaModel(TopicsMixin):
         return ex
 
     def _train(self, iterations: int) -> None:
+        self._infer_cache = None  # the counts inference reads are about to change
         if iterations == 0:
             return
         executor = self._executor()
@@ -253,7 +300,10 @@ class LdaModel(TopicsMixin):
             note_first_compile(_mh)
         monitor = SweepMonitor(self, iterations)
         with monitor:
-            self._run(executor, iterations, monitor)
+            try:
+                self._run(executor, iterations, monitor)
+            finally:
+                self._infer_cache = None  # the fold-in cache holds the counts of before
 
     def _run(self, executor, iterations: int, on_sweep) -> None:
         """``executor.run``; when the dispatcher is lost the model keeps its last checkpoint,
@@ -279,7 +329,8 @@ class LdaModel(TopicsMixin):
         from distlda.gibbs.hyper import count_histograms, optimize_alpha
         hist = (histograms() if histograms is not None
                 else count_histograms(self._state.chunks, self.num_topics))
-        self.alpha = optimize_alpha(self.alpha, hist)
+        self.alpha = np.clip(optimize_alpha(self.alpha, hist), PRIOR_MIN, PRIOR_MAX)
+        self._infer_cache = None
         self._state.alpha = self.alpha  # executors read the prior from the state each sweep
         logger.info("alpha re-estimated: sum %.4f, min %.4g, max %.4g",
                     self.alpha.sum(), self.alpha.min(), self.alpha.max())
@@ -358,137 +409,35 @@ class LdaModel(TopicsMixin):
         """Tokens trained on (== ``sstats.sum()``)."""
         return self._state.num_tokens
 
-    # ------------------------------------------------------------------ inference
-    def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
-        """Topic distributions of documents by Gibbs fold-in with the topics held fixed.
-
-        Parameters
-        ----------
-        corpus : iterable of bag-of-words documents or scipy.sparse matrix
-        iterations : int, optional
-            Fold-in sweeps (default ``inference_iterations``); the first half is burn-in.
-
-        Returns
-        -------
-        ndarray of shape (n_docs, num_topics)
-            Rows sum to 1. The same document always gets the same answer from the same model.
-        """
-        iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
-        phi_t = np.ascontiguousarray(self.get_topics().T)
-        rows = [K_.foldin(c.words, c.doc_ptr, phi_t, self.alpha, iterations, iterations // 2,
-                          self._infer_seed)
-                for c in iter_chunks(corpus, self.num_terms, self.chunksize)]
-        return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
-
-    def get_document_topics(self, bow, minimum_probability: float | None = None):
-        """Topic distribution of one document as [(topic_id, probability), ...].
-
-        Topics below ``minimum_probability`` (default: the model's) are left out.
-        """
-        if minimum_probability is None:
-            minimum_probability = self.minimum_probability
-        minimum_probability = max(float(minimum_probability), 1e-8)
-        theta = self.inference([bow])[0]
-        return [(k, float(p)) for k, p in enumerate(theta) if p >= minimum_probability]
-
-    def __getitem__(self, bow):
-        """Topics of one document, or a list of them for a corpus (gensim's ``lda[...]``)."""
-        if _is_single_doc(bow):
-            return self.get_document_topics(bow)
-        return [self.get_document_topics(doc) for doc in bow]
-
-    def log_perplexity(self, corpus, iterations: int | None = None) -> float:
-        """Held-out log-likelihood per token of ``corpus`` by document completion.
-
-        Not gensim's variational bound: each document's tokens are split in halves, its topic
-        mixture is folded in on one half and the other half is scored
-        (:func:`distlda.evaluation.heldout_loglik`). Higher is better; perplexity is
-        ``exp(-value)``.
-        """
-        from distlda.evaluation import heldout_loglik
-        iterations = self.inference_iterations if iterations is None else iterations
-        ll = heldout_loglik(self.get_topics(), self.alpha, corpus, iterations=iterations,
-                            random_state=self._infer_seed, chunksize=self.chunksize)
-        logger.info("%.3f per-token held-out log-likelihood (document completion), "
-                    "perplexity %.1f", ll, math.exp(-ll))
-        return ll
-
     # ------------------------------------------------------------------ persistence
     def save(self, fname: str) -> None:
         """Save the whole model, Gibbs state included, to a local path or smart_open URI.
 
-        The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) and is
-        loaded without unpickling anything, so a model file cannot run code.
+        The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) in format
+        version :data:`distlda.models.persistence.FORMAT_VERSION`, and is loaded without
+        unpickling anything, so a model file cannot run code.
         """
-        st = self._state
-        meta = dict(format=_FORMAT, format_version=_FORMAT_VERSION, distlda_version=__version__,
-                    num_topics=self.num_topics, num_terms=self.num_terms, eta=self.eta,
-                    chunksize=self.chunksize, iterations=self.iterations,
-                    eval_every=self.eval_every, workers=self.workers,
-                    minimum_probability=self.minimum_probability,
-                    inference_iterations=self.inference_iterations,
-                    sampler=self.sampler, mh_steps=self.mh_steps,
-                    optimize_alpha=self.optimize_alpha, optimize_interval=self.optimize_interval,
-                    optimize_burnin=self.optimize_burnin, sweeps_done=self._sweeps_done,
-                    distributed=self.distributed, ns_conf=self.ns_conf,
-                    fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
-                    rng_state=self._rng.bit_generator.state,
-                    id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None)
-        arrays = dict(
-            meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-            alpha=self.alpha, nwk=st.nwk, nk=st.nk,
-            words=_concat([c.words for c in st.chunks], np.int32),
-            topics=_concat([c.topics for c in st.chunks], np.int32),
-            doc_lens=_concat([np.diff(c.doc_ptr) for c in st.chunks], np.int64),
-            chunk_docs=np.array([c.num_docs for c in st.chunks], np.int64))
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        with smart_open.open(fname, "wb") as f:
-            f.write(buf.getbuffer())
-        logger.info("saved LdaModel to %s", fname)
+        _file.save_model(self, fname)
 
     @classmethod
     def load(cls, fname: str) -> "LdaModel":
-        """Load a model written by :meth:`save` (local path or smart_open URI)."""
-        with smart_open.open(fname, "rb") as f:
-            data = f.read()
-        try:
-            npz = np.load(io.BytesIO(data), allow_pickle=False)
-            meta = json.loads(bytes(npz["meta"]).decode())
-        except Exception as e:  # zipfile / json errors of every kind
-            raise ValueError(f"{fname} is not a distlda model file ({e})") from None
-        if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{fname} is not a distlda model file of format version {_FORMAT_VERSION}")
-        self = cls.__new__(cls)
-        for key in ("num_topics", "num_terms", "eta", "chunksize", "iterations", "eval_every",
-                    "workers", "minimum_probability", "inference_iterations", "distributed",
-                    "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin",
-                    "sampler", "mh_steps"):
-            setattr(self, key, meta[key])
-        self._fixed_vocab = meta["fixed_vocab"]
-        self._infer_seed = meta["infer_seed"]
-        self._sweeps_done = meta["sweeps_done"]
-        self.random_state = None
-        self._rng = np.random.default_rng()
-        self._rng.bit_generator.state = meta["rng_state"]
-        self.id2word = {int(i): w for i, w in meta["id2word"]} if meta["id2word"] is not None else {}
-        self.alpha = npz["alpha"]
-        self.executor_info = None
-        st = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
-        st.nwk = np.ascontiguousarray(npz["nwk"])
-        st.nk = np.ascontiguousarray(npz["nk"])
-        words, topics, doc_lens = npz["words"], npz["topics"], npz["doc_lens"]
-        tok, doc = 0, 0
-        for nd in npz["chunk_docs"]:
-            lens = doc_lens[doc:doc + nd]
-            ptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
-            n = int(ptr[-1])
-            st.chunks.append(Chunk(words=words[tok:tok + n].copy(), doc_ptr=ptr,
-                                   topics=topics[tok:tok + n].copy()))
-            tok += n
-            doc += nd
-        self._state = st
-        return self
+        """Load a model written by :meth:`save` (local path or smart_open URI).
+
+        Files of every format version in
+        :data:`distlda.models.persistence.SUPPORTED_VERSIONS` load; fields an older version
+        lacks take the defaults documented in :mod:`distlda.models.persistence`.
+
+        Raises
+        ------
+        ValueError
+            (:class:`~distlda.models.persistence.ModelFileError`) naming ``fname`` and the
+            problem, for any file that is damaged (cut short, a changed byte, a missing
+            array or field, inconsistent counts), not a distlda model file, or of an
+            unsupported format version.
+        OSError
+            The file cannot be opened (e.g. it does not exist).
+        """
+        return _file.load_model(cls, fname)
 
     def __repr__(self) -> str:
         return (f"LdaModel<num_terms={self.num_terms}, num_topics={self.num_topics}, "
@@ -496,101 +445,3 @@ class LdaModel(TopicsMixin):
 
     def __str__(self) -> str:
         return self.__repr__()
-
-
-# ---------------------------------------------------------------------- helpers
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Invalid {name!r} parameter: {value!r} (an integer >= {minimum} is required)")
-    return int(value)
-
-
-def _check_prob(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"Invalid {name!r} parameter: {value!r} (a number in [0, 1] is required)")
-    return float(value)
-
-
-def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
-    if isinstance(alpha, str):
-        if alpha == "symmetric":
-            return np.full(num_topics, 1.0 / num_topics)
-        if alpha == "asymmetric":
-            a = 1.0 / (np.arange(num_topics) + np.sqrt(num_topics))
-            return a / a.sum()
-        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r} (use 'symmetric', 'asymmetric', 'auto', "
-                         f"a positive number or {num_topics} positive numbers)")
-    if isinstance(alpha, bool):
-        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}")
-    try:
-        a = np.asarray(alpha, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"Invalid 'alpha' parameter: {alpha!r}") from None
-    if a.ndim == 0:
-        a = np.full(num_topics, float(a))
-    if a.shape != (num_topics,):
-        raise ValueError(f"Invalid 'alpha' parameter: shape {a.shape}, expected ({num_topics},)")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError("Invalid 'alpha' parameter: every value must be positive and finite")
-    return np.ascontiguousarray(a)
-
-
-def _resolve_eta(eta, num_topics: int) -> float:
-    if eta is None:
-        return 0.01
-    if isinstance(eta, str):
-        if eta == "symmetric":
-            return 1.0 / num_topics
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (use a positive number or 'symmetric')")
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (a positive scalar is required; "
-                         f"per-word eta is not supported)")
-    if not math.isfinite(eta) or eta <= 0:
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (must be positive and finite)")
-    return float(eta)
-
-
-def _resolve_rng(random_state) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return np.random.default_rng(random_state.integers(2 ** 63))
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2 ** 31))
-    if random_state is None or (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
-    raise ValueError(f"Invalid 'random_state' parameter: {random_state!r} "
-                     f"(use None, an int or a numpy Generator)")
-
-
-def _resolve_id2word(id2word) -> dict:
-    if id2word is None:
-        return {}
-    if hasattr(id2word, "items"):
-        items = id2word.items()
-    elif isinstance(id2word, (list, tuple)):
-        items = enumerate(id2word)
-    else:
-        raise ValueError(f"Invalid 'id2word' parameter: {type(id2word).__name__} "
-                         f"(use a Dictionary, a dict of id -> word, or a list of words)")
-    out = {}
-    for i, w in items:
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
-            raise ValueError(f"Invalid 'id2word' parameter: word id {i!r} is not a non-negative integer")
-        out[int(i)] = str(w)
-    if not out:
-        raise ValueError("Invalid 'id2word' parameter: the vocabulary is empty")
-    return out
-
-
-def _is_single_doc(obj) -> bool:
-    """True for one bag-of-words document (a list of (id, count) pairs), as gensim decides."""
-    if not isinstance(obj, (list, tuple)):
-        return False
-    if len(obj) == 0:
-        return True
-    first = obj[0]
-    return (isinstance(first, (tuple, list)) and len(first) == 2
-            and all(isinstance(x, numbers.Number) for x in first))
-
-
-def _concat(arrays, dtype) -> np.ndarray:
-    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)

@@ -1,0 +1,126 @@
+"""Topics of new documents: Gibbs fold-in with the topics held fixed, and held-out scoring.
+
+:class:`InferenceMixin` holds what :class:`distlda.models.LdaModel` offers on documents it was
+not trained on (``inference``, ``get_document_topics``, ``lda[bow]``, ``log_perplexity``); it
+expects the model's ``_state``, ``num_topics``, ``num_terms``, ``eta``, ``alpha``,
+``chunksize``, ``workers``, ``inference_iterations``, ``minimum_probability`` and
+``_infer_seed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from distlda.gibbs import kernels as K_
+from distlda.gibbs.chunks import iter_chunks
+from distlda.params import _check_int, _is_single_doc
+
+logger = logging.getLogger("distlda.models.ldamodel")
+
+
+class InferenceMixin:
+    """Fold-in of new documents (see the module docstring)."""
+
+    # ------------------------------------------------------------------ inference
+    def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
+        """Topic distributions of documents by Gibbs fold-in with the topics held fixed.
+
+        Each document is folded in on its own, with a random stream seeded from the model's
+        inference seed and the document's *content* (the multiset of its word ids; the order
+        of its (word_id, count) pairs does not matter): the same document gets the same
+        answer from the same model in any batch, at any position, with any number of threads,
+        through ``lda[bow]``, :meth:`get_document_topics` or this method.
+
+        What fold-in reads from the model (the counts and ``1 / (n_k + V eta)``) is kept
+        between calls, built on the first call after training and dropped when the model
+        trains, is updated or learns alpha, so a call costs time and memory in proportion to
+        its documents (times K), not to the vocabulary.
+
+        Parameters
+        ----------
+        corpus : iterable of bag-of-words documents or scipy.sparse matrix
+        iterations : int, optional
+            Fold-in sweeps (default ``inference_iterations``); the first half is burn-in.
+
+        Returns
+        -------
+        ndarray of shape (n_docs, num_topics), float64
+            Rows sum to 1.
+
+        Raises
+        ------
+        ValueError
+            A malformed document or a word id outside the model's vocabulary.
+        """
+        iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
+        nwk, inv, alpha = self._inference_tables()
+        chunks = list(iter_chunks(corpus, self.num_terms, self.chunksize))
+        fallbacks = np.zeros(len(chunks), np.int64)  # one counter per chunk (thread-safe)
+
+        def fold(i):
+            c = chunks[i]
+            return K_.foldin(c.words, c.doc_ptr, nwk, inv, self.eta, alpha, iterations,
+                             iterations // 2, self._infer_seed, fallbacks[i:i + 1])
+
+        threads = min(self.workers, len(chunks))
+        if threads > 1:  # fold-in is nogil; per-document seeds make the split irrelevant
+            with ThreadPoolExecutor(threads) as pool:
+                rows = list(pool.map(fold, range(len(chunks))))
+        else:
+            rows = [fold(i) for i in range(len(chunks))]
+        if fallbacks.any():  # cannot happen within the prior range: say so if it does
+            logger.warning("inference: %d fold-in draws had a non-finite topic mass and fell "
+                           "back to a uniform topic", int(fallbacks.sum()))
+        return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
+
+    def _inference_tables(self):
+        """(nwk, 1 / (n_k + V eta), alpha) for :func:`~distlda.gibbs.kernels.foldin`, cached.
+
+        The cache is dropped whenever training changes the counts or alpha; it is also
+        rebuilt if ``alpha`` or the state was replaced by assignment.
+        """
+        cache = self._infer_cache
+        st = self._state
+        if cache is None or cache[0] is not st.nwk or cache[3] is not self.alpha:
+            alpha = np.ascontiguousarray(self.alpha, dtype=np.float64)
+            inv = 1.0 / (st.nk + self.eta * self.num_terms)
+            cache = self._infer_cache = (st.nwk, inv, alpha, self.alpha)
+        return cache[:3]
+
+    def get_document_topics(self, bow, minimum_probability: float | None = None):
+        """Topic distribution of one document as [(topic_id, probability), ...].
+
+        Topics below ``minimum_probability`` (default: the model's) are left out.
+        """
+        if minimum_probability is None:
+            minimum_probability = self.minimum_probability
+        minimum_probability = max(float(minimum_probability), 1e-8)
+        theta = self.inference([bow])[0]
+        return [(k, float(p)) for k, p in enumerate(theta) if p >= minimum_probability]
+
+    def __getitem__(self, bow):
+        """Topics of one document, or a list of them for a corpus (gensim's ``lda[...]``)."""
+        if _is_single_doc(bow):
+            return self.get_document_topics(bow)
+        return [self.get_document_topics(doc) for doc in bow]
+
+    def log_perplexity(self, corpus, iterations: int | None = None) -> float:
+        """Held-out log-likelihood per token of ``corpus`` by document completion.
+
+        Not gensim's variational bound: each document's tokens are split in halves, its topic
+        mixture is folded in on one half and the other half is scored
+        (:func:`distlda.evaluation.heldout_loglik`). Higher is better; perplexity is
+        ``exp(-value)``.
+        """
+        from distlda.evaluation import heldout_loglik
+        iterations = self.inference_iterations if iterations is None else iterations
+        ll = heldout_loglik(self.get_topics(), self.alpha, corpus, iterations=iterations,
+                            random_state=self._infer_seed, chunksize=self.chunksize)
+        logger.info("%.3f per-token held-out log-likelihood (document completion), "
+                    "perplexity %.1f", ll, math.exp(-ll))
+        return ll
+

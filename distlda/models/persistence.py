@@ -1,0 +1,387 @@
+"""The model file format: what :meth:`LdaModel.save` writes and :meth:`LdaModel.load` checks.
+
+A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` members): one ``meta`` member, the
+UTF-8 JSON of the fields in :data:`FIELDS`, and the arrays in :data:`ARRAYS`. Nothing is ever
+unpickled, and every member is read by :func:`read_archive` with its header checked before
+its data is read (dtype, shape, and a size the member can really hold, so a damaged header
+cannot make the reader allocate more than the file decompresses to). Whatever is wrong with
+a file, the reader raises one :class:`ModelFileError` (a ``ValueError``) naming the file and
+the problem.
+
+Format versions (``format_version`` in ``meta``; every change to the format bumps it):
+
+- **1** (distlda 0.1, until issue 12). Written in three variants, since fields were added
+  without a bump: the first had no ``optimize_*``/``sweeps_done`` fields, the second no
+  ``sampler``/``mh_steps``. Missing fields take the defaults in :data:`FIELDS`, which are
+  what the code that wrote them did (only the sparse sampler existed; alpha was fixed).
+- **2**: adds ``num_docs`` and ``num_tokens`` (checked against the arrays), and inference
+  seeds each document from ``infer_seed`` and its words (so a version-1 model's inference
+  answers differ from the ones the old code gave, though they are equally valid draws).
+
+The fixtures in ``tests/data/`` hold one file per version and variant
+(``tests/data/make_model_fixtures.py`` wrote them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import numbers
+import zipfile
+
+import numpy as np
+
+logger = logging.getLogger("distlda.models.ldamodel")
+
+FORMAT = "distlda.LdaModel"
+#: The version :meth:`LdaModel.save` writes.
+FORMAT_VERSION = 2
+#: Versions :meth:`LdaModel.load` reads.
+SUPPORTED_VERSIONS = (1, 2)
+
+#: Deflate cannot expand data by more than about 1032 times: a member claiming more than
+#: this is damaged (checked before anything of the claimed size is allocated).
+_MAX_RATIO = 1100
+
+_REQUIRED = object()
+
+
+def _int(lo, hi=None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
+            raise ValueError(f"an integer >= {lo}{'' if hi is None else f' and < {hi}'} "
+                             f"is required, got {v!r}")
+    return check
+
+
+def _number(v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+        raise ValueError(f"a finite number is required, got {v!r}")
+
+
+def _prob(v):
+    _number(v)
+    if not 0 <= v <= 1:
+        raise ValueError(f"a number in [0, 1] is required, got {v!r}")
+
+
+def _one_of(*choices):
+    def check(v):
+        if not any(v is c or (type(v) is type(c) and v == c) for c in choices):
+            raise ValueError(f"one of {choices!r} is required, got {v!r}")
+    return check
+
+
+def _type(*types):
+    def check(v):
+        if not isinstance(v, types) or isinstance(v, bool) and bool not in types:
+            raise ValueError(f"a {' or '.join(t.__name__ for t in types)} is required, "
+                             f"got {type(v).__name__}")
+    return check
+
+
+def _optional(check):
+    def opt(v):
+        if v is not None:
+            check(v)
+    return opt
+
+
+def _id2word(v):
+    if v is None:
+        return
+    if not isinstance(v, list) or not all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], int)
+            and not isinstance(e[0], bool) and e[0] >= 0 and isinstance(e[1], str) for e in v):
+        raise ValueError("a list of [word id, word] pairs is required")
+
+
+#: meta fields: name -> (check, default for version-1 files that lack it; _REQUIRED: none).
+#: Version-2 files must have every field.
+FIELDS = {
+    "num_topics": (_int(1), _REQUIRED),
+    "num_terms": (_int(0), _REQUIRED),
+    "eta": (_number, _REQUIRED),
+    "chunksize": (_int(1), _REQUIRED),
+    "iterations": (_int(0), _REQUIRED),
+    "eval_every": (_int(0), _REQUIRED),
+    "workers": (_int(1), _REQUIRED),
+    "minimum_probability": (_prob, _REQUIRED),
+    "inference_iterations": (_int(1), _REQUIRED),
+    "distributed": (_one_of(None, True, False), _REQUIRED),
+    "ns_conf": (_type(dict), _REQUIRED),
+    "fixed_vocab": (_type(bool), _REQUIRED),
+    "infer_seed": (_int(0, 2 ** 32), _REQUIRED),
+    "rng_state": (_type(dict), _REQUIRED),
+    "id2word": (_id2word, _REQUIRED),
+    # added to version 1 with alpha="auto" (7c14653), without a bump
+    "optimize_alpha": (_type(bool), False),
+    "optimize_interval": (_int(1), 10),
+    "optimize_burnin": (_int(0), 20),
+    "sweeps_done": (_int(0), 0),
+    # added to version 1 with the MH sampler (becb4a4), without a bump
+    "sampler": (_one_of("auto", "sparse", "mh"), "sparse"),
+    "mh_steps": (_optional(_int(1)), None),
+    # version 2
+    "num_docs": (_int(0), None),
+    "num_tokens": (_int(0), None),
+}
+
+#: arrays: name -> (dtype, ndim)
+ARRAYS = {
+    "alpha": (np.float64, 1),
+    "nwk": (np.int32, 2),
+    "nk": (np.int32, 1),
+    "words": (np.int32, 1),
+    "topics": (np.int32, 1),
+    "doc_lens": (np.int64, 1),
+    "chunk_docs": (np.int64, 1),
+}
+
+
+class ModelFileError(ValueError):
+    """A model file that is damaged, not a model file, or of an unsupported version."""
+
+
+def write_archive(meta: dict, arrays: dict) -> bytes:
+    """The bytes of a model file: ``meta`` (JSON) and ``arrays``, compressed."""
+    members = dict(meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **members)
+    return buf.getvalue()
+
+
+def read_archive(data: bytes, fname: str) -> tuple[dict, dict]:
+    """Parse and check a model file's bytes.
+
+    Returns
+    -------
+    meta : dict
+        Every field of :data:`FIELDS`, defaults filled in for older versions, checked.
+    arrays : dict of str to ndarray
+        Every array of :data:`ARRAYS`, of its dtype and rank (shapes are checked by the caller
+        against ``meta``).
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``fname`` and what is wrong.
+    """
+    def fail(msg):
+        return ModelFileError(f"{fname}: {msg}")
+
+    if data[:4] != b"PK\x03\x04":
+        kind = "empty" if not data else "not a zip/npz archive"
+        raise fail(f"not a distlda model file ({kind})")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        names = set(zf.namelist())
+    except Exception as e:  # BadZipFile, NotImplementedError (a bad version field), EOFError...
+        raise fail(f"damaged model file: the archive cannot be read ({_why(e)})") from None
+    if "meta.npy" not in names:
+        raise fail("not a distlda model file (no 'meta' entry)")
+    raw = _read_member(zf, "meta", np.uint8, 1, len(data), fail)
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise fail("damaged model file: its metadata is not valid JSON") from None
+    out = _check_meta(meta, fail)
+    arrays = {}
+    for name, (dtype, ndim) in ARRAYS.items():
+        if name + ".npy" not in names:
+            raise fail(f"damaged model file: the array {name!r} is missing")
+        arrays[name] = _read_member(zf, name, dtype, ndim, len(data), fail)
+    return out, arrays
+
+
+def _check_meta(meta, fail) -> dict:
+    """Every field of :data:`FIELDS` from a file's metadata, checked, with the defaults of
+    older versions filled in; ``fail(msg)`` makes the error to raise."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise fail("not a distlda model file (the metadata names no distlda.LdaModel format)")
+    version = meta.get("format_version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        raise fail(f"model file format version {version!r} is not supported; this distlda "
+                   f"(format version {FORMAT_VERSION}) reads versions "
+                   f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+                   + (": load it with a newer distlda" if isinstance(version, int)
+                      and version > FORMAT_VERSION else ""))
+    out = {}
+    for name, (check, default) in FIELDS.items():
+        if name not in meta:
+            if version == FORMAT_VERSION or default is _REQUIRED:
+                raise fail(f"damaged model file: its metadata lacks the field {name!r} "
+                           f"(format version {version})")
+            out[name] = default
+            continue
+        try:
+            check(meta[name])
+        except ValueError as e:
+            raise fail(f"damaged model file: metadata field {name!r}: {e}") from None
+        out[name] = meta[name]
+    return out
+
+
+def _why(e: BaseException) -> str:
+    msg = str(e)
+    # numpy's own advice (allow_pickle=...) is wrong for a model file: never repeat it
+    return type(e).__name__ if not msg or "pickle" in msg else f"{type(e).__name__}: {msg}"
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, dtype, ndim: int, archive_size: int, fail):
+    """One ``.npy`` member, its header checked before its data is read."""
+    info = zf.getinfo(name + ".npy")
+    where = f"the array {name!r}"
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dt = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dt = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise fail(f"damaged model file: {where} has npy version {version}")
+            if dt != np.dtype(dtype) or dt.hasobject or len(shape) != ndim:
+                raise fail(f"damaged model file: {where} is {dt} of rank {len(shape)}, "
+                           f"expected {np.dtype(dtype)} of rank {ndim}")
+            if any(not isinstance(n, int) or n < 0 for n in shape):
+                raise fail(f"damaged model file: {where} has shape {shape}")
+            need = int(np.prod(shape, dtype=object)) * dt.itemsize
+            if need > info.file_size or need > _MAX_RATIO * max(archive_size, 1):
+                raise fail(f"damaged model file: {where} claims {need} bytes, more than the "
+                           f"archive can hold")
+            buf = f.read(need + 1)  # reading past the end checks the member's CRC
+    except ModelFileError:
+        raise
+    except Exception as e:  # zlib.error, BadZipFile (CRC), EOFError, ValueError (header), ...
+        raise fail(f"damaged model file: {where} cannot be read ({_why(e)})") from None
+    if len(buf) != need:
+        raise fail(f"damaged model file: {where} holds {len(buf)} bytes, its header says {need}")
+    arr = np.frombuffer(buf, dt).reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(arr).copy()
+
+
+# ---------------------------------------------------------------------- the model's side
+def save_model(model, fname: str) -> None:
+    """Write ``model`` (:meth:`distlda.models.LdaModel.save`)."""
+    import smart_open
+
+    from distlda import __version__
+    self = model
+    st = self._state
+    meta = dict(format=FORMAT, format_version=FORMAT_VERSION,
+                distlda_version=__version__,
+                num_topics=self.num_topics, num_terms=self.num_terms, eta=self.eta,
+                chunksize=self.chunksize, iterations=self.iterations,
+                eval_every=self.eval_every, workers=self.workers,
+                minimum_probability=self.minimum_probability,
+                inference_iterations=self.inference_iterations,
+                sampler=self.sampler, mh_steps=self.mh_steps,
+                optimize_alpha=self.optimize_alpha, optimize_interval=self.optimize_interval,
+                optimize_burnin=self.optimize_burnin, sweeps_done=self._sweeps_done,
+                distributed=self.distributed, ns_conf=self.ns_conf,
+                fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
+                rng_state=self._rng.bit_generator.state,
+                id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None,
+                num_docs=st.num_docs, num_tokens=st.num_tokens)
+    arrays = dict(
+        alpha=np.asarray(self.alpha, np.float64), nwk=st.nwk, nk=st.nk,
+        words=_concat([c.words for c in st.chunks], np.int32),
+        topics=_concat([c.topics for c in st.chunks], np.int32),
+        doc_lens=_concat([np.diff(c.doc_ptr) for c in st.chunks], np.int64),
+        chunk_docs=np.array([c.num_docs for c in st.chunks], np.int64))
+    data = write_archive(meta, arrays)
+    with smart_open.open(fname, "wb") as f:
+        f.write(data)
+    logger.info("saved LdaModel to %s", fname)
+
+
+def load_model(cls, fname: str):
+    """Read a model of class ``cls`` (:meth:`distlda.models.LdaModel.load`)."""
+    import smart_open
+    with smart_open.open(fname, "rb") as f:
+        data = f.read()
+    meta, arrays = read_archive(data, fname)
+    try:
+        return model_from_saved(cls, meta, arrays)
+    except ValueError as e:
+        raise ModelFileError(f"{fname}: damaged model file: {e}") from None
+
+
+def model_from_saved(cls, meta: dict, arrays: dict):
+    """The model of a checked :func:`~distlda.models.persistence.read_archive` result;
+    ValueError when the parts do not fit together."""
+    from distlda.gibbs.state import check_sizes
+    from distlda.params import _resolve_eta
+    self = cls.__new__(cls)
+    for key in ("num_topics", "num_terms", "chunksize", "iterations", "eval_every",
+                "workers", "minimum_probability", "inference_iterations", "distributed",
+                "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin",
+                "sampler", "mh_steps"):
+        setattr(self, key, meta[key])
+    K, V = self.num_topics, self.num_terms
+    check_sizes(K, V)
+    self.eta = _resolve_eta(float(meta["eta"]), K)
+    self._fixed_vocab = meta["fixed_vocab"]
+    self._infer_seed = meta["infer_seed"]
+    self._sweeps_done = meta["sweeps_done"]
+    self.random_state = None
+    self._rng = np.random.default_rng()
+    try:
+        self._rng.bit_generator.state = meta["rng_state"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"metadata field 'rng_state' is not a PCG64 state ({e!r})") from None
+    self.id2word = {int(i): w for i, w in meta["id2word"]} if meta["id2word"] is not None else {}
+    if self.id2word and max(self.id2word) >= V:
+        raise ValueError(f"id2word has word id {max(self.id2word)}, beyond num_terms={V}")
+    self._state = _restore_state(self, arrays, meta)
+    return self
+
+
+def _restore_state(self, a: dict, meta: dict):
+    """The Gibbs state of a checked archive; ValueError when the arrays do not fit together."""
+    from distlda.gibbs.chunks import MAX_TOKENS, Chunk
+    from distlda.gibbs.state import GibbsState
+    from distlda.params import _resolve_alpha
+    K, V = self.num_topics, self.num_terms
+    if a["alpha"].shape != (K,):
+        raise ValueError(f"alpha has shape {a['alpha'].shape}, expected ({K},)")
+    self.alpha = _resolve_alpha(a["alpha"], K)
+    if a["nwk"].shape != (V, K) or a["nk"].shape != (K,):
+        raise ValueError(f"counts of shape {a['nwk'].shape} and {a['nk'].shape}, expected "
+                         f"({V}, {K}) and ({K},)")
+    words, topics, doc_lens, chunk_docs = a["words"], a["topics"], a["doc_lens"], a["chunk_docs"]
+    N = words.shape[0]
+    if topics.shape[0] != N or N > MAX_TOKENS:
+        raise ValueError(f"{N} words but {topics.shape[0]} topics")
+    if N and (words.min() < 0 or words.max() >= V or topics.min() < 0 or topics.max() >= K):
+        raise ValueError(f"word ids outside [0, {V}) or topics outside [0, {K})")
+    if (doc_lens < 0).any() or int(doc_lens.sum()) != N:
+        raise ValueError(f"document lengths do not add up to the {N} tokens")
+    if (chunk_docs < 0).any() or int(chunk_docs.sum()) != doc_lens.shape[0]:
+        raise ValueError(f"chunk sizes do not add up to the {doc_lens.shape[0]} documents")
+    for key, value in (("num_docs", doc_lens.shape[0]), ("num_tokens", N)):
+        if meta[key] is not None and meta[key] != value:
+            raise ValueError(f"the metadata says {key}={meta[key]}, the arrays hold {value}")
+    self.executor_info = None
+    self._infer_cache = None
+    st = GibbsState(K, V, self.alpha, self.eta)
+    st.nwk, st.nk = a["nwk"], a["nk"]
+    tok, doc = 0, 0
+    for nd in chunk_docs:
+        ptr = np.concatenate(([0], np.cumsum(doc_lens[doc:doc + nd]))).astype(np.int64)
+        n = int(ptr[-1])
+        st.chunks.append(Chunk(words=words[tok:tok + n].copy(), doc_ptr=ptr,
+                               topics=topics[tok:tok + n].copy()))
+        tok += n
+        doc += nd
+    nwk, nk = st.recount()  # the exactness invariant: the counts are the assignments'
+    if not (np.array_equal(nwk, st.nwk) and np.array_equal(nk, st.nk)):
+        raise ValueError("the word-topic counts differ from the counts of the saved topic "
+                         "assignments")
+    return st
+
+
+def _concat(arrays, dtype) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)

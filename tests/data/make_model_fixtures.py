@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Write one small model file per saved-format version (and variant) into tests/data/.
+
+Run once when the format changes (``python tests/data/make_model_fixtures.py``), commit the
+files, and never regenerate the old ones: they stand for files users already have.
+
+- ``model_v1_initial.npz``: format 1 as first written (42ae2c9): no optimize_*/sweeps_done,
+  no sampler/mh_steps.
+- ``model_v1_auto_alpha.npz``: format 1 after alpha="auto" (7c14653): no sampler/mh_steps.
+- ``model_v1.npz``: format 1 as last written (becb4a4 to 3e7b571).
+- ``model_v2.npz``: format 2 (issue 12): adds num_docs, num_tokens.
+
+The version-1 files are written field by field as those versions' ``save`` wrote them (same
+arrays, same JSON metadata keys), from a model trained with today's code.
+"""
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from distlda.models import LdaModel  # noqa: E402
+from distlda.models import persistence as P  # noqa: E402
+
+V1_LAST = ["format", "format_version", "distlda_version", "num_topics", "num_terms", "eta",
+           "chunksize", "iterations", "eval_every", "workers", "minimum_probability",
+           "inference_iterations", "sampler", "mh_steps", "optimize_alpha",
+           "optimize_interval", "optimize_burnin", "sweeps_done", "distributed", "ns_conf",
+           "fixed_vocab", "infer_seed", "rng_state", "id2word"]
+V1_AUTO_ALPHA = [k for k in V1_LAST if k not in ("sampler", "mh_steps")]
+V1_INITIAL = [k for k in V1_AUTO_ALPHA if k not in ("optimize_alpha", "optimize_interval",
+                                                    "optimize_burnin", "sweeps_done")]
+
+
+def corpus():
+    return [[(i % 11, 1 + i % 3), ((3 * i + 1) % 11, 2), ((5 * i) % 11, 1)] for i in range(30)]
+
+
+def main():
+    words = [f"w{i}" for i in range(11)]
+    lda = LdaModel(corpus(), num_topics=3, id2word=words, iterations=10, random_state=12,
+                   distributed=False, workers=1, chunksize=8, inference_iterations=10)
+    v2 = HERE / "model_v2.npz"
+    lda.save(str(v2))
+    with zipfile.ZipFile(v2) as zf:
+        members = {n[:-4]: zf.read(n) for n in zf.namelist()}
+    meta = json.loads(np.load(io.BytesIO(members["meta"])).tobytes())
+    arrays = {k: np.load(io.BytesIO(b)) for k, b in members.items() if k != "meta"}
+    for name, keys in (("model_v1_initial.npz", V1_INITIAL),
+                       ("model_v1_auto_alpha.npz", V1_AUTO_ALPHA), ("model_v1.npz", V1_LAST)):
+        old = {k: meta[k] for k in keys}
+        old["format_version"] = 1
+        (HERE / name).write_bytes(P.write_archive(old, arrays))
+    print("wrote", ", ".join(sorted(p.name for p in HERE.glob("model_v*.npz"))))
+
+
+if __name__ == "__main__":
+    main()
