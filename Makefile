@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test docs bench clean
+.PHONY: demo lint test docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,11 @@ $(BIN)/python:
 demo: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	$(BIN)/python -m distlda train --quiet --distributed no
+
+lint: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[lint]"
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"

@@ -47,6 +47,14 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 # ---------------------------------------------------------------------- parser
+def _commands(parser: argparse.ArgumentParser) -> dict:
+    """The subcommand parsers of ``parser``, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``distlda`` with all its subcommands."""
     from distlda import __version__
@@ -508,7 +516,7 @@ def cmd_topics(args) -> int:
 
 
 # ---------------------------------------------------------------------- entry point
-def _one_line(e: BaseException) -> str:
+def _one_line(e: BaseException | str) -> str:
     return " ".join(str(e).split())
 
 
@@ -548,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = set(parser._subparsers._group_actions[0].choices)
+    commands = set(_commands(parser))
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
         argv = ["train"] + argv  # the main job is training: `distlda [CORPUS] [options]`
     args = parser.parse_args(argv)

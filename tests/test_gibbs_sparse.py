@@ -96,3 +96,30 @@ def test_sweep_on_a_block_resamples_only_its_tokens_and_keeps_counts_exact():
     want_nwk, want_nk = ref.counts(words, t, V, K)
     np.testing.assert_array_equal(nwk, want_nwk)
     np.testing.assert_array_equal(nk, want_nk)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_check_mode_counts_fallback_draws_in_the_executor(threads, monkeypatch, caplog):
+    """A prior the model would refuse (alpha = inf, set on the state directly) makes every
+    topic mass non-finite: the draws fall back to valid topics, the counts stay exact, and
+    with DISTLDA_CHECK=1 the executor says how many draws fell back."""
+    import logging
+
+    from distlda.gibbs.chunks import iter_chunks
+    from distlda.gibbs.local import LocalExecutor
+    from distlda.gibbs.state import GibbsState
+    from helpers import planted_corpus
+    monkeypatch.setenv("DISTLDA_CHECK", "1")
+    X, _ = planted_corpus(D=60, V=40, K=3, L=20, seed=1)
+    state = GibbsState(3, 40, np.full(3, 0.5), 0.1)
+    for c in iter_chunks(X, 40, 20):
+        state.add_chunk(c, 7)
+    state.alpha = np.full(3, np.inf)
+    with caplog.at_level(logging.WARNING, logger="distlda"):
+        LocalExecutor(threads, sampler="sparse").run(state, 2, np.random.default_rng(0),
+                                                     lambda it: None)
+    assert "fell back to a uniform topic" in caplog.text
+    nwk, nk = state.recount()
+    np.testing.assert_array_equal(nwk, state.nwk)
+    np.testing.assert_array_equal(nk, state.nk)
+    assert all(((c.topics >= 0) & (c.topics < 3)).all() for c in state.chunks)

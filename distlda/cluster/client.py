@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 import numpy as np
 
@@ -134,7 +135,7 @@ class DispatcherLost(RuntimeError):
             lda.save("checkpoint.npz")
     """
 
-    model = None
+    model: Any = None  # the LdaModel at its checkpoint (distributed=True)
 
     def __init__(self, message: str, sweeps_kept: int):
         super().__init__(message)

@@ -180,6 +180,7 @@ class WorkerSession:
         self._buf = _Buffers()
         self._moved = 1.0                              # share of swept tokens moved, last job
         self.busy = False  # a job is running
+        self._fallbacks = np.zeros(1, np.int64) if sampling.check_mode() else None
         #: Test hook: called with the phase name before each phase of a job.
         self.hold: Callable[[str], None] | None = None
         self.tdt = codec.topic_dtype(config.num_topics)
@@ -328,7 +329,9 @@ class WorkerSession:
             [self._local[i] for i in job.idxs], topics, [self.chunks[i].doc_ptr for i in job.idxs],
             self.slice.nwk, job.nk, job.alpha, cfg.beta, cfg.beta * cfg.num_terms, job.seeds,
             cfg.sampler, cfg.mh_steps, ranges=ranges if sparse else None,
-            word_lists=self.slice.lists if sparse else None)
+            word_lists=self.slice.lists if sparse else None,
+            fallbacks=self._fallbacks if sparse else None)
+        sampling.report_fallbacks(self._fallbacks, f"worker {self.name}, job {job.job[:8]}")
         return old, moved
 
     def _report(self, job: Job, ranges, snaps, old, moved, swept):

@@ -239,7 +239,7 @@ class TextCorpus:
         n = 0
         for tokens in self.get_texts():
             n += 1
-            yield doc2bow(tokens)
+            yield doc2bow(tokens)  # type: ignore[misc]  # (no return_missing: a plain list)
         self._num_docs = n
 
     @property

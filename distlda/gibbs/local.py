@@ -56,6 +56,7 @@ class LocalExecutor:
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         sampler = state.resolve_sampler(self.sampler)
         plan = None
+        self._fallbacks = np.zeros(1, np.int64) if sampling.check_mode() else None
         try:
             for it in range(iterations):
                 seeds = rng.integers(2 ** 32, size=len(state.chunks))
@@ -63,6 +64,7 @@ class LocalExecutor:
                     # Built once per run: the kernel keeps the word lists exact as it goes.
                     plan = plan or self._sparse_plan(state)
                     self._sweep_sparse(state, plan, seeds, pool)
+                    sampling.report_fallbacks(self._fallbacks, f"sweep {it + 1}")
                 else:
                     self._sweep_mh(state, seeds, pool)
                 on_sweep(it)
@@ -115,7 +117,7 @@ class LocalExecutor:
                                [c.doc_ptr for c in chunks], state.nwk, nk, state.alpha,
                                state.beta, state.vbeta, sub_seeds[groups[p]],
                                ranges=[(layout[i][b], layout[i][b + 1]) for i in groups[p]],
-                               word_lists=wt)
+                               word_lists=wt, fallbacks=self._fallbacks)
                 return nk - nk0
 
             deltas = pool.map(work, range(P)) if P > 1 else [work(0)]

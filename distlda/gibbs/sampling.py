@@ -11,15 +11,33 @@ both use them.
 
 from __future__ import annotations
 
+import logging
+import os
+
 import numpy as np
 
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
 
+logger = logging.getLogger("distlda.sampler")
+
 #: The samplers :func:`sweep` runs.
 SAMPLERS = ("sparse", "mh")
 #: Added to a chunk's seed once per step of a sweep (the golden ratio, so steps decorrelate).
 STEP_SEED = 0x9E3779B9
+
+
+def check_mode() -> bool:
+    """``DISTLDA_CHECK=1``: executors count fallback draws (and workers verify their slices)."""
+    return os.environ.get("DISTLDA_CHECK", "") not in ("", "0")
+
+
+def report_fallbacks(fallbacks, where: str) -> None:
+    """Warn once a sweep when check mode counted fallback draws (never within the prior range)."""
+    if fallbacks is not None and fallbacks[0]:
+        logger.warning("%s: %d draws had a non-finite topic mass and fell back to a uniform "
+                       "topic", where, int(fallbacks[0]))
+        fallbacks[0] = 0
 
 
 def resolve(sampler: str, num_topics: int, mean_doc_length: float) -> str:
@@ -49,7 +67,7 @@ def step_seeds(seeds: np.ndarray, step: int) -> np.ndarray:
 
 def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
           sampler: str = "sparse", mh_steps: int | None = None, *, ranges=None,
-          word_lists=None, pool=None, threads: int = 1) -> int | None:
+          word_lists=None, pool=None, threads: int = 1, fallbacks=None) -> int | None:
     """Resample tokens of several chunks in turn against ``nwk``/``nk`` (updated in place).
 
     Parameters
@@ -75,10 +93,11 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
         Sparse sampler only: per chunk, int64 token ranges ``[lo[d], hi[d])`` to resample (a
         vocabulary block, :mod:`distlda.gibbs.blocks`); default every token.
     word_lists : tuple, optional
-        Sparse sampler only: the per-word topic lists (:func:`distlda.gibbs.kernels.
-        build_word_lists`) over ``nwk``, kept exact by the kernel; built here when None.
+        Sparse only: the per-word topic lists over ``nwk`` (built here when None).
     pool, threads
         MH only: split each phase over ``threads`` threads of ``pool``.
+    fallbacks : ndarray of shape (1,), int64, optional
+        Sparse only: counts the draws whose topic mass was not finite (check mode).
 
     Returns
     -------
@@ -105,5 +124,5 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
     for words, topics, doc_ptr, (lo, hi), seed in zip(words_list, topics_list, docptr_list,
                                                       ranges, seeds):
         moved += K_.sweep_sparse(words, topics, doc_ptr, lo, hi, nwk, nk, *word_lists,
-                                 alpha, beta, vbeta, int(seed))
+                                 alpha, beta, vbeta, int(seed), fallbacks)
     return moved

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import logging
-import os
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ import numpy as np
 from distlda.cluster import codec, process, transport
 from distlda.cluster.coordinator import Coordinator, Roster
 from distlda.cluster.messages import ProtocolError, SessionConfig
+from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -59,7 +59,7 @@ class LdaDispatcher:
         self._helpers = cf.ThreadPoolExecutor(2, thread_name_prefix="result-half")
         #: DISTLDA_CHECK=1: send the dense rows along with every sparse update, for the
         #: worker to verify (tests).
-        self.check = os.environ.get("DISTLDA_CHECK", "") not in ("", "0")
+        self.check = sampling.check_mode()
         self.roster.start(self._pool)
 
     def _busy(self) -> bool:
@@ -79,7 +79,7 @@ class LdaDispatcher:
         with self._lock:
             info = {"workers": len(self.roster.membership),
                     "names": self.roster.membership.names(), "busy": self._busy()}
-            if info["busy"]:
+            if info["busy"] and self._run is not None:
                 info["training"] = self._describe(self._run)
             return info
 
@@ -93,7 +93,7 @@ class LdaDispatcher:
         """Open a training session (:class:`distlda.cluster.messages.SessionConfig`)."""
         cfg = SessionConfig.from_wire(config)
         with self._lock:
-            if self._busy():
+            if self._busy() and self._run is not None:
                 raise RuntimeError(f"the dispatcher is busy with {self._describe(self._run)}; "
                                    f"try again when it has finished")
             if self._run is not None:

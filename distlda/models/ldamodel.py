@@ -162,7 +162,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
         self._fixed_vocab = id2word is not None
         self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
         self._infer_cache = None
-        self.executor_info = None
+        self.executor_info: str | None = None
         self._sweeps_done = 0
         self.callbacks = callbacks
         self.progress = progress
