@@ -118,8 +118,7 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
         for w in words_list:
             local_counts += np.bincount(w, minlength=nwk.shape[0])
         word_lists = K_.build_word_lists(nwk, local_counts)
-    if ranges is None:
-        ranges = [(p[:-1], p[1:]) for p in docptr_list]
+    ranges = ranges or [(p[:-1], p[1:]) for p in docptr_list]
     moved = 0
     for words, topics, doc_ptr, (lo, hi), seed in zip(words_list, topics_list, docptr_list,
                                                       ranges, seeds):
