@@ -108,6 +108,7 @@ def test_check_mode_counts_fallback_draws_in_the_executor(threads, monkeypatch, 
     from distlda.gibbs.chunks import iter_chunks
     from distlda.gibbs.local import LocalExecutor
     from distlda.gibbs.state import GibbsState
+
     from helpers import planted_corpus
     monkeypatch.setenv("DISTLDA_CHECK", "1")
     X, _ = planted_corpus(D=60, V=40, K=3, L=20, seed=1)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from distlda import persistence as P
 from distlda.models import LdaModel
-from distlda.models import persistence as P
 
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = {"model_v1_initial.npz": 1, "model_v1_auto_alpha.npz": 1, "model_v1.npz": 1,

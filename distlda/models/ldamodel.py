@@ -7,12 +7,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from distlda import persistence as _file
 from distlda.gibbs import kernels as K_
 from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
 from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
 from distlda.inference import InferenceMixin
-from distlda.models import persistence as _file
 from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_first_compile
 from distlda.params import (
     PRIOR_MAX,
@@ -414,7 +414,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
         """Save the whole model, Gibbs state included, to a local path or smart_open URI.
 
         The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) in format
-        version :data:`distlda.models.persistence.FORMAT_VERSION`, and is loaded without
+        version :data:`distlda.persistence.FORMAT_VERSION`, and is loaded without
         unpickling anything, so a model file cannot run code.
         """
         _file.save_model(self, fname)
@@ -424,13 +424,13 @@ class LdaModel(TopicsMixin, InferenceMixin):
         """Load a model written by :meth:`save` (local path or smart_open URI).
 
         Files of every format version in
-        :data:`distlda.models.persistence.SUPPORTED_VERSIONS` load; fields an older version
-        lacks take the defaults documented in :mod:`distlda.models.persistence`.
+        :data:`distlda.persistence.SUPPORTED_VERSIONS` load; fields an older version
+        lacks take the defaults documented in :mod:`distlda.persistence`.
 
         Raises
         ------
         ValueError
-            (:class:`~distlda.models.persistence.ModelFileError`) naming ``fname`` and the
+            (:class:`~distlda.persistence.ModelFileError`) naming ``fname`` and the
             problem, for any file that is damaged (cut short, a changed byte, a missing
             array or field, inconsistent counts), not a distlda model file, or of an
             unsupported format version.

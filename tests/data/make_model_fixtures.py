@@ -25,8 +25,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
+from distlda import persistence as P  # noqa: E402
 from distlda.models import LdaModel  # noqa: E402
-from distlda.models import persistence as P  # noqa: E402
 
 V1_LAST = ["format", "format_version", "distlda_version", "num_topics", "num_terms", "eta",
            "chunksize", "iterations", "eval_every", "workers", "minimum_probability",

@@ -310,7 +310,7 @@ def load_model(cls, fname: str):
 
 
 def model_from_saved(cls, meta: dict, arrays: dict):
-    """The model of a checked :func:`~distlda.models.persistence.read_archive` result;
+    """The model of a checked :func:`~distlda.persistence.read_archive` result;
     ValueError when the parts do not fit together."""
     from distlda.gibbs.state import check_sizes
     from distlda.params import _resolve_eta
