@@ -45,7 +45,7 @@ SINGLE_THREAD_ENV = {
 }
 
 #: Extra LdaModel arguments, passed when its signature has them.
-DISTLDA_OPTIONS = {"workers": 1, "eval_every": 0}
+DISTLDA_OPTIONS = {"workers": 1, "eval_every": 0, "distributed": False}  # no cluster lookup
 
 SYNTHETIC = ("synth", "synth-small")
 LIBRARIES = ("tomotopy", "distlda")

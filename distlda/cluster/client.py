@@ -67,7 +67,7 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
         ns = transport.locate_ns(host, port, timeout=timeout, broadcast=broadcast)
     except transport.PyroError as e:
         raise ClusterUnavailable(f"no Pyro5 name server at {where} ({e}); start one with "
-                                 f"'python -m Pyro5.nameserver' or pass ns_conf=dict(host=..., "
+                                 f"'python -m distlda nameserver' or pass ns_conf=dict(host=..., "
                                  f"port=...)") from None
     try:
         with ns:
