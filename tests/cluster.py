@@ -66,17 +66,16 @@ class Cluster:
         if piece_bytes:
             self.env["DISTLDA_PIECE_BYTES"] = str(piece_bytes)
         self.procs: dict[int, tuple[str, subprocess.Popen]] = {}
+        self._index: dict[int, int] = {}
         self.workers: list[int] = []
         self.dispatcher = None
         try:
             self._start("ns", [sys.executable, "-m", "Pyro5.nameserver", "-n", "127.0.0.1",
                                "-p", str(self.port)])
             self._wait(self._ns_up, 20, "the name server")
+            self.timeout = timeout
             if dispatcher:
-                self.dispatcher = self._start("dispatcher", [
-                    sys.executable, "-m", "distlda.models.lda_dispatcher", "--timeout",
-                    str(timeout), "--worker-wait", "20"])
-                self._wait(self._dispatcher_up, 30, "the dispatcher")
+                self.start_dispatcher()
             for _ in range(workers):
                 self.add_worker(wait=False)
             if workers:
@@ -91,12 +90,22 @@ class Cluster:
 
     # ------------------------------------------------------------ processes
     def _start(self, name, cmd) -> int:
-        log = open(self.logdir / f"{name}-{len(self.procs)}.log", "wb")
+        index = len(self.procs)
+        log = open(self.logdir / f"{name}-{index}.log", "wb")
         p = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                              cwd=str(self.repo), start_new_session=True)
         log.close()
         self.procs[p.pid] = (name, p)
+        self._index[p.pid] = index
         return p.pid
+
+    def start_dispatcher(self) -> int:
+        """Start a dispatcher (again, after :meth:`kill`) and wait for its registration."""
+        self.dispatcher = self._start("dispatcher", [
+            sys.executable, "-m", "distlda.models.lda_dispatcher", "--timeout",
+            str(self.timeout), "--worker-wait", "20"])
+        self._wait(lambda: self._dispatcher_up(self.dispatcher), 30, "the dispatcher")
+        return self.dispatcher
 
     def add_worker(self, wait: bool = True) -> int:
         pid = self._start("worker", [sys.executable, "-m", "distlda.models.lda_worker", "-v"])
@@ -158,13 +167,23 @@ class Cluster:
         except Pyro5.errors.PyroError:
             return False
 
-    def _dispatcher_up(self) -> bool:
+    def _dispatcher_up(self, pid=None) -> bool:
+        """A dispatcher is registered (that of process ``pid``, when given, and answering)."""
         try:
             with self._ns() as ns:
-                ns.lookup("distlda.dispatcher")
-            return True
+                uri = ns.lookup("distlda.dispatcher")
+            if pid is None:
+                return True
+            from distlda.cluster import transport
+            return transport.call(uri, "ping", timeout=2.0) is not None and \
+                self.procs[pid][1].poll() is None and self._registered_by(pid)
         except Pyro5.errors.PyroError:
             return False
+
+    def _registered_by(self, pid) -> bool:
+        """The dispatcher of process ``pid`` says it registered (its log)."""
+        log = self.logdir / f"dispatcher-{self._index[pid]}.log"
+        return "ready at" in log.read_text(errors="replace")
 
     def worker_names(self) -> list[str]:
         with self._ns() as ns:

@@ -2,6 +2,7 @@
 as subprocesses on free ports of 127.0.0.1, stopped by PID when each test ends)."""
 
 import logging
+import os
 import signal
 import time
 
@@ -236,6 +237,40 @@ def test_dispatcher_death_in_auto_mode_finishes_in_process_from_the_last_checkpo
         assert kept and "keeps the 0 sweeps" not in kept[0], kept  # checkpoints kept progress
         assert_exact(lda, X.sum())
         assert topic_recovery(lda.get_topics(), phi) >= 0.85
+    assert c.alive() == []
+
+
+def test_a_restarted_dispatcher_takes_over_the_live_workers():
+    X, _ = planted_corpus(D=300, V=200, K=5, L=50, seed=12)
+    with Cluster(workers=2, check=False) as c:
+        first = train(X, c, num_topics=5, iterations=10)
+        assert_exact(first, X.sum())
+        names = c.worker_names()
+        c.kill(c.dispatcher, signal.SIGKILL)  # its registration stays behind, dead
+        c.start_dispatcher()                  # replaces it, and finds the workers by itself
+        c.wait_workers(2)
+        again = train(X, c, num_topics=5, iterations=10)
+        assert again.executor_info.startswith("distributed (2 workers")
+        assert_exact(again, X.sum())
+        assert c.worker_names() == names  # the same processes, no manual step
+    assert c.alive() == []
+
+
+def test_a_frozen_worker_never_makes_the_dispatcher_look_dead():
+    # ping answers from the dispatcher's own state: with a worker frozen (SIGSTOP) the
+    # decision still takes well under a second, and the frozen worker is dropped
+    X, _ = planted_corpus(D=300, V=200, K=5, L=50, seed=13)
+    with Cluster(workers=2, check=False, timeout=3.0) as c:
+        frozen = c.workers[0]
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            t0 = time.perf_counter()
+            uri, info = _client.find_dispatcher(c.ns_conf)
+            assert time.perf_counter() - t0 < 1.0
+            lda = train(X, c, num_topics=5, iterations=10)
+            assert_exact(lda, X.sum())
+        finally:
+            os.kill(frozen, signal.SIGCONT)
     assert c.alive() == []
 
 
