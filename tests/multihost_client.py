@@ -4,6 +4,7 @@ or list the name server's registrations, and print the outcome as one JSON line.
     python tests/multihost_client.py train D L K ITERATIONS SEED [TIMEOUT]
     python tests/multihost_client.py list
     python tests/multihost_client.py stats
+    python tests/multihost_client.py prune
 """
 
 import json
@@ -24,6 +25,18 @@ def main(argv):
     if argv[0] == "list":
         with _ns() as ns:
             print(json.dumps({k: str(v) for k, v in ns.list(prefix="distlda.").items()}))
+        return 0
+    if argv[0] == "prune":  # remove worker registrations that do not answer a ping
+        from distlda.cluster import transport
+        gone = []
+        with _ns() as ns:
+            for name, uri in ns.list(prefix="distlda.worker.").items():
+                try:
+                    transport.call(uri, "ping", timeout=1.0)
+                except Exception:
+                    ns.remove(name)
+                    gone.append(name)
+        print(json.dumps(gone))
         return 0
     if argv[0] == "stats":
         from distlda.cluster import transport

@@ -3,7 +3,7 @@
 Run it once per cluster, after the name server (and before or after the workers)::
 
     python -m distlda.models.lda_dispatcher                     # name server from PYRO_NS_HOST/PORT
-    python -m distlda.models.lda_dispatcher --ns-host 10.0.0.1 --host 10.0.0.1 --timeout 10
+    python -m distlda.models.lda_dispatcher --ns-host 10.0.0.1 --host 10.0.0.1 --timeout 5
 
 It registers as ``distlda.dispatcher``. A client (``LdaModel(..., distributed=True)``) opens a
 training session, streams its chunks (tokens and committed topics) once, then asks for sweeps.
@@ -40,10 +40,10 @@ __all__ = ["LdaDispatcher", "NAME", "main"]
 class LdaDispatcher:
     """Remote API used by :class:`distlda.cluster.client.DistributedExecutor`."""
 
-    def __init__(self, ns_host=None, ns_port=None, timeout: float = 10.0, poll: float = 1.0,
+    def __init__(self, ns_host=None, ns_port=None, timeout: float = 5.0, poll: float = 1.0,
                  worker_wait: float | None = None, session_timeout: float = 120.0):
         self.poll = float(poll)
-        self.worker_wait = float(timeout) if worker_wait is None else float(worker_wait)
+        self.worker_wait = max(float(timeout), 10.0) if worker_wait is None else float(worker_wait)
         self.session_timeout = float(session_timeout)
         self._lock = threading.RLock()
         self.roster = Roster(ns_host, ns_port, float(timeout), self._lock)
@@ -231,11 +231,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m distlda.models.lda_dispatcher",
                                 description="Start the distlda dispatcher (one per cluster).")
     process.add_common_args(p)
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds without an answer after which a worker is declared lost "
-                        "(default 10)")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds without an answer after which a worker is declared lost: a "
+                        "running job is polled every second, so a live worker answers well "
+                        "within it (default 5)")
     p.add_argument("--worker-wait", type=float, default=None,
-                   help="seconds a sweep waits for a worker when none is left (default: --timeout)")
+                   help="seconds a sweep waits for a worker when none is left (default: "
+                        "--timeout, at least 10)")
     args = p.parse_args(argv)
     process.setup(args)
 
