@@ -13,6 +13,7 @@ registers again and is admitted as a new member (reset into the session with fre
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import threading
 import time
@@ -48,6 +49,7 @@ class Roster:
         self.lost = 0
         self._failing: dict[str, tuple[float, float, float]] = {}  # name -> first, next, delay
         self._beating: set[str] = set()
+        self._joining: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pool = None  # set by the owner: where heartbeats run
@@ -141,16 +143,29 @@ class Roster:
             transport.unregister(self.ns_host, self.ns_port, m.name)
         return True
 
-    def join(self, session: str, config) -> None:
-        """Bring every member into ``session`` (a newcomer starts with no chunks)."""
+    def join(self, session: str, config, wait: float = 1.0) -> None:
+        """Bring every member into ``session`` (a newcomer starts with no chunks).
+
+        The resets run in the pool; this waits at most ``wait`` seconds for them, so a member
+        that froze since it was admitted delays a sweep once by that much, never by the
+        reply deadline: it joins later, or its heartbeat drops it.
+        """
         with self.lock:
-            fresh = [m for m in self.membership.members.values() if m.session != session]
-        for m in fresh:
-            try:
-                transport.call(m.uri, "reset", session, config.to_wire(), timeout=self.timeout)
-            except Exception as e:
-                self.lose(m, f"reset failed: {e}")
-                continue
+            fresh = [m for m in self.membership.members.values()
+                     if m.session != session and m.name not in self._joining]
+            self._joining.update(m.name for m in fresh)
+        futures = [self.pool.submit(self._reset, m, session, config) for m in fresh]
+        if futures:
+            cf.wait(futures, timeout=wait)
+
+    def _reset(self, m: Member, session: str, config) -> None:
+        try:
+            transport.call(m.uri, "reset", session, config.to_wire(), timeout=self.timeout)
             with self.lock:
                 m.joined(session)
                 m.seen = time.monotonic()
+        except Exception as e:
+            self.lose(m, f"reset failed: {e}")
+        finally:
+            with self.lock:
+                self._joining.discard(m.name)
