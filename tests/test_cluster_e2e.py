@@ -4,6 +4,7 @@ as subprocesses on free ports of 127.0.0.1, stopped by PID when each test ends).
 import logging
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -271,6 +272,21 @@ def test_a_frozen_worker_never_makes_the_dispatcher_look_dead():
             assert_exact(lda, X.sum())
         finally:
             os.kill(frozen, signal.SIGCONT)
+    assert c.alive() == []
+
+
+def test_distributed_true_waits_for_a_slow_dispatcher():
+    # a dispatcher that answers late (here frozen for 2 s) is slow, not missing: with
+    # distributed=True the client waits for it (up to client.DISPATCHER_WAIT seconds)
+    X, _ = planted_corpus(D=100, V=100, K=3, L=30, seed=14)
+    with Cluster(workers=1, check=False) as c:
+        os.kill(c.dispatcher, signal.SIGSTOP)
+        threading.Timer(2.0, os.kill, (c.dispatcher, signal.SIGCONT)).start()
+        t0 = time.perf_counter()
+        lda = train(X, c, num_topics=3, iterations=5)
+        assert time.perf_counter() - t0 > 1.5
+        assert lda.executor_info.startswith("distributed")
+        assert_exact(lda, X.sum())
     assert c.alive() == []
 
 
