@@ -8,38 +8,45 @@ and C, all but the name server started with no flags; a client on A trains (~30 
 trains again with C's link cut (packets dropped, no reset) 5 s in. Prints both times and
 whether ``sstats`` are exact.
 """
+
 import json
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests"))
-import netns
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
-PY = sys.executable
-CLIENT = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests" / "multihost_client.py")
-with netns.Hosts(("a", "b", "c")) as h:
-    a, env = h.addr("a"), h.env()
-    h.start("a", "ns", [PY, "-m", "Pyro5.nameserver", "-n", a], env)
-    h.wait_tcp("a", a, 9090)
-    h.start("a", "dispatcher", [PY, "-m", "distlda.models.lda_dispatcher"], env)
-    for host in ("b", "c"):
-        h.start(host, f"worker-{host}", [PY, "-m", "distlda.models.lda_worker"], env)
-    def q(*w):
-        out = h.run("a", [PY, CLIENT, *w], timeout=900, env=env)
-        assert out.returncode == 0, out.stdout + out.stderr + h.logs()
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    while sum(n.startswith("distlda.worker.") for n in q("list")) < 2:
-        time.sleep(0.5)
-    names = q("list")
-    print("registrations:", json.dumps(names, indent=1))
-    argv = ["train", "6000", "200", "50", "350", "3"]
-    clean = q(*argv)
-    print("undisturbed:", clean)
-    pid = h.start("a", "client", [PY, CLIENT, *argv], env)
-    time.sleep(5.0)
-    h.cut("c")
-    h._proc(pid).wait(900)
-    text = h.log_path(pid).read_text()
-    r = json.loads([ln for ln in text.splitlines() if ln.startswith("{")][-1])
-    print("with C's link cut 5 s in:", r)
-    print("stats:", q("stats")["lost_workers"], "lost;", "ratio %.2f" % (r["seconds"] / clean["seconds"]))
+from hosts_bench import CLIENT, PlainCluster  # noqa: E402
+
+import netns  # noqa: E402
+
+
+def main() -> int:
+    reason = netns.available()
+    if reason:
+        print(f"needs network namespaces: {reason}", file=sys.stderr)
+        return 2
+    with netns.Hosts(("a", "b", "c")) as h:
+        c = PlainCluster(h)
+        while c.workers() < 2:
+            time.sleep(0.5)
+        print("registrations:", json.dumps(c.query("list"), indent=1))
+        argv = ["train", "6000", "200", "50", "350", "3"]
+        clean = c.query(*argv)
+        print("undisturbed:", clean)
+        pid = h.start("a", "client", [sys.executable, str(CLIENT), *argv], c.env)
+        time.sleep(5.0)
+        h.cut("c")
+        h._proc(pid).wait(900)
+        text = h.log_path(pid).read_text()
+        r = json.loads([ln for ln in text.splitlines() if ln.startswith("{")][-1])
+        print("with C's link cut 5 s in:", r)
+        print(f"{c.query('stats')['lost_workers']} worker lost; "
+              f"{r['seconds'] / clean['seconds']:.2f}x the undisturbed time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

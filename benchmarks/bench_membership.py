@@ -13,7 +13,6 @@ sweep time of each condition per round and over all rounds, and the ratio to cle
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,8 +23,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import netns  # noqa: E402
 
+sys.path.insert(0, str(HERE))
+from hosts_bench import PlainCluster  # noqa: E402
+
 PY = sys.executable
-CLIENT = str(HERE.parent / "tests" / "multihost_client.py")
 
 
 def main(argv=None):
@@ -40,21 +41,8 @@ def main(argv=None):
         print(f"needs network namespaces: {reason}", file=sys.stderr)
         return 2
     with netns.Hosts(("a", "b", "c")) as h:
-        a, env = h.addr("a"), h.env()
-        h.start("a", "ns", [PY, "-m", "Pyro5.nameserver", "-n", a], env)
-        h.wait_tcp("a", a, 9090)
-        h.start("a", "dispatcher", [PY, "-m", "distlda.models.lda_dispatcher"], env)
-        for host in ("b", "c"):
-            h.start(host, f"worker-{host}", [PY, "-m", "distlda.models.lda_worker"], env)
-
-        def query(*what):
-            out = h.run("a", [PY, CLIENT, *what], timeout=600, env=env)
-            if out.returncode:
-                raise RuntimeError(out.stdout + out.stderr + h.logs())
-            return json.loads(out.stdout.strip().splitlines()[-1])
-
-        def workers():
-            return sum(n.startswith("distlda.worker.") for n in query("list"))
+        cluster = PlainCluster(h)
+        env, query, workers = cluster.env, cluster.query, cluster.workers
 
         while workers() < 2:
             time.sleep(0.5)

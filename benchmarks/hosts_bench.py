@@ -58,3 +58,32 @@ def run(args, argv) -> int:
         if out.returncode:
             print(h.logs(), file=sys.stderr)
         return out.returncode
+
+
+CLIENT = HERE.parent / "tests" / "multihost_client.py"
+
+
+class PlainCluster:
+    """Hosts A, B, C: a plain ``python -m Pyro5.nameserver -n <A>`` and the dispatcher on A,
+    one worker on each of B and C, all but the name server started with no flags (the
+    README's recipe); :meth:`query` runs ``tests/multihost_client.py`` on A."""
+
+    def __init__(self, hosts):
+        py = sys.executable
+        self.h = h = hosts
+        a, self.env = h.addr("a"), h.env()
+        h.start("a", "ns", [py, "-m", "Pyro5.nameserver", "-n", a], self.env)
+        h.wait_tcp("a", a, 9090)
+        h.start("a", "dispatcher", [py, "-m", "distlda.models.lda_dispatcher"], self.env)
+        for host in ("b", "c"):
+            h.start(host, f"worker-{host}", [py, "-m", "distlda.models.lda_worker"], self.env)
+
+    def query(self, *what, timeout=900):
+        import json
+        out = self.h.run("a", [sys.executable, str(CLIENT), *what], timeout=timeout, env=self.env)
+        if out.returncode:
+            raise RuntimeError(out.stdout + out.stderr + self.h.logs())
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def workers(self) -> int:
+        return sum(n.startswith("distlda.worker.") for n in self.query("list"))
