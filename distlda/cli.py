@@ -134,7 +134,8 @@ def _add_run_options(p) -> None:
     g.add_argument("--distributed", choices=["auto", "yes", "no"], default="auto",
                    help="use a Pyro5 cluster: auto (if one is up), yes (or fail), no")
     g.add_argument("--ns-host", metavar="HOST",
-                   help="Pyro5 name server host (default: $PYRO_NS_HOST or localhost)")
+                   help="Pyro5 name server host (default: $PYRO_NS_HOST, else localhost, "
+                        "else found by broadcast)")
     g.add_argument("--ns-port", type=int, metavar="PORT", help="Pyro5 name server port")
     g.add_argument("--eval-every", type=int, default=10, metavar="N",
                    help="log speed and log-likelihood every N sweeps (0: never evaluate)")
@@ -236,6 +237,12 @@ def _check_writable(args) -> None:
             if not os.path.isdir(folder):
                 raise CliError(f"--{flag.replace('_', '-')} {path}: folder {folder} does not "
                                f"exist; create it or choose another path")
+    if getattr(args, "plot", None):
+        try:
+            import matplotlib.figure  # noqa: F401
+        except ImportError:
+            raise CliError(f"--plot {args.plot}: plotting needs matplotlib: pip install "
+                           f"'distlda[plot]' (or leave out --plot)") from None
 
 
 def _open_corpus(args):

@@ -162,17 +162,29 @@ def check_callbacks(callbacks) -> list:
 _COMPILE_CHECKED: set = set()
 
 
+#: Per module, the kernels every training compiles (others, such as the cluster's or the
+#: evaluation's, may stay uncompiled on a machine for good, and must not make every run say
+#: "first run").
+TRAINING_KERNELS = {"distlda.gibbs.kernels": ("sweep_sparse", "count_assignments", "init_topics",
+                                              "build_word_lists"),
+                    "distlda.gibbs.mh": ("sweep_mh",)}
+
+
 def kernels_need_compiling(module=None) -> bool:
-    """Whether the numba kernels of ``module`` have neither been compiled in this process
-    nor cached on disk (a fresh install): the first training then compiles them, 5-20 s.
+    """Whether the training kernels of ``module`` (:data:`TRAINING_KERNELS`; all its kernels
+    for another module) have neither been compiled in this process nor cached on disk (a
+    fresh install): the first training then compiles them, 5-20 s.
 
     Reads numba's on-disk cache index for each kernel (a numba internal; if it changes,
     the answer is False and nothing is said).
     """
     if module is None:
         from distlda.gibbs import kernels as module
+    names = TRAINING_KERNELS.get(module.__name__)
     try:
-        for obj in vars(module).values():
+        for name, obj in vars(module).items():
+            if names is not None and name not in names:
+                continue
             cache = getattr(obj, "_cache", None)
             if cache is None or not hasattr(obj, "signatures") or obj.signatures:
                 continue

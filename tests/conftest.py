@@ -1,14 +1,28 @@
 """Fixtures: the planted corpus, and real clusters (``@pytest.mark.cluster(...)`` options)."""
 
 import os
+import socket
 
 import pytest
 
-# Name-server broadcasts from the suite go to this machine only (a model in auto mode with no
-# ns_conf broadcasts to find a cluster); the multi-host tests set their own subnet's address.
+from helpers import planted_corpus, to_bow, topic_recovery  # noqa: F401  (older imports)
+
+# A model in auto mode with no ns_conf looks for a cluster on localhost and by broadcast. In
+# the suite that lookup may find no cluster but the tests' own: broadcasts go to this machine
+# only, and to a port no name server uses, and localhost's name-server port is one nobody
+# listens on (the multi-host tests set their own; tests/cluster.py sets its clusters' ports).
 os.environ["PYRO_BROADCAST_ADDRS"] = "127.0.0.1"
 
-from helpers import planted_corpus, to_bow, topic_recovery  # noqa: F401  (older imports)
+
+def _free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+os.environ["PYRO_NS_PORT"] = str(_free_port())
+os.environ["PYRO_NS_BCPORT"] = str(_free_port(socket.SOCK_DGRAM))
+
 
 
 @pytest.fixture(scope="session")

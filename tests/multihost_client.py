@@ -44,7 +44,8 @@ def main(argv):
             uri = ns.lookup("distlda.dispatcher")
         with transport.proxy(uri, 5.0) as d:
             s = d.stats()
-        print(json.dumps({k: s.get(k) for k in ("sweeps", "lost_workers", "redispatched_chunks")}
+        print(json.dumps({k: s.get(k) for k in ("sweeps", "lost_workers", "redispatched_chunks",
+                                                "longest_sweep_s")}
                          | {"sweep_s": [r["seconds"] for r in s.get("per_sweep", [])],
                             "workers": [r["workers"] for r in s.get("per_sweep", [])]}))
         return 0

@@ -354,7 +354,7 @@ class Hosts:
         env = dict(os.environ, PYRO_BROADCAST_ADDRS=self.broadcast,
                    PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        for k in ("PYRO_NS_HOST", "PYRO_NS_PORT", "PYRO_HOST"):
+        for k in ("PYRO_NS_HOST", "PYRO_NS_PORT", "PYRO_NS_BCPORT", "PYRO_HOST"):
             env.pop(k, None)
         env.update(extra or {})
         return env

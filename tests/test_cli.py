@@ -196,8 +196,11 @@ def test_plot_option(tmp_path, mm_corpus, capsys, monkeypatch):
                  "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
+    capsys.readouterr()
     assert main([mm, "-k", "3", "-i", "2", "-q", "--distributed", "no", "--plot", str(png)]) == 2
-    assert "pip install 'distlda[plot]'" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "pip install 'distlda[plot]'" in out.err
+    assert out.out == ""  # refused before training: no topics printed
 
 
 # ----------------------------------------------------------------------------- errors

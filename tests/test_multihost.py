@@ -173,3 +173,22 @@ def test_distlda_nameserver_binds_the_lan_address_and_removes_dead_workers():
         r = grid.train(D=600, iterations=20, seed=6)
         assert_exact(r)
         assert r["executor"].startswith("distributed (1 workers"), r
+
+
+def test_a_cut_host_with_two_workers_costs_one_detection_not_two(grid):
+    # Both workers of host B go silent together: the longest sweep holds one detection
+    # (--timeout 3), not one per worker. (A job sent to a worker that its heartbeat drops
+    # meanwhile is given up at once: Coordinator._abandon_lost.)
+    grid.start_worker("b")
+    grid.wait(lambda names: sum(n.startswith("distlda.worker.") for n in names) == 3,
+              "the second worker on B")
+    # 2 chunks for 3 workers: one idle, to which a lost worker's chunk may go next
+    pid = grid.train(D=200, iterations=2000, seed=7, wait=True)
+    grid.wait_sweeps(100)
+    grid.h.cut("b")
+    r = grid.result(pid)
+    assert_exact(r)
+    stats = grid.query("stats")
+    assert stats["lost_workers"] >= 2
+    # --timeout 3: one detection is 3-4 s; two in a row were 6-8 s
+    assert stats["longest_sweep_s"] < 5.5, stats

@@ -171,7 +171,10 @@ class Coordinator:
                     self._wait_for_workers()
                     continue
                 raise RuntimeError(f"internal error: chunks {sorted(remaining)[:5]} not swept")
-            done, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+            done, _ = cf.wait(list(inflight), timeout=0.25, return_when=cf.FIRST_COMPLETED)
+            if not done:
+                self._abandon_lost(inflight, rec)
+                continue
             for f in done:
                 m, idxs, job = inflight.pop(f)
                 r = self._outcome(f, m, rec)
@@ -219,6 +222,18 @@ class Coordinator:
             self.telemetry.totals["redispatched_chunks"] += len(orphans)
         logger.info("re-dispatched %d chunks to %d workers", len(orphans), len(parts))
         return True
+
+    def _abandon_lost(self, inflight: dict, rec: dict) -> None:
+        """Jobs of members the roster dropped meanwhile (a failed heartbeat: a frozen process,
+        a cut link) are given up at once, so their chunks are re-swept now instead of after
+        the job's own reply deadline; what such a job returns later is ignored."""
+        with self.lock:
+            gone = [f for f, (m, _, _) in inflight.items()
+                    if self.roster.membership.get(m.name) is not m]
+        for f in gone:
+            m, idxs, _ = inflight.pop(f)
+            rec["lost"] += 1
+            logger.info("gave up the job of lost worker %s (%d chunks)", m.name, len(idxs))
 
     def _outcome(self, f, m: Member, rec):
         """A finished job's result, or None when the worker failed (then it is dropped)."""

@@ -100,13 +100,14 @@ def run(args) -> int:
     """Serve until interrupted; returns the exit status."""
     host, source = choose_host(args.host)
     if transport.is_loopback(host):
-        logger.warning("the name server binds to %s (%s): only this machine can join; pass "
-                       "--host <LAN address> for a multi-machine cluster", host, source)
+        logger.info("the name server binds to %s (%s): only this machine can join (pass "
+                    "--host <LAN address> for a multi-machine cluster); workers and the "
+                    "dispatcher here find it with no options", host, source)
     else:
         logger.info("the name server binds to %s (%s)", host, source)
-    logger.info("on the other machines: python -m distlda.models.lda_worker  (found by "
-                "broadcast; or add --ns-host %s --ns-port %d); firewall: TCP %d and UDP %d, "
-                "and the workers' ports", host, args.port, args.port, args.bc_port)
+        logger.info("on every machine: python -m distlda.models.lda_worker  (found by "
+                    "broadcast; or add --ns-host %s --ns-port %d); firewall: TCP %d and UDP "
+                    "%d, and the workers' ports", host, args.port, args.port, args.bc_port)
     reaper = Reaper(host, args.port, args.grace, args.check_every)
     threading.Thread(target=reaper.run, daemon=True, name="ns-reaper").start()
     try:

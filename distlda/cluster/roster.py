@@ -121,8 +121,8 @@ class Roster:
         logger.info("found worker %s", name)
 
     def _beat(self, m: Member) -> None:
-        try:
-            transport.call(m.uri, "ping", timeout=self.timeout)
+        try:  # a live worker answers a ping at once, even while it samples (nogil kernels)
+            transport.call(m.uri, "ping", timeout=min(self.timeout, 2.0))
             m.seen = time.monotonic()
         except Exception as e:
             self.lose(m, f"no heartbeat: {type(e).__name__}: {e}",

@@ -22,7 +22,7 @@ class Telemetry:
     def __init__(self, session: str, lost_before: int = 0):
         self.totals = dict(session=session, sweeps=0, tokens=0, bytes_down=0, bytes_up=0,
                            bytes_load=0, lost_workers=0, redispatched_chunks=0, seconds=0.0,
-                           per_sweep=[])
+                           longest_sweep_s=0.0, per_sweep=[])
         self.lost_before = lost_before
 
     def loaded(self, nbytes: int) -> None:
@@ -49,6 +49,7 @@ class Telemetry:
         s["sweeps"] += 1
         s["tokens"] = tokens
         s["seconds"] += seconds
+        s["longest_sweep_s"] = max(s["longest_sweep_s"], seconds)
         s["bytes_down"] += rec["bytes_down"]
         s["bytes_up"] += rec["bytes_up"]
         s["bytes_load"] += rec["bytes_load"]
