@@ -298,6 +298,7 @@ class Coordinator:
             m.proxy = transport.proxy(m.uri, timeout)
         w = m.proxy
         transport.claim(w, timeout)
+
         def put(sid, off, total, piece):
             w.put(self.session, sid, off, total, piece)
 

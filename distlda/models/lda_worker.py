@@ -109,6 +109,8 @@ class LdaWorker:
         with self._lock:
             if self._state is not None and session == self._state.session and not self._state.busy:
                 self._state = None
+                self._inbox.clear()
+                self._outbox = {}
 
     def sweep(self, session: str, job: dict) -> str:
         """Start job ``job`` (:class:`distlda.cluster.messages.Job`) in a thread; returns its id
