@@ -124,14 +124,15 @@ class ChunkLoad:
                 codec.enc_topics(self.topics, num_topics)]
 
     @classmethod
-    def from_wire(cls, item, config: SessionConfig, copy: bool = False) -> "ChunkLoad":
+    def from_wire(cls, item, config: SessionConfig) -> "ChunkLoad":
+        """Views of the message's arrays (the receiver copies what it keeps), checked."""
         w = "chunk"
         if not isinstance(item, (list, tuple)) or len(item) != 4:
             raise ProtocolError(f"{w}: expected [idx, words, doc_ptr, topics]")
         idx = _int(item[0], f"{w}.idx")
         w = f"chunk {idx}"
-        words = _array(item[1], f"{w}.words", 1, "iu", copy=copy)
-        doc_ptr = _array(item[2], f"{w}.doc_ptr", 1, "iu", copy=copy)
+        words = _array(item[1], f"{w}.words", 1, "iu")
+        doc_ptr = _array(item[2], f"{w}.doc_ptr", 1, "iu")
         topics = _array(item[3], f"{w}.topics", 1, "iu")
         _in_range(words, 0, config.num_terms, f"{w}.words")
         _in_range(topics, 0, config.num_topics, f"{w}.topics")
