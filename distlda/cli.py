@@ -500,7 +500,7 @@ def cmd_infer(args) -> int:
     if args.iterations is not None and args.iterations < 1:
         raise CliError(f"--iterations {args.iterations}: must be an integer >= 1")
     corpus = _open_corpus_for_model(lda, args.corpus, args.format)
-    theta = lda.inference(corpus, iterations=args.iterations)
+    theta = lda.fold_in(corpus, iterations=args.iterations)
     label = os.path.basename(args.corpus)
     write_doc_topics(theta, (f"{label}:{d + 1}" for d in range(len(theta))), args.output)
     if args.output:

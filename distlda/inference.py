@@ -1,7 +1,7 @@
 """Topics of new documents: Gibbs fold-in with the topics held fixed, and held-out scoring.
 
 :class:`InferenceMixin` holds what :class:`distlda.models.LdaModel` offers on documents it was
-not trained on (``inference``, ``get_document_topics``, ``lda[bow]``, ``log_perplexity``); it
+not trained on (``fold_in``, ``inference``, ``get_document_topics``, ``lda[bow]``, ``log_perplexity``); it
 expects the model's ``_state``, ``num_topics``, ``num_terms``, ``eta``, ``alpha``,
 ``chunksize``, ``workers``, ``inference_iterations``, ``minimum_probability`` and
 ``_infer_seed``.
@@ -26,14 +26,14 @@ class InferenceMixin:
     """Fold-in of new documents (see the module docstring)."""
 
     # ------------------------------------------------------------------ inference
-    def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
+    def fold_in(self, corpus, iterations: int | None = None) -> np.ndarray:
         """Topic distributions of documents by Gibbs fold-in with the topics held fixed.
 
         Each document is folded in on its own, with a random stream seeded from the model's
         inference seed and the document's *content* (the multiset of its word ids; the order
         of its (word_id, count) pairs does not matter): the same document gets the same
         answer from the same model in any batch, at any position, with any number of threads,
-        through ``lda[bow]``, :meth:`get_document_topics` or this method.
+        through ``lda[bow]``, :meth:`get_document_topics`, :meth:`inference` or this method.
 
         What fold-in reads from the model (the counts and ``1 / (n_k + V eta)``) is kept
         between calls, built on the first call after training and dropped when the model
@@ -77,6 +77,10 @@ class InferenceMixin:
                            "back to a uniform topic", int(fallbacks.sum()))
         return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
 
+    def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
+        """Same as :meth:`fold_in` (gensim's signature comes with the interop work)."""
+        return self.fold_in(corpus, iterations)
+
     def _inference_tables(self):
         """(nwk, 1 / (n_k + V eta), alpha) for :func:`~distlda.gibbs.kernels.foldin`, cached.
 
@@ -99,7 +103,7 @@ class InferenceMixin:
         if minimum_probability is None:
             minimum_probability = self.minimum_probability
         minimum_probability = max(float(minimum_probability), 1e-8)
-        theta = self.inference([bow])[0]
+        theta = self.fold_in([bow])[0]
         return [(k, float(p)) for k, p in enumerate(theta) if p >= minimum_probability]
 
     def __getitem__(self, bow):

@@ -78,7 +78,7 @@ def main():
                            random_state=1, distributed=False, chunksize=16,
                            inference_iterations=4, alpha=1e100, eta=1e-100)
             assert int(lda.sstats.sum()) == lda.num_tokens
-            lda.inference(docs[:5])
+            lda.fold_in(docs[:5])
     heldout_loglik(lda.get_topics(), lda.alpha, docs, iterations=4)
     print("ok")
 

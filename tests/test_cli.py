@@ -142,7 +142,7 @@ def test_infer_writes_doc_topics_of_new_documents(tmp_path, mm_corpus, capsys):
     assert main(["infer", model, mm, "-o", out]) == 0
     rows = read_tsv(out)
     theta = np.array([[float(x) for x in r[2:]] for r in rows])
-    np.testing.assert_allclose(theta, LdaModel.load(model).inference(X), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(theta, LdaModel.load(model).fold_in(X), rtol=1e-5, atol=1e-7)
     assert main(["infer", model, mm]) == 0  # to standard output
     assert capsys.readouterr().out.splitlines()[1].split("\t")[:2] == ["1", "c.mm:2"]
 

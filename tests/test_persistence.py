@@ -41,8 +41,8 @@ def test_every_past_version_loads_with_documented_defaults(name):
                 lda._sweeps_done) == (False, 10, 20, 0)
     if name in ("model_v1_initial.npz", "model_v1_auto_alpha.npz"):
         assert (lda.sampler, lda.mh_steps) == ("sparse", None)
-    theta = lda.inference([[(0, 1), (3, 2)]])
-    np.testing.assert_array_equal(theta, ref.inference([[(0, 1), (3, 2)]]))
+    theta = lda.fold_in([[(0, 1), (3, 2)]])
+    np.testing.assert_array_equal(theta, ref.fold_in([[(0, 1), (3, 2)]]))
     lda.update([[(1, 2), (4, 1)]], iterations=2)  # and it trains on
     assert int(lda.sstats.sum()) == ref.num_tokens + 3
 
@@ -57,7 +57,7 @@ def test_round_trip_keeps_state_and_inference(tmp_path):
         np.testing.assert_array_equal(a.topics, b.topics)
         np.testing.assert_array_equal(a.doc_ptr, b.doc_ptr)
     doc = [(2, 1), (5, 3)]
-    np.testing.assert_array_equal(back.inference([doc]), ref.inference([doc]))
+    np.testing.assert_array_equal(back.fold_in([doc]), ref.fold_in([doc]))
 
 
 # ------------------------------------------------------------------ damage

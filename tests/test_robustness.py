@@ -73,7 +73,7 @@ def test_every_in_process_sampler_is_exact_under_extreme_accepted_priors(sampler
                    workers=workers, random_state=2, distributed=False, eval_every=1)
     assert_exact(lda, int(X.sum()))
     assert np.isfinite(lda.log_likelihood_per_token())
-    theta = lda.inference(X[:10])
+    theta = lda.fold_in(X[:10])
     assert np.isfinite(theta).all()
     np.testing.assert_allclose(theta.sum(axis=1), 1.0)
 
@@ -259,26 +259,26 @@ def trained():
 def test_issue_example_same_topics_in_any_batch(trained):
     lda, docs = trained
     t = docs[7]
-    a = lda.inference([t])[0]
-    np.testing.assert_array_equal(a, lda.inference([[(1, 1)], t])[1])
-    np.testing.assert_array_equal(a, lda.inference(docs[:100] + [t])[-1])
+    a = lda.fold_in([t])[0]
+    np.testing.assert_array_equal(a, lda.fold_in([[(1, 1)], t])[1])
+    np.testing.assert_array_equal(a, lda.fold_in(docs[:100] + [t])[-1])
 
 
 def test_inference_is_per_document_for_shuffled_batches_of_any_size(trained):
     lda, docs = trained
-    ref = lda.inference(docs)
+    ref = lda.fold_in(docs)
     rng = np.random.default_rng(0)
     for size in (1, 2, 7, 33, len(docs)):
         order = rng.permutation(len(docs))[:size]
-        got = lda.inference([docs[i] for i in order])
+        got = lda.fold_in([docs[i] for i in order])
         np.testing.assert_array_equal(got, ref[order])
     # the order of a document's (word_id, count) pairs does not matter either
-    np.testing.assert_array_equal(lda.inference([docs[3][::-1]])[0], ref[3])
+    np.testing.assert_array_equal(lda.fold_in([docs[3][::-1]])[0], ref[3])
 
 
 def test_lda_getitem_get_document_topics_and_inference_agree(trained):
     lda, docs = trained
-    ref = lda.inference(docs[:5])
+    ref = lda.fold_in(docs[:5])
     for d, doc in enumerate(docs[:5]):
         expect = [(k, float(p)) for k, p in enumerate(ref[d]) if p >= lda.minimum_probability]
         assert lda.get_document_topics(doc) == expect
@@ -288,25 +288,25 @@ def test_lda_getitem_get_document_topics_and_inference_agree(trained):
 
 def test_inference_is_the_same_with_any_number_of_threads(trained):
     lda, docs = trained
-    ref = lda.inference(docs)
+    ref = lda.fold_in(docs)
     chunksize, workers = lda.chunksize, lda.workers
     try:
         lda.chunksize = 7
         for w in (1, 2, 3):
             lda.workers = w
-            np.testing.assert_array_equal(lda.inference(docs), ref)
+            np.testing.assert_array_equal(lda.fold_in(docs), ref)
     finally:
         lda.chunksize, lda.workers = chunksize, workers
 
 
 def test_inference_warns_of_fallback_draws(trained, caplog):
     lda, docs = trained
-    ref = lda.inference(docs[:3])
+    ref = lda.fold_in(docs[:3])
     assert "fell back" not in caplog.text
     saved = lda.alpha
     try:
         lda.alpha = np.full(lda.num_topics, float("inf"))  # past validation, on purpose
-        theta = lda.inference(docs[:3])
+        theta = lda.fold_in(docs[:3])
     finally:
         lda.alpha = saved
     assert "fold-in draws had a non-finite topic mass" in caplog.text
@@ -317,15 +317,15 @@ def test_inference_cache_is_dropped_when_the_model_trains_again():
     X = small_corpus(4)
     lda = LdaModel(X, num_topics=4, iterations=5, random_state=1, distributed=False, workers=1)
     doc = to_bow(X[:1])[0]
-    lda.inference([doc])
+    lda.fold_in([doc])
     assert lda._infer_cache is not None
     lda.update(X[:10], iterations=5)
     assert lda._infer_cache is None
     fresh = LdaModel.__new__(LdaModel)
     fresh.__dict__.update(lda.__dict__)
     fresh._infer_cache = None
-    np.testing.assert_array_equal(lda.inference([doc]), fresh.inference([doc]))
+    np.testing.assert_array_equal(lda.fold_in([doc]), fresh.fold_in([doc]))
     lda.alpha = lda.alpha * 2  # replaced by assignment: rebuilt
-    a = lda.inference([doc])
+    a = lda.fold_in([doc])
     assert lda._infer_cache[2][0] == pytest.approx(lda.alpha[0])
     assert np.isfinite(a).all()
