@@ -159,7 +159,7 @@ def test_workers_sigkilled_while_chunks_are_loaded_and_another_joins():
     with Cluster(workers=3, check=False) as c:
         first, second, third = c.workers
         t, box = run_in_thread(lambda: train(X, c, iterations=60))
-        wait_for(lambda: "session" in dispatcher_stats(c), 60, "the training to start")
+        wait_for(lambda: "sweeps" in dispatcher_stats(c), 60, "the training to start")
         c.kill(first)
         c.kill(second)
         wait_for(lambda: dispatcher_stats(c).get("sweeps", 0) >= 5, 60, "5 sweeps")

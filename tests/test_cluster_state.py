@@ -36,7 +36,8 @@ def over_the_wire(obj):
 
 
 def config(K=5, V=60, sampler="sparse"):
-    return SessionConfig(K, V, np.full(K, 0.5), 0.1, sampler, None)
+    return SessionConfig(K, V, np.full(K, 0.5), 0.1, sampler, None, num_chunks=1000,
+                         num_tokens=10**6)
 
 
 # ---------------------------------------------------------------------------- messages

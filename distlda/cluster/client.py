@@ -27,7 +27,7 @@ import numpy as np
 
 from distlda.cluster import codec as _wire
 from distlda.cluster import transport
-from distlda.cluster.messages import ChunkLoad, SessionConfig
+from distlda.cluster.messages import DISPATCHER_SERVICE, ChunkLoad, SessionConfig
 from distlda.gibbs import blocks
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,13 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     except transport.PyroError as e:
         raise ClusterUnavailable(f"the dispatcher registered at {uri} does not answer ({e}); "
                                  f"restart 'python -m distlda.models.lda_dispatcher'") from None
+    if not isinstance(info, dict) or info.get("service") != DISPATCHER_SERVICE:
+        # plain mode: anyone may overwrite a name-server entry; a restarted dispatcher takes
+        # its name back within seconds (TLS keeps outsiders off the name server)
+        raise ClusterUnavailable(f"the name server's entry {DISPATCHER!r} points to {uri}, "
+                                 f"which does not answer as a distlda dispatcher (another "
+                                 f"process registered that name?); restart 'python -m "
+                                 f"distlda.models.lda_dispatcher', or use --tls") from None
     if info.get("busy"):
         raise ClusterUnavailable(f"the dispatcher at {uri} is busy with another training "
                                  f"({info.get('training', 'unnamed')})")
@@ -206,8 +213,9 @@ class DistributedExecutor:
     def _run(self, d, state, iterations, rng, on_sweep):
         K = state.num_topics
         label = f"{socket.gethostname()} pid {os.getpid()}"
-        session = d.start_session(SessionConfig(K, state.num_terms, state.alpha, state.beta,
-                                                self.sampler, self.mh_steps, label).to_wire())
+        session = d.start_session(SessionConfig(
+            K, state.num_terms, state.alpha, state.beta, self.sampler, self.mh_steps, label,
+            len(state.chunks), state.num_tokens).to_wire())
         try:
             t0 = time.perf_counter()
             batch, size = [], 0

@@ -61,7 +61,10 @@ class Coordinator:
 
     def __init__(self, session: str, config: SessionConfig, roster: Roster, pool: cf.Executor,
                  helpers: cf.Executor, poll: float, worker_wait: float, check: bool):
-        self.session = session
+        self.session = session  # the client's capability: never sent to a worker
+        #: The workers' capability for this session: only this dispatcher and the workers it
+        #: joins know it (a client's session id lets it steer nothing on a worker).
+        self.key = transport.new_id()
         self.config = config
         self.roster = roster
         self.lock = roster.lock
@@ -71,13 +74,13 @@ class Coordinator:
         self.poll = poll
         self.worker_wait = worker_wait
         self.check = check
-        self.telemetry = Telemetry(session, roster.lost)
+        self.telemetry = Telemetry(roster.lost)
         self.ended = False
         self.started = time.time()
 
     @property
     def members(self) -> list[Member]:
-        return self.roster.membership.in_session(self.session)
+        return self.roster.membership.in_session(self.key)
 
     def load(self, chunks: list) -> int:
         # views of the message: the ledger copies them into its narrow dtypes
@@ -93,7 +96,7 @@ class Coordinator:
     def sweep(self, seeds: np.ndarray) -> dict:
         """One sweep: every token resampled once, in ``P`` steps on ``P`` workers."""
         t0, c0 = time.perf_counter(), time.process_time()
-        self.roster.join(self.session, self.config)
+        self.roster.join(self.key, self.config)
         if not self.members:
             self._wait_for_workers()
         rec = self.telemetry.new_sweep()
@@ -135,7 +138,7 @@ class Coordinator:
     def _wait_for_workers(self) -> None:
         deadline = time.monotonic() + self.worker_wait
         while True:
-            self.roster.join(self.session, self.config)
+            self.roster.join(self.key, self.config)
             if self.members:
                 return
             if time.monotonic() > deadline:
@@ -301,24 +304,24 @@ class Coordinator:
         transport.claim(w, timeout)
 
         def put(sid, off, total, piece):
-            w.put(self.session, sid, off, total, piece)
+            w.put(self.key, sid, off, total, piece)
 
         try:
             if drop:
-                w.drop(self.session, drop)
+                w.drop(self.key, drop)
             for batch in _batches(load, self.LOAD_BATCH):  # far below Pyro5's message limit
                 batch, blobs = codec.stage_out(batch)
                 codec.send_pieces(put, blobs)
-                w.load(self.session, batch)
+                w.load(self.key, batch)
             job, blobs = codec.stage_out(job)  # a big model slice goes in pieces
             codec.send_pieces(put, blobs)
-            w.sweep(self.session, job)
+            w.sweep(self.key, job)
             # A poll returns within ``poll`` s while the job runs: no answer within ``timeout``
             # (a frozen process, a cut link) declares the worker lost.
             transport.set_timeout(w, max(timeout, self.poll + 1.0))
             raw = transport.poll(lambda: job["job"],
-                                 lambda j, t: w.result(self.session, j, t), self.poll)
-            raw = codec.stage_in(raw, codec.pull(lambda sid, off, n: w.piece(self.session, sid,
+                                 lambda j, t: w.result(self.key, j, t), self.poll)
+            raw = codec.stage_in(raw, codec.pull(lambda sid, off, n: w.piece(self.key, sid,
                                                                                 off, n)))
             m.seen = time.monotonic()
         except BaseException:

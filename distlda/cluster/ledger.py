@@ -92,12 +92,19 @@ class Ledger:
     def load(self, chunks: list[ChunkLoad]) -> int:
         """Add chunks, in index order from the last one; returns the number held."""
         st = self.state
-        for c in chunks:
-            if c.idx != len(st.chunks):
-                raise ProtocolError(f"chunk {c.idx} arrived out of order")
+        cfg = self.config
+        n, tokens = len(st.chunks), st.num_tokens
+        for c in chunks:  # checked whole before any is kept: a refused load changes nothing
+            if c.idx != n:
+                raise ProtocolError(f"chunk {c.idx} arrived out of order (expected {n})")
+            n, tokens = n + 1, tokens + c.words.size
+            if n > cfg.num_chunks or tokens > cfg.num_tokens:
+                raise ProtocolError(f"the load exceeds the corpus the session declared "
+                                    f"({cfg.num_chunks} chunks, {cfg.num_tokens} tokens)")
             if not CK.sorted_in_docs(c.words, c.doc_ptr):
                 raise ProtocolError(f"chunk {c.idx}: tokens must be sorted by word id within "
                                     f"each document (distlda.gibbs.blocks.sort_for_blocks)")
+        for c in chunks:
             chunk = Chunk(words=np.array(c.words, self.wdt), doc_ptr=np.array(c.doc_ptr, np.int64),
                           topics=np.array(c.topics, self.tdt))
             K_.count_assignments(chunk.words, chunk.topics, st.nwk, st.nk, 1)

@@ -19,13 +19,17 @@ or a :class:`SliceDelta` (what the other workers changed since the worker's last
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
 
 from distlda.cluster import codec
+from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
+from distlda.params import PRIOR_MAX, PRIOR_MIN
+
+#: What a dispatcher's ``ping`` says it is (the client checks it before sending any data).
+DISPATCHER_SERVICE = "distlda.dispatcher/1"
 
 #: Samplers a session may run.
 SAMPLERS = ("sparse", "mh")
@@ -63,15 +67,23 @@ def _in_range(a: np.ndarray, lo: int, hi: int, what: str) -> None:
         raise ProtocolError(f"{what}: values outside [{lo}, {hi})")
 
 
-def _int(v, what: str, lo: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ProtocolError(f"{what}: expected an integer >= {lo}, got {v!r}")
+def _int(v, what: str, lo: int = 0, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        limit = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ProtocolError(f"{what}: expected an integer {limit}, got {v!r}")
     return v
+
+
+class LimitError(ProtocolError):
+    """A session larger than the receiving process is configured to hold."""
 
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """A training's model shape and priors, sent to the dispatcher and on to every worker."""
+    """A training's model shape, priors and corpus size, sent to the dispatcher and on to
+    every worker. The same rules as ``LdaModel``'s apply to every field (K, V and the corpus
+    within the library's limits, every prior in [``PRIOR_MIN``, ``PRIOR_MAX``]), and the
+    declared corpus size bounds what a client may load into the session afterwards."""
 
     num_topics: int
     num_terms: int
@@ -80,34 +92,55 @@ class SessionConfig:
     sampler: str = "sparse"
     mh_steps: int | None = None
     label: str = ""  # who trains, for messages to other clients (never a secret)
+    num_chunks: int = 0   # the corpus the client will load: at most this many chunks ...
+    num_tokens: int = 0   # ... and tokens
 
     def to_wire(self) -> dict:
         return {"num_topics": self.num_topics, "num_terms": self.num_terms,
                 "alpha": codec.enc(np.asarray(self.alpha, np.float64)), "beta": self.beta,
-                "sampler": self.sampler, "mh_steps": self.mh_steps, "label": self.label}
+                "sampler": self.sampler, "mh_steps": self.mh_steps, "label": self.label,
+                "num_chunks": self.num_chunks, "num_tokens": self.num_tokens}
+
+    def need_bytes(self) -> int:
+        """Memory a process needs to hold this session: the dense int32 word-topic table,
+        per-word counters and every token with its topic (an upper bound)."""
+        return 4 * self.num_topics * self.num_terms + 16 * self.num_terms + 12 * self.num_tokens
+
+    def check_limits(self, max_bytes: int, who: str) -> None:
+        """Raise :class:`LimitError` if holding this session would take more than
+        ``max_bytes`` (checked before anything is allocated)."""
+        if self.need_bytes() > max_bytes:
+            raise LimitError(
+                f"{who} refuses a session of {self.num_terms} words x {self.num_topics} topics "
+                f"and {self.num_tokens} tokens: it needs {self.need_bytes() / 2**30:.2f} GiB, "
+                f"more than the {max_bytes / 2**30:.2f} GiB it may use (--max-memory)")
 
     @classmethod
     def from_wire(cls, d) -> "SessionConfig":
         w = "session config"
-        K = _int(_get(d, "num_topics", w), f"{w}.num_topics", 1)
-        V = _int(_get(d, "num_terms", w), f"{w}.num_terms", 1)
+        K = _int(_get(d, "num_topics", w), f"{w}.num_topics", 1, MAX_TOPICS)
+        V = _int(_get(d, "num_terms", w), f"{w}.num_terms", 1, MAX_TERMS)
         alpha = _array(_get(d, "alpha", w), f"{w}.alpha", 1, "f", copy=True)
-        if alpha.shape != (K,) or not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
-            raise ProtocolError(f"{w}.alpha: expected {K} positive finite numbers")
+        if alpha.shape != (K,) or not np.all((alpha >= PRIOR_MIN) & (alpha <= PRIOR_MAX)):
+            raise ProtocolError(f"{w}.alpha: expected {K} numbers in [{PRIOR_MIN:g}, "
+                                f"{PRIOR_MAX:g}]")
         beta = _get(d, "beta", w)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
-                math.isfinite(beta) and beta > 0):
-            raise ProtocolError(f"{w}.beta: expected a positive finite number, got {beta!r}")
+                PRIOR_MIN <= beta <= PRIOR_MAX):
+            raise ProtocolError(f"{w}.beta: expected a number in [{PRIOR_MIN:g}, "
+                                f"{PRIOR_MAX:g}], got {beta!r}")
         sampler = d.get("sampler", "sparse")
         if sampler not in SAMPLERS:
             raise ProtocolError(f"{w}.sampler: expected one of {SAMPLERS}, got {sampler!r}")
         mh = d.get("mh_steps")
         if mh is not None:
-            mh = _int(mh, f"{w}.mh_steps", 1)
+            mh = _int(mh, f"{w}.mh_steps", 1, 1000)
         label = d.get("label", "")
         if not isinstance(label, str) or len(label) > 200:
             raise ProtocolError(f"{w}.label: expected a short string")
-        return cls(K, V, alpha, float(beta), sampler, mh, label)
+        tokens = _int(_get(d, "num_tokens", w), f"{w}.num_tokens", 0, MAX_TOKENS)
+        chunks = _int(_get(d, "num_chunks", w), f"{w}.num_chunks", 0, max(tokens, 1))
+        return cls(K, V, alpha, float(beta), sampler, mh, label, chunks, tokens)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ loopback when there is a network, so that other machines can join), answers broa
 find it, logs the one line the other machines need, and removes the registrations of workers
 and dispatchers that stop answering: every ``--check-every`` seconds each one is pinged, and
 one that has not answered for ``--grace`` seconds is unregistered (a frozen or unreachable
-process; one that comes back registers again). It serves with Pyro5's multiplex server, so
-idle connections hold no threads. Plain ``python -m Pyro5.nameserver -n ADDR`` works too.
+process; one that comes back registers again). Unlike Pyro5's stock name server it cannot be
+locked by idle sockets (a pool of 512 threads, connections closed after 30 s of silence) and
+reads msgpack only. Plain ``python -m Pyro5.nameserver -n ADDR`` works too, without those
+limits.
 """
 
 from __future__ import annotations

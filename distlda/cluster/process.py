@@ -28,9 +28,29 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                    help="address to bind and advertise (default: $PYRO_HOST, else the address "
                         "of the interface that routes to the name server)")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    p.add_argument("--max-memory", type=_gib, default=None, metavar="GIB",
+                   help="most memory a training session may need here, in GiB: a larger one is "
+                        "refused before anything is allocated (default: 80%% of this machine's "
+                        "memory)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more logging (-v info is the default, -vv debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+
+
+def _gib(text: str) -> int:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of GiB, got {text!r}")
+    return int(v * 2**30)
+
+
+def default_max_memory() -> int:
+    """80% of this machine's physical memory, in bytes."""
+    from distlda.gibbs.state import memory_bytes
+    return int(0.8 * memory_bytes())
 
 
 def setup(args) -> None:
@@ -75,11 +95,12 @@ def connect(args, what: str) -> None:
     args.ns_host, args.ns_port, args.host = ns_host, ns_port, host
 
 
-def serve(obj, name: str, args, meta: str) -> int:
+def serve(obj, name: str, args, meta: str, genuine=None) -> int:
     """Serve ``obj`` as ``name`` with the options of :func:`add_common_args` (after
-    :func:`connect`); returns the exit status."""
+    :func:`connect`); returns the exit status. ``genuine(uri)``: whether another holder of
+    the name is a real peer (see :func:`distlda.cluster.transport.keep_registered`)."""
     return transport.serve_forever(obj, name, args.host, args.port, args.ns_host, args.ns_port,
-                                   meta)
+                                   meta, genuine)
 
 
 def run(what: str, start) -> int:

@@ -53,6 +53,10 @@ class Roster:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pool = None  # set by the owner: where heartbeats run
+        #: This dispatcher's secret, handed to a worker when it joins a session (never to the
+        #: name server): the worker then takes jobs and resets from this dispatcher only.
+        self.secret = transport.new_id()
+        self._refused: dict[str, float] = {}  # name -> when to ask again (owned elsewhere)
 
     # ------------------------------------------------------------ the prober
     def start(self, pool) -> None:
@@ -122,7 +126,7 @@ class Roster:
 
     def _beat(self, m: Member) -> None:
         try:  # a live worker answers a ping at once, even while it samples (nogil kernels)
-            transport.call(m.uri, "ping", timeout=min(self.timeout, 2.0))
+            transport.call(m.uri, "ping", self.secret, timeout=min(self.timeout, 2.0))
             m.seen = time.monotonic()
         except Exception as e:
             self.lose(m, f"no heartbeat: {type(e).__name__}: {e}",
@@ -150,9 +154,11 @@ class Roster:
         that froze since it was admitted delays a sweep once by that much, never by the
         reply deadline: it joins later, or its heartbeat drops it.
         """
+        now = time.monotonic()
         with self.lock:
             fresh = [m for m in self.membership.members.values()
-                     if m.session != session and m.name not in self._joining]
+                     if m.session != session and m.name not in self._joining
+                     and self._refused.get(m.name, 0.0) <= now]
             self._joining.update(m.name for m in fresh)
         futures = [self.pool.submit(self._reset, m, session, config) for m in fresh]
         if futures:
@@ -160,10 +166,18 @@ class Roster:
 
     def _reset(self, m: Member, session: str, config) -> None:
         try:
-            transport.call(m.uri, "reset", session, config.to_wire(), timeout=self.timeout)
+            transport.call(m.uri, "reset", session, config.to_wire(), self.secret,
+                           timeout=self.timeout)
             with self.lock:
                 m.joined(session)
                 m.seen = time.monotonic()
+                self._refused.pop(m.name, None)
+        except RuntimeError as e:
+            if not str(e).startswith("owned:"):
+                self.lose(m, f"reset failed: {e}")
+            elif m.name not in self._refused:
+                logger.info("worker %s %s; asking again", m.name, str(e)[len("owned: "):])
+            self._refused[m.name] = time.monotonic() + 1.0  # it answers: ask again soon
         except Exception as e:
             self.lose(m, f"reset failed: {e}")
         finally:

@@ -19,8 +19,8 @@ KEEP_SWEEPS = 200
 class Telemetry:
     """Counters of one session (see the module docstring)."""
 
-    def __init__(self, session: str, lost_before: int = 0):
-        self.totals = dict(session=session, sweeps=0, tokens=0, bytes_down=0, bytes_up=0,
+    def __init__(self, lost_before: int = 0):
+        self.totals = dict(sweeps=0, tokens=0, bytes_down=0, bytes_up=0,
                            bytes_load=0, lost_workers=0, redispatched_chunks=0, seconds=0.0,
                            longest_sweep_s=0.0, per_sweep=[])
         self.lost_before = lost_before

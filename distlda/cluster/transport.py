@@ -35,17 +35,140 @@ NamingError = Pyro5.errors.NamingError
 expose = Pyro5.api.expose
 
 
+#: Seconds a server keeps a connection that sends nothing: then it closes it, so idle
+#: sockets cannot hold a server's threads. Our own proxies reconnect before that
+#: (:data:`RECONNECT_AFTER`).
+IDLE_TIMEOUT = 30.0
+RECONNECT_AFTER = 20.0
+#: Threads of a thread-pool server (Pyro5's default of 80 is filled by 80 idle sockets),
+#: and the most connections one remote (non-loopback) address may hold at once.
+THREADPOOL_SIZE = 512
+MAX_PER_PEER = 32
+
+
 def configure() -> None:
-    """Make msgpack the serializer of every proxy this process creates (name server included)."""
+    """Make msgpack the serializer of every proxy this process creates (name server
+    included), whatever ``PYRO_SERIALIZER`` says: Pyro5 refuses to make any proxy when that
+    names a serializer it lacks (``pickle``), and distlda's servers accept msgpack only."""
     _config.SERIALIZER = SERIALIZER
+
+
+configure()  # on import: even a client's first name-server lookup must speak msgpack
+
+
+def _remote_errors() -> None:
+    """Let a caller rebuild the errors distlda's servers raise on purpose (Pyro5 rebuilds
+    builtin exceptions only, and fails on others with 'unsupported serialized class')."""
+    from Pyro5.serializers import SerializerBase
+
+    from distlda.cluster import messages
+    for cls in (messages.ProtocolError, messages.LimitError):
+        SerializerBase.register_dict_to_class(
+            f"{cls.__module__}.{cls.__name__}",
+            lambda _name, data, cls=cls: SerializerBase.make_exception(cls, data))
+
+
+_remote_errors()
+
+
+class _Proxy(Pyro5.api.Proxy):
+    """A proxy that opens a new connection when its last call is older than
+    :data:`RECONNECT_AFTER`, so that a server's idle timeout never fails a call of ours."""
+
+    _last_call = 0.0
+
+    def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
+        now = time.monotonic()
+        if self._pyroConnection is not None and now - self._last_call > RECONNECT_AFTER:
+            self._pyroRelease()
+        object.__setattr__(self, "_last_call", now)  # Pyro5's __setattr__ would go remote
+        try:
+            return super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
+        finally:
+            object.__setattr__(self, "_last_call", time.monotonic())
 
 
 def proxy(uri, timeout: float | None) -> Pyro5.api.Proxy:
     """A msgpack proxy with a communication timeout (None: wait forever)."""
-    p = Pyro5.api.Proxy(uri)
+    p = _Proxy(uri)
     p._pyroSerializer = SERIALIZER
     p._pyroTimeout = timeout
     return p
+
+
+class _Refusing:
+    """Stands in for a serializer other than msgpack in a distlda server: it can send an
+    error back, but reads nothing (marshal, serpent and json are not for untrusted input)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.serializer_id = inner.serializer_id
+
+    def __getattr__(self, name):
+        if name.startswith("loads"):
+            raise Pyro5.errors.SerializeError(
+                "a distlda server accepts msgpack only (set the proxy's serializer to msgpack)")
+        return getattr(self._inner, name)
+
+
+def _msgpack_only() -> None:
+    """Let this process's servers read msgpack messages only."""
+    import Pyro5.serializers as ser
+    for sid, s in list(ser.serializers_by_id.items()):
+        if s.serializer_id != ser.serializers[SERIALIZER].serializer_id and not isinstance(
+                s, _Refusing):
+            ser.serializers_by_id[sid] = _Refusing(s)
+
+
+class _Daemon(Pyro5.api.Daemon):
+    """Pyro5's daemon with distlda's limits: msgpack only, idle connections closed after
+    :data:`IDLE_TIMEOUT`, at most :data:`MAX_PER_PEER` connections per remote address.
+
+    Loopback peers are not counted per address (every local process shares 127.0.0.1, so a
+    cap would lock the real client out along with a local intruder); the thread pool of
+    :data:`THREADPOOL_SIZE` and the idle timeout bound them.
+    """
+
+    def __init__(self, host=None, port=0):
+        _msgpack_only()
+        _config.SERVERTYPE = "thread"
+        _config.THREADPOOL_SIZE = max(_config.THREADPOOL_SIZE, THREADPOOL_SIZE)
+        _config.COMMTIMEOUT = IDLE_TIMEOUT  # read when a connection is accepted
+        self._peers: dict[str, int] = {}
+        self._peer_lock = threading.Lock()
+        super().__init__(host=host, port=port)
+
+    @staticmethod
+    def _peer(conn) -> str | None:
+        try:
+            addr = conn.sock.getpeername()[0]
+        except (OSError, AttributeError, IndexError):
+            return None
+        return None if ipaddress.ip_address(addr).is_loopback else addr
+
+    def validateHandshake(self, conn, data):
+        peer = self._peer(conn)
+        if peer is not None:
+            with self._peer_lock:
+                n = self._peers.get(peer, 0)
+                if n >= MAX_PER_PEER:
+                    logger.warning("refused a connection from %s: it holds %d already",
+                                   peer, n)
+                    raise Pyro5.errors.SecurityError(
+                        f"too many connections from {peer} (at most {MAX_PER_PEER})")
+                self._peers[peer] = n + 1
+            conn.distlda_peer = peer
+        return super().validateHandshake(conn, data)
+
+    def clientDisconnect(self, conn):
+        peer = getattr(conn, "distlda_peer", None)
+        if peer is not None:
+            with self._peer_lock:
+                left = self._peers.get(peer, 1) - 1
+                if left > 0:
+                    self._peers[peer] = left
+                else:
+                    self._peers.pop(peer, None)
 
 
 def claim(p: Pyro5.api.Proxy, timeout: float | None) -> None:
@@ -238,37 +361,65 @@ def register(ns_host, ns_port, name, uri, meta):
         ns.register(name, uri, safe=False, metadata={meta})
 
 
-def keep_registered(ns_host, ns_port, name, uri, stop: threading.Event, meta, every: float = 2.0):
-    """Re-register when the name is gone (name server restarted, or we were declared dead)."""
+def keep_registered(ns_host, ns_port, name, uri, stop: threading.Event, meta, every: float = 2.0,
+                    genuine: Callable[[Any], bool] | None = None, on_yield=None):
+    """Keep ``name`` pointing at ``uri``: register again when the name is gone (name server
+    restarted, or we were declared dead) or points elsewhere.
+
+    When it points elsewhere and ``genuine(other_uri)`` says the other holder is a real peer
+    of ours (a dispatcher started while this one was frozen), this process yields instead:
+    ``on_yield()`` is called and the loop ends. Any other holder (a stale or an impostor's
+    entry) loses the name, with a warning.
+    """
     while not stop.wait(every):
         try:
-            ns = locate_ns(ns_host, ns_port, timeout=5.0, broadcast=False)
-            with ns:
+            with locate_ns(ns_host, ns_port, timeout=5.0, broadcast=False) as ns:
                 try:
-                    ns.lookup(name)
+                    current = ns.lookup(name)
                 except Pyro5.errors.NamingError:
+                    current = None
+                if current is not None and str(current) != str(uri):
+                    if genuine is not None and genuine(current):
+                        logger.warning("%s is now served by %s; this one (%s) stops", name,
+                                       current, uri)
+                        if on_yield is not None:
+                            on_yield()
+                        return
+                    logger.warning("the name %s pointed to %s, which is not this process and "
+                                   "does not answer as one of ours; taking it back", name,
+                                   current)
+                if current is None or str(current) != str(uri):
                     ns.register(name, uri, safe=False, metadata={meta})
-                    logger.info("registered again as %s", name)
+                    if current is None:
+                        logger.info("registered again as %s", name)
         except Exception as e:  # name server away: try again later
             logger.debug("name server check failed: %s", e)
 
 
-def serve_forever(obj, name: str, host, port, ns_host, ns_port, meta: str) -> int:
+def serve_forever(obj, name: str, host, port, ns_host, ns_port, meta: str,
+                  genuine: Callable[[Any], bool] | None = None) -> int:
     """Serve ``obj`` as ``name`` until SIGTERM or Ctrl-C: register it with the name server,
-    keep the registration alive, then remove it.
+    keep the registration alive (see :func:`keep_registered` for ``genuine``), then remove it.
 
-    Returns the process exit status (1 when the name server cannot be reached).
+    Returns the process exit status (1 when another genuine server took the name over).
     """
     stop = threading.Event()
-    with Pyro5.api.Daemon(host=host, port=port) as daemon:
+    yielded = threading.Event()
+    with _Daemon(host=host, port=port) as daemon:
         uri = daemon.register(obj, name)
         try:
             register(ns_host, ns_port, name, uri, meta)
         except Pyro5.errors.PyroError as e:  # gone since it was found: keep_registered retries
             logger.warning("cannot register with the name server at %s yet: %s",
                            ns_address(ns_host, ns_port), e)
+
+        def give_up():
+            yielded.set()
+            daemon.shutdown()
+
         threading.Thread(target=keep_registered, daemon=True,
-                         args=(ns_host, ns_port, name, uri, stop, meta)).start()
+                         args=(ns_host, ns_port, name, uri, stop, meta),
+                         kwargs=dict(genuine=genuine, on_yield=give_up)).start()
         logger.info("%s ready at %s", name, uri)
         try:
             daemon.requestLoop()
@@ -276,9 +427,10 @@ def serve_forever(obj, name: str, host, port, ns_host, ns_port, meta: str) -> in
             pass
         finally:
             stop.set()
-            unregister(ns_host, ns_port, name)
+            if not yielded.is_set():
+                unregister(ns_host, ns_port, name)
             logger.info("%s stopped", name)
-    return 0
+    return 1 if yielded.is_set() else 0
 
 
 class _Job:
@@ -350,11 +502,16 @@ def poll(start: Callable[[], str], result: Callable[[str, float], Any], every: f
 
 
 def run_name_server(host: str, port: int, bcport: int) -> None:
-    """Pyro5's name server with its broadcast responder, served until interrupted, with the
-    multiplex server type (idle connections hold no threads)."""
+    """Pyro5's name server with its broadcast responder, served until interrupted, with
+    distlda's limits: msgpack only, a thread pool of :data:`THREADPOOL_SIZE` and idle
+    connections closed after :data:`IDLE_TIMEOUT` (Pyro5's stock name server is locked by 80
+    idle sockets). Not the multiplex server: one slow sender would stall it for everyone."""
     import Pyro5.nameserver
     configure()
-    _config.SERVERTYPE = "multiplex"
+    _msgpack_only()
+    _config.SERVERTYPE = "thread"
+    _config.THREADPOOL_SIZE = max(_config.THREADPOOL_SIZE, THREADPOOL_SIZE)
+    _config.COMMTIMEOUT = IDLE_TIMEOUT
     Pyro5.nameserver.start_ns_loop(host, port, enableBroadcast=True, bcport=bcport)
 
 

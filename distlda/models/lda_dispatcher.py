@@ -25,7 +25,7 @@ import numpy as np
 
 from distlda.cluster import codec, process, transport
 from distlda.cluster.coordinator import Coordinator, Roster
-from distlda.cluster.messages import ProtocolError, SessionConfig
+from distlda.cluster.messages import DISPATCHER_SERVICE, ProtocolError, SessionConfig
 from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.dispatcher")
@@ -41,14 +41,16 @@ class LdaDispatcher:
     """Remote API used by :class:`distlda.cluster.client.DistributedExecutor`."""
 
     def __init__(self, ns_host=None, ns_port=None, timeout: float = 5.0, poll: float = 1.0,
-                 worker_wait: float | None = None, session_timeout: float = 120.0):
+                 worker_wait: float | None = None, session_timeout: float = 120.0,
+                 max_memory: int | None = None):
         self.poll = float(poll)
+        self.max_memory = process.default_max_memory() if max_memory is None else max_memory
         self.worker_wait = max(float(timeout), 10.0) if worker_wait is None else float(worker_wait)
         self.session_timeout = float(session_timeout)
         self._lock = threading.RLock()
         self.roster = Roster(ns_host, ns_port, float(timeout), self._lock)
         self._run: Coordinator | None = None
-        self._last_stats: dict | None = None
+        self._last_stats: tuple[str, dict] | None = None  # (session, counters)
         self._touched = 0.0
         self._sweeps = transport.PolledJobs("sweep job")
         self._inbox = codec.Staging()  # big arrays of a client's next load, sent in pieces
@@ -77,7 +79,7 @@ class LdaDispatcher:
     def ping(self) -> dict:
         """Workers available now, from the dispatcher's own state (it contacts no worker)."""
         with self._lock:
-            info = {"workers": len(self.roster.membership),
+            info = {"service": DISPATCHER_SERVICE, "workers": len(self.roster.membership),
                     "names": self.roster.membership.names(), "busy": self._busy()}
             if info["busy"] and self._run is not None:
                 info["training"] = self._describe(self._run)
@@ -91,7 +93,8 @@ class LdaDispatcher:
 
     def start_session(self, config: dict) -> str:
         """Open a training session (:class:`distlda.cluster.messages.SessionConfig`)."""
-        cfg = SessionConfig.from_wire(config)
+        cfg = SessionConfig.from_wire(config)  # checked whole before any state changes
+        cfg.check_limits(self.max_memory, "the dispatcher")
         with self._lock:
             if self._busy() and self._run is not None:
                 raise RuntimeError(f"the dispatcher is busy with {self._describe(self._run)}; "
@@ -119,22 +122,23 @@ class LdaDispatcher:
             return run.load(codec.stage_in(chunks, self._inbox.take))
 
     def end_session(self, session: str) -> None:
+        """End training ``session`` (only its client knows the id) and free its workers."""
         with self._lock:
             run = self._run
             if run is None or session != run.session:
                 return
             run.ended = True
-            self._last_stats = run.telemetry.snapshot(self.roster.lost)
+            self._last_stats = (session, run.telemetry.snapshot(self.roster.lost))
             self._run = None
             members = list(self.roster.membership.members.values())
         for m in members:
-            self._pool.submit(self._release, m.uri, session)
+            self._pool.submit(self._release, m.uri, run.key)
         logger.info("session %s ended", session[:8])
 
     @staticmethod
-    def _release(uri, session):
+    def _release(uri, key):
         try:
-            transport.call(uri, "release", session, timeout=5.0)
+            transport.call(uri, "release", key, timeout=5.0)
         except Exception:
             pass
 
@@ -164,12 +168,15 @@ class LdaDispatcher:
             return self._session(session).ledger.summary()
 
     def stats(self, session: str | None = None) -> dict:
-        """Traffic and failure counters of the current (or last finished) session."""
+        """Traffic, timing and failure counters of the running (or last finished) session.
+
+        Operational counters only, public like :meth:`ping`: no session id, no corpus data.
+        """
         with self._lock:
             run = self._run
-            if run is not None and session in (None, run.session):
+            if run is not None:
                 return run.telemetry.snapshot(self.roster.lost)
-            return dict(self._last_stats or {})
+            return dict(self._last_stats[1]) if self._last_stats is not None else {}
 
     # ------------------------------------------------------------ sweeps
     def sweep(self, session: str, seeds: dict, alpha: dict | None = None) -> str:
@@ -209,6 +216,15 @@ class LdaDispatcher:
         return r
 
 
+def _genuine(uri) -> bool:
+    """Whether ``uri`` answers as a distlda dispatcher (not a stale or an impostor's entry)."""
+    try:
+        info = transport.call(uri, "ping", timeout=2.0)
+    except Exception:
+        return False
+    return isinstance(info, dict) and info.get("service") == DISPATCHER_SERVICE
+
+
 def _already_running(args) -> bool | None:
     """True if a live dispatcher is registered, None if the name server cannot be reached."""
     try:
@@ -219,10 +235,10 @@ def _already_running(args) -> bool | None:
         return None
     if old is None:
         return False
-    try:
-        transport.call(old, "ping", timeout=2.0)
-    except transport.CommunicationError:
-        return False  # a stale registration: replace it
+    if not _genuine(old):
+        logger.warning("the name %s points to %s, which does not answer as a distlda "
+                       "dispatcher (stale, or another process's); replacing it", NAME, old)
+        return False
     logger.error("a dispatcher is already running at %s", old)
     return True
 
@@ -246,9 +262,9 @@ def main(argv=None) -> int:
         if _already_running(args) is not False:
             return 1
         disp = LdaDispatcher(args.ns_host, args.ns_port, timeout=args.timeout,
-                             worker_wait=args.worker_wait)
+                             worker_wait=args.worker_wait, max_memory=args.max_memory)
         logger.info("dispatcher worker timeout %.0f s", args.timeout)
-        return process.serve(disp, NAME, args, META)
+        return process.serve(disp, NAME, args, META, genuine=_genuine)
 
     return process.run("dispatcher", start)
 

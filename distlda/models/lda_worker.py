@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from distlda.cluster import codec, process, transport
-from distlda.cluster.messages import ChunkLoad, Job, SessionConfig
+from distlda.cluster.messages import ChunkLoad, Job, ProtocolError, SessionConfig
 from distlda.cluster.worker_session import StaleView, WorkerSession
 
 logger = logging.getLogger("distlda.worker")
@@ -41,8 +41,15 @@ __all__ = ["LdaWorker", "PREFIX", "StaleView", "main"]
 class LdaWorker:
     """The remote API of one worker (called by the dispatcher only)."""
 
-    def __init__(self, name: str):
+    #: Seconds without a word from the dispatcher that owns this worker after which another
+    #: dispatcher may take it over (a restarted one): 4 of the owner's heartbeats.
+    TAKEOVER_S = 8.0
+
+    def __init__(self, name: str, max_memory: int | None = None):
         self.name = name
+        self.max_memory = process.default_max_memory() if max_memory is None else max_memory
+        self._owner: str | None = None  # the secret of the dispatcher that joined us last
+        self._owner_seen = 0.0          # monotonic time of its last call
         self._lock = threading.RLock()
         self._state: WorkerSession | None = None
         self._jobs = transport.PolledJobs("job")
@@ -50,31 +57,57 @@ class LdaWorker:
         self._outbox: dict = {}        # big arrays of the last result, fetched in pieces
         self.sweeps = 0
 
-    def ping(self) -> dict:
+    def ping(self, owner: str | None = None) -> dict:
+        """Who this worker is and what it holds (never its session's key). ``owner``: the
+        owning dispatcher's heartbeat, which keeps its claim on this worker fresh."""
         with self._lock:
+            if owner is not None and owner == self._owner:
+                self._owner_seen = time.monotonic()
             st = self._state
             return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
-                    "session": st and st.session, "chunks": len(st.chunks) if st else 0,
+                    "in_session": st is not None, "chunks": len(st.chunks) if st else 0,
                     "tokens": st.num_tokens if st else 0, "sweeps": self.sweeps,
                     "busy": bool(st and st.busy)}
 
-    def reset(self, session: str, config: dict) -> None:
-        """Forget everything and join training ``session``."""
+    def reset(self, key: str, config: dict, owner: str) -> None:
+        """Forget everything and join the training whose worker key is ``key``, for the
+        dispatcher whose secret is ``owner``.
+
+        Raises
+        ------
+        RuntimeError
+            The worker belongs to another dispatcher that was heard from less than
+            :data:`TAKEOVER_S` seconds ago (its message starts with ``owned:``).
+        ProtocolError
+            A malformed configuration, key or secret (nothing changes).
+        """
         cfg = SessionConfig.from_wire(config)
+        cfg.check_limits(self.max_memory, f"worker {self.name}")
+        for v, what in ((key, "key"), (owner, "owner")):
+            if not isinstance(v, str) or not 16 <= len(v) <= 128:
+                raise ProtocolError(f"reset: {what} must be a string of 16-128 characters")
         with self._lock:
-            self._state = WorkerSession(session, cfg, self.name)
+            quiet = time.monotonic() - self._owner_seen
+            if self._owner not in (None, owner) and quiet < self.TAKEOVER_S:
+                raise RuntimeError(f"owned: worker {self.name} works for another dispatcher, "
+                                   f"heard from {quiet:.1f} s ago; it may be taken over after "
+                                   f"{self.TAKEOVER_S:.0f} s of silence")
+            if self._owner not in (None, owner):
+                logger.info("taken over by another dispatcher (the last one was silent for "
+                            "%.0f s)", quiet)
+            self._owner, self._owner_seen = owner, time.monotonic()
+            self._state = WorkerSession(key, cfg, self.name)
             self._state.hold = _test_hold()
             self._jobs.clear()
             self._inbox.clear()
             self._outbox = {}
-        logger.info("joined session %s (%d topics, %d terms)", session[:8], cfg.num_topics,
-                    cfg.num_terms)
+        logger.info("joined a session (%d topics, %d terms)", cfg.num_topics, cfg.num_terms)
 
-    def _session(self, session) -> WorkerSession:
+    def _session(self, key) -> WorkerSession:
         st = self._state
-        if st is None or session != st.session:
-            raise RuntimeError(f"worker {self.name} is not in session {str(session)[:8]} "
-                               f"(it is in {str(st and st.session)[:8]})")
+        if st is None or key != st.session:
+            raise RuntimeError(f"worker {self.name} is not in that session")
+        self._owner_seen = time.monotonic()  # only the owner knows the key
         return st
 
     def put(self, session: str, sid: str, offset: int, total: int, piece: bytes) -> None:
@@ -179,7 +212,7 @@ def main(argv=None) -> int:
 
     def start() -> int:
         process.connect(args, name)
-        return process.serve(LdaWorker(name), name, args, META)
+        return process.serve(LdaWorker(name, args.max_memory), name, args, META)
 
     return process.run(name, start)
 
