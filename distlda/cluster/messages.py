@@ -74,6 +74,50 @@ def _int(v, what: str, lo: int = 0, hi: int | None = None) -> int:
     return v
 
 
+# ---------------------------------------------------------------- plain arguments of remote calls
+def arg_int(v, what: str, lo: int = 0, hi: int | None = None) -> int:
+    """An integer argument of a remote call, or :class:`ProtocolError`."""
+    return _int(v, what, lo, hi)
+
+
+def arg_array(obj, what: str, ndim: int | None = None, kind: str | None = None,
+              copy: bool = False) -> np.ndarray:
+    """An array argument of a remote call (a codec dict), checked like a message field."""
+    return _array(obj, what, ndim, kind, copy)
+
+
+def arg_list(v, what: str, max_len: int = 1 << 20) -> list:
+    if not isinstance(v, (list, tuple)) or len(v) > max_len:
+        raise ProtocolError(f"{what}: expected a list of at most {max_len} items")
+    return list(v)
+
+
+def arg_float(v, what: str, lo: float, hi: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ProtocolError(f"{what}: expected a number in [{lo:g}, {hi:g}], got {v!r}")
+    return float(v)
+
+
+def arg_str(v, what: str, max_len: int = 128) -> str:
+    if not isinstance(v, str) or len(v) > max_len:
+        raise ProtocolError(f"{what}: expected a string of at most {max_len} characters")
+    return v
+
+
+def arg_bytes(v, what: str, max_len: int) -> bytes:
+    if not isinstance(v, (bytes, bytearray)) or len(v) > max_len:
+        raise ProtocolError(f"{what}: expected at most {max_len} bytes")
+    return v
+
+
+def arg_ints(v, what: str, hi: int) -> list[int]:
+    """A list of integers in [0, hi)."""
+    if not isinstance(v, (list, tuple)) or not all(
+            not isinstance(i, bool) and isinstance(i, int) and 0 <= i < hi for i in v):
+        raise ProtocolError(f"{what}: expected a list of integers in [0, {hi})")
+    return list(v)
+
+
 class LimitError(ProtocolError):
     """A session larger than the receiving process is configured to hold."""
 

@@ -25,8 +25,19 @@ import numpy as np
 
 from distlda.cluster import codec, process, transport
 from distlda.cluster.coordinator import Coordinator, Roster
-from distlda.cluster.messages import DISPATCHER_SERVICE, ProtocolError, SessionConfig
+from distlda.cluster.messages import (
+    DISPATCHER_SERVICE,
+    ProtocolError,
+    SessionConfig,
+    arg_array,
+    arg_bytes,
+    arg_float,
+    arg_int,
+    arg_list,
+    arg_str,
+)
 from distlda.gibbs import sampling
+from distlda.params import PRIOR_MAX, PRIOR_MIN
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -112,14 +123,16 @@ class LdaDispatcher:
     def put(self, session: str, sid: str, offset: int, total: int, piece: bytes) -> None:
         """A piece of a big array of the next load (:func:`distlda.cluster.codec.stage_out`)."""
         with self._lock:
-            self._session(session)
-        self._inbox.put(sid, offset, total, piece)
+            run = self._session(session)
+        arg_bytes(piece, "put.piece", 2 * codec.PIECE_BYTES)
+        arg_int(total, "put.total", 0, run.config.need_bytes())
+        self._inbox.put(arg_str(sid, "put.id"), arg_int(offset, "put.offset"), total, piece)
 
     def load(self, session: str, chunks: list) -> int:
         """Receive chunks ``[[idx, words, doc_ptr, topics], ...]`` (idx in order from 0)."""
         with self._lock:
             run = self._session(session)
-            return run.load(codec.stage_in(chunks, self._inbox.take))
+            return run.load(codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take))
 
     def end_session(self, session: str) -> None:
         """End training ``session`` (only its client knows the id) and free its workers."""
@@ -159,6 +172,9 @@ class LdaDispatcher:
         """Committed topics of chunks ``start:stop``."""
         with self._lock:
             run = self._session(session)
+            n = run.ledger.num_chunks
+            start = arg_int(start, "topics.start", 0, n)
+            stop = arg_int(stop, "topics.stop", start, n)
             return [codec.enc_topics(t, run.config.num_topics)
                     for t in run.ledger.topics(start, stop)]
 
@@ -184,19 +200,23 @@ class LdaDispatcher:
 
         ``alpha``, when given, is the document-topic prior from this sweep on.
         """
-        with self._lock:
+        with self._lock:  # every argument checked before anything changes
             run = self._session(session)
+            a = None
             if alpha is not None:
-                a = codec.dec(alpha, copy=True)
-                if a.shape != run.config.alpha.shape or not np.all(a > 0):
-                    raise ProtocolError("alpha must hold num_topics positive numbers")
-                run.set_alpha(a)
-            if self._sweeping:
-                raise RuntimeError("a sweep is already running")
-            seeds_a = codec.dec(seeds, copy=True)
+                a = arg_array(alpha, "sweep.alpha", 1, "f", copy=True)
+                if a.shape != run.config.alpha.shape or not np.all(
+                        (a >= PRIOR_MIN) & (a <= PRIOR_MAX)):
+                    raise ProtocolError(f"sweep.alpha: expected {a.size} numbers in "
+                                        f"[{PRIOR_MIN:g}, {PRIOR_MAX:g}]")
+            seeds_a = arg_array(seeds, "sweep.seeds", 1, "iu", copy=True)
             if seeds_a.shape != (run.ledger.num_chunks,):
                 raise ProtocolError(f"got {seeds_a.shape[0]} seeds for {run.ledger.num_chunks} "
                                     f"chunks")
+            if self._sweeping:
+                raise RuntimeError("a sweep is already running")
+            if a is not None:
+                run.set_alpha(a)
             self._sweeping = True
         return self._sweeps.start(lambda: self._sweep(run, seeds_a), name="sweep")
 
@@ -210,7 +230,7 @@ class LdaDispatcher:
         """The sweep's statistics once it is done, waiting at most ``timeout`` s; else None."""
         with self._lock:
             self._session(session)
-        r = self._sweeps.wait(job, timeout)
+        r = self._sweeps.wait(arg_str(job, "wait.job"), arg_float(timeout, "wait.timeout", 0, 30))
         with self._lock:
             self._touched = time.time()
         return r

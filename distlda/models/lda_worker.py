@@ -26,7 +26,18 @@ import time
 from pathlib import Path
 
 from distlda.cluster import codec, process, transport
-from distlda.cluster.messages import ChunkLoad, Job, ProtocolError, SessionConfig
+from distlda.cluster.messages import (
+    ChunkLoad,
+    Job,
+    ProtocolError,
+    SessionConfig,
+    arg_bytes,
+    arg_float,
+    arg_int,
+    arg_ints,
+    arg_list,
+    arg_str,
+)
 from distlda.cluster.worker_session import StaleView, WorkerSession
 
 logger = logging.getLogger("distlda.worker")
@@ -113,14 +124,18 @@ class LdaWorker:
     def put(self, session: str, sid: str, offset: int, total: int, piece: bytes) -> None:
         """A piece of a big array of the next call (:func:`distlda.cluster.codec.stage_out`)."""
         with self._lock:
-            self._session(session)
-        self._inbox.put(sid, offset, total, piece)
+            st = self._session(session)
+        arg_bytes(piece, "put.piece", 2 * codec.PIECE_BYTES)
+        arg_int(total, "put.total", 0, st.config.need_bytes())
+        self._inbox.put(arg_str(sid, "put.id"), arg_int(offset, "put.offset"), total, piece)
 
     def piece(self, session: str, sid: str, offset: int, n: int) -> bytes:
         """``n`` bytes from ``offset`` of a big array of the last result."""
+        arg_int(offset, "piece.offset")
+        arg_int(n, "piece.n", 0, 2 * codec.PIECE_BYTES)
         with self._lock:
             self._session(session)
-            data = self._outbox.get(sid)
+            data = self._outbox.get(sid) if isinstance(sid, str) else None
         if data is None or not 0 <= offset <= offset + n <= len(data):
             raise ValueError(f"worker {self.name}: no such piece of a result")
         return bytes(data[offset:offset + n])
@@ -129,13 +144,13 @@ class LdaWorker:
         """Keep chunks ``[[idx, words, doc_ptr, topics], ...]``; returns tokens now held."""
         with self._lock:
             st = self._session(session)
-            chunks = codec.stage_in(chunks, self._inbox.take)
+            chunks = codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take)
             return st.load([ChunkLoad.from_wire(c, st.config) for c in chunks])
 
     def drop(self, session: str, idxs: list) -> None:
         """Give chunks back (the dispatcher moved them to another worker)."""
         with self._lock:
-            self._session(session).drop(idxs)
+            self._session(session).drop(arg_ints(idxs, "drop.idxs", 2**31))
 
     def release(self, session: str) -> None:
         """Free the chunks of a finished training."""
@@ -173,7 +188,8 @@ class LdaWorker:
         """The job's result once it is done, waiting at most ``wait`` s; None while it runs."""
         with self._lock:
             self._session(session)
-        return self._jobs.wait(job, wait, prefix=f"worker {self.name}: ")
+        return self._jobs.wait(arg_str(job, "result.job"), arg_float(wait, "result.wait", 0, 30),
+                               prefix=f"worker {self.name}: ")
 
 
 def _test_hold():
