@@ -234,3 +234,23 @@ def test_an_overwritten_dispatcher_entry_is_reported_and_taken_back(corpus):
         finally:
             daemon.shutdown()
             daemon.close()
+
+
+def test_a_frozen_dispatcher_that_resumes_yields_to_its_successor(corpus):
+    X, n = corpus
+    import signal
+    with Cluster(workers=1, check=False) as c:
+        old = c.dispatcher
+        os.kill(old, signal.SIGSTOP)  # by PID: one of ours
+        try:
+            new = c.start_dispatcher()  # the frozen one does not answer: it is replaced
+            c.wait_workers(1)
+        finally:
+            os.kill(old, signal.SIGCONT)
+        # the old one finds its name held by a genuine dispatcher and stops, instead of
+        # taking the name back and splitting the cluster's clients between the two
+        wait_for(lambda: c.procs[old][1].poll() is not None, 30, "the old dispatcher to stop")
+        assert c.procs[old][1].returncode == 1
+        assert c.procs[new][1].poll() is None
+        lda = train(X, c, iterations=3)
+        exact(lda, n)

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 
-from distlda.cluster import transport
+from distlda.cluster import process, transport
 
 logger = logging.getLogger("distlda.nameserver")
 
@@ -107,6 +107,8 @@ def run(args) -> int:
                     "dispatcher here find it with no options", host, source)
     else:
         logger.info("the name server binds to %s (%s)", host, source)
+        if not getattr(args, "tls", None):
+            process.warn_plain("the name server", host)
         logger.info("on every machine: python -m distlda.models.lda_worker  (found by "
                     "broadcast; or add --ns-host %s --ns-port %d); firewall: TCP %d and UDP "
                     "%d, and the workers' ports", host, args.port, args.port, args.bc_port)

@@ -92,7 +92,18 @@ def connect(args, what: str) -> None:
             f"server is at {ns_host}: pass --host <this machine's LAN address> or set PYRO_HOST")
     logger.info("%s: name server at %s:%d; serving on %s (from %s)", what, ns_host, ns_port,
                 host, source)
+    if not getattr(args, "tls", None) and not transport.is_loopback(host):
+        warn_plain(what, host)
     args.ns_host, args.ns_port, args.host = ns_host, ns_port, host
+
+
+def warn_plain(what: str, host: str) -> None:
+    """Say once that a plain (non-TLS) process listens where other machines can reach it."""
+    logger.warning("%s listens on %s in plain mode: every process that can reach it may "
+                   "register as a worker or call it (no data or training is exposed, but "
+                   "workers are trusted). To require certificates: python -m distlda certs DIR "
+                   "--hosts <every host>, then start every process with --tls DIR (see "
+                   "docs/security.rst)", what, host)
 
 
 def serve(obj, name: str, args, meta: str, genuine=None) -> int:
