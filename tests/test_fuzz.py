@@ -204,3 +204,16 @@ def test_fuzzing_live_processes_over_pyro_leaves_the_training_exact():
             with p:
                 assert p.ping()
         assert calls["n"] >= 100
+
+
+def test_the_loads_that_crashed_a_worker_are_refused(worker):
+    # topic ids of 2**31-1, or document offsets far past the tokens, then a sweep: SIGSEGV before
+    before = worker_view(worker)
+    words = codec.enc(np.zeros(3, np.int32))
+    for topics, doc_ptr in [(np.full(3, 2**31 - 1, np.int32), np.array([0, 3])),
+                            (np.zeros(3, np.int32), np.array([0, 2**40])),
+                            (np.zeros(3, np.int32), np.array([0, 2, 1, 3])),
+                            (np.full(3, -1, np.int32), np.array([0, 3]))]:
+        with pytest.raises(ValueError):
+            worker.load("k" * 32, [[1, words, codec.enc(doc_ptr), codec.enc(topics)]])
+    assert worker_view(worker) == before

@@ -103,6 +103,8 @@ def test_no_call_returns_an_id_or_data_and_outsider_calls_change_nothing(corpus)
         assert "error" not in box, box.get("error")
         lda = box["result"]
         exact(lda, n)
+        share = lda.sstats.sum(axis=1) / n  # unpoisoned: 8 planted topics, none taken over
+        assert share.max() < 0.3, share
         assert lda.executor_info.startswith("distributed")
         assert c.dispatcher_proxy().stats()["lost_workers"] == 0
 
