@@ -256,3 +256,40 @@ def test_a_frozen_dispatcher_that_resumes_yields_to_its_successor(corpus):
         assert c.procs[new][1].poll() is None
         lda = train(X, c, iterations=3)
         exact(lda, n)
+
+
+def test_idle_connections_are_closed_and_distlda_proxies_reconnect(monkeypatch, corpus):
+    X, n = corpus
+    monkeypatch.setenv("DISTLDA_IDLE_TIMEOUT", "2")
+    with Cluster(workers=1, check=False) as c:
+        uri = Pyro5.api.URI(lookup(c))
+        s = socket.create_connection((uri.host, uri.port), timeout=10)
+        t0 = time.monotonic()
+        while s.recv(1000):  # Pyro5 says "timeout" and hangs up on a silent socket
+            pass
+        assert 1.5 < time.monotonic() - t0 < 8
+        s.close()
+        exact(train(X, c, iterations=3), n)
+
+
+def test_connections_per_remote_address_are_capped():
+    from distlda.cluster import transport
+
+    class Conn:
+        def __init__(self, addr):
+            self.sock = type("S", (), {"getpeername": lambda _self: (addr, 1)})()
+
+    d = transport._Daemon(host="127.0.0.1")
+    try:
+        far = [Conn("10.9.8.7") for _ in range(transport.MAX_PER_PEER)]
+        for conn in far:
+            d.validateHandshake(conn, None)
+        with pytest.raises(Pyro5.errors.SecurityError, match="too many connections"):
+            d.validateHandshake(Conn("10.9.8.7"), None)
+        d.validateHandshake(Conn("10.9.8.6"), None)  # another address is not affected
+        for _ in range(3 * transport.MAX_PER_PEER):  # nor is this machine's loopback
+            d.validateHandshake(Conn("127.0.0.1"), None)
+        d.clientDisconnect(far[0])
+        d.validateHandshake(Conn("10.9.8.7"), None)  # a closed connection frees its place
+    finally:
+        d.close()

@@ -38,8 +38,8 @@ expose = Pyro5.api.expose
 #: Seconds a server keeps a connection that sends nothing: then it closes it, so idle
 #: sockets cannot hold a server's threads. Our own proxies reconnect before that
 #: (:data:`RECONNECT_AFTER`).
-IDLE_TIMEOUT = 30.0
-RECONNECT_AFTER = 20.0
+IDLE_TIMEOUT = float(os.environ.get("DISTLDA_IDLE_TIMEOUT", 30.0))  # tests set it short
+RECONNECT_AFTER = IDLE_TIMEOUT * 2 / 3
 #: Threads of a thread-pool server (Pyro5's default of 80 is filled by 80 idle sockets),
 #: and the most connections one remote (non-loopback) address may hold at once.
 THREADPOOL_SIZE = 512
