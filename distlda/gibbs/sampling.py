@@ -67,7 +67,8 @@ def step_seeds(seeds: np.ndarray, step: int) -> np.ndarray:
 
 def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
           sampler: str = "sparse", mh_steps: int | None = None, *, ranges=None,
-          word_lists=None, pool=None, threads: int = 1, fallbacks=None) -> int | None:
+          word_lists=None, pool=None, threads: int = 1, fallbacks=None, eta_kw=None,
+          eta_sum=None) -> int | None:
     """Resample tokens of several chunks in turn against ``nwk``/``nk`` (updated in place).
 
     Parameters
@@ -98,6 +99,11 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
         MH only: split each phase over ``threads`` threads of ``pool``.
     fallbacks : ndarray of shape (1,), int64, optional
         Sparse only: counts the draws whose topic mass was not finite (check mode).
+    eta_kw, eta_sum : ndarray, optional
+        Sparse only: a non-uniform topic-word prior (:class:`~distlda.gibbs.state.GibbsState`'s
+        attributes); the chunks are then swept by the exact O(K)
+        :func:`~distlda.gibbs.kernels.sweep_eta` and ``beta``, ``vbeta``, ``word_lists`` are
+        not read.
 
     Returns
     -------
@@ -113,6 +119,12 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
         return None
     if sampler != "sparse":
         raise ValueError(f"unknown sampler {sampler!r}")
+    if eta_kw is not None:
+        ranges = ranges or [(p[:-1], p[1:]) for p in docptr_list]
+        return sum(K_.sweep_eta(words, topics, doc_ptr, lo, hi, nwk, nk, alpha, eta_kw, eta_sum,
+                                int(seed), fallbacks)
+                   for words, topics, doc_ptr, (lo, hi), seed in zip(
+                       words_list, topics_list, docptr_list, ranges, seeds))
     if word_lists is None:
         local_counts = np.zeros(nwk.shape[0], np.int64)
         for w in words_list:
