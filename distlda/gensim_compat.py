@@ -43,8 +43,8 @@ def warn_vb_only(given: dict) -> None:
     """One warning naming the variational-Bayes keywords that were given (not None)."""
     named = [f"{k}={v!r}" for k, v in given.items() if v is not None and v is not False]
     if named:
-        warnings.warn(f"LdaModel: {', '.join(named)} only mean something for gensim's "
-                      f"variational Bayes; a Gibbs sampler ignores them", UserWarning,
+        warnings.warn(f"LdaModel: {', '.join(named)}: gensim's variational-Bayes settings, "
+                      f"which a Gibbs sampler ignores", UserWarning,
                       stacklevel=3)
 
 
@@ -266,6 +266,15 @@ class GensimCompatMixin:
         ``get_lambda()``, ``get_Elogbeta()`` (a snapshot, rebuilt on each access)."""
         return GibbsSuffStats(self)
 
+    @state.setter
+    def state(self, value) -> None:
+        raise AttributeError("a Gibbs model's state is its topic assignments, which counts "
+                             "cannot replace: copy the whole model (copy.deepcopy(lda)) instead")
+
+    def sync_state(self, current_Elogbeta=None) -> None:
+        """Nothing to do: gensim caches ``expElogbeta`` from ``state``, and here every
+        topic view is read from the Gibbs counts when asked for."""
+
     @property
     def expElogbeta(self) -> np.ndarray:
         """``exp(state.get_Elogbeta())``, shape (K, V), as gensim's attribute of that name."""
@@ -459,19 +468,21 @@ class GensimCompatMixin:
         version :data:`distlda.persistence.FORMAT_VERSION`, and is loaded without
         unpickling anything, so a model file cannot run code.
 
-        gensim's keywords are accepted: ``ignore`` (gensim: attributes left out) cannot
-        leave anything out, since the Gibbs state is the model; its default names, and
-        attributes never saved (callbacks, history, metrics), pass silently, other names with
-        a warning. ``separately``/``sep_limit`` (gensim: arrays in separate files, for
+        gensim's keywords are accepted. ``ignore`` (gensim: attributes left out) may name
+        "id2word", which saves the model without its vocabulary (as gensim); everything else
+        is the Gibbs state, which is the model and cannot be left out: gensim's default
+        names and attributes never saved (callbacks, history, metrics) pass silently, other
+        names with a warning. ``separately``/``sep_limit`` (gensim: arrays in separate files, for
         ``mmap``) and ``pickle_protocol`` have nothing to act on: one archive, no pickle.
         """
         from distlda import persistence as _file
-        extra = sorted(set([ignore] if isinstance(ignore, str) else ignore or ()) - _UNSAVED)
+        names = set([ignore] if isinstance(ignore, str) else ignore or ())
+        extra = sorted(names - _UNSAVED - {"id2word"})
         if extra or args or kwargs:
             warnings.warn(f"LdaModel.save writes the whole model: ignore={extra!r} and extra "
                           f"arguments {list(args) + sorted(kwargs)!r} have no effect",
                           UserWarning, stacklevel=2)
-        _file.save_model(self, fname)
+        _file.save_model(self, fname, with_id2word="id2word" not in names)
 
     @classmethod
     def load(cls, fname: str, mmap: str | None = None, *args, **kwargs):

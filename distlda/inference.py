@@ -106,8 +106,8 @@ class InferenceMixin:
             return self.get_document_topics(bow, per_word_topics=self.per_word_topics)
         return [self.get_document_topics(doc, per_word_topics=self.per_word_topics) for doc in bow]
 
-    def log_perplexity(self, corpus, iterations: int | None = None, total_docs=None) -> float:
-        """Held-out log-likelihood per token of ``corpus`` by document completion.
+    def log_perplexity(self, chunk, total_docs=None, iterations: int | None = None) -> float:
+        """Held-out log-likelihood per token of the corpus ``chunk`` by document completion.
 
         Not gensim's variational bound: each document's tokens are split in halves, its topic
         mixture is folded in on one half and the other half is scored
@@ -117,7 +117,7 @@ class InferenceMixin:
         """
         from distlda.evaluation import heldout_loglik
         iterations = self.inference_iterations if iterations is None else iterations
-        ll = heldout_loglik(self.get_topics(), self.alpha, corpus, iterations=iterations,
+        ll = heldout_loglik(self.get_topics(), self.alpha, chunk, iterations=iterations,
                             random_state=self._infer_seed, chunksize=self.chunksize)
         logger.info("%.3f per-token held-out log-likelihood (document completion), "
                     "perplexity %.1f", ll, math.exp(-ll))

@@ -283,8 +283,9 @@ def _read_member(zf: zipfile.ZipFile, name: str, dtype, ndim: int, archive_size:
 
 
 # ---------------------------------------------------------------------- the model's side
-def save_model(model, fname: str) -> None:
-    """Write ``model`` (:meth:`distlda.models.LdaModel.save`)."""
+def save_model(model, fname: str, with_id2word: bool = True) -> None:
+    """Write ``model`` (:meth:`distlda.models.LdaModel.save`; ``with_id2word=False``: without
+    its vocabulary)."""
     import smart_open
 
     from distlda import __version__
@@ -308,7 +309,8 @@ def save_model(model, fname: str) -> None:
                 distributed=self.distributed, ns_conf=self.ns_conf,
                 fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
                 rng_state=self._rng.bit_generator.state,
-                id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None,
+                id2word=([[int(i), str(w)] for i, w in self.id2word.items()]
+                         if self.id2word and with_id2word else None),
                 num_docs=st.num_docs, num_tokens=st.num_tokens)
     arrays = dict(
         alpha=np.asarray(self.alpha, np.float64), nwk=st.nwk, nk=st.nk,
