@@ -17,6 +17,7 @@ import warnings
 from collections import defaultdict
 
 import numpy as np
+import scipy.sparse as sp
 
 from distlda.params import (
     PRIOR_MAX,
@@ -155,6 +156,13 @@ def _doc_result(model, bow, theta, table, minimum_probability, minimum_phi_value
     return topics, word_topic, word_phi
 
 
+def _row_bow(row) -> list:
+    """One row of a CSR matrix as a bag of words (a copy, duplicates summed)."""
+    row = row.tocsr()
+    row.sum_duplicates()
+    return [(int(i), float(v)) for i, v in zip(row.indices, row.data) if v]
+
+
 class TransformedCorpus:
     """A corpus seen through ``get_document_topics`` (gensim's ``TransformedCorpus``).
 
@@ -166,12 +174,22 @@ class TransformedCorpus:
         self.model, self.corpus, self.options = model, corpus, options
 
     def __len__(self) -> int:
-        return len(self.corpus)
+        shape = getattr(self.corpus, "shape", None)
+        return int(shape[0]) if shape is not None and len(shape) == 2 else len(self.corpus)
 
     def __getitem__(self, docno):
+        if sp.issparse(self.corpus):
+            row = self.corpus[docno].tocsr()
+            return next(iter(self._batch([_row_bow(row)])))
         return self.model.get_document_topics(self.corpus[docno], **self.options)
 
     def __iter__(self):
+        if sp.issparse(self.corpus):  # documents x words counts: row batches
+            m = self.corpus.tocsr()
+            for a in range(0, m.shape[0], self.model.chunksize):
+                block = m[a:a + self.model.chunksize]
+                yield from self._batch([_row_bow(block[i]) for i in range(block.shape[0])])
+            return
         batch: list = []
         for doc in self.corpus:
             batch.append(list(doc))

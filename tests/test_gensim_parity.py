@@ -343,3 +343,15 @@ def test_seeded_eta_puts_seed_words_on_top():
         for k, words in seeds.items():
             top = [w for w, _ in lda.show_topic(k, topn=3)]
             assert sorted(top) == sorted(words), (seed, k, top)
+
+
+def test_get_document_topics_of_a_sparse_matrix_corpus(pair):
+    from gensim.matutils import corpus2csc
+    _, d = pair
+    X = corpus2csc(corpus, num_terms=V).T.tocsr()
+    got = d.get_document_topics(X, minimum_probability=0.0)
+    assert len(got) == len(corpus)
+    rows = list(got)
+    for bow, row, theta in zip(corpus, rows, d.fold_in(corpus)):
+        np.testing.assert_allclose([p for _, p in row], theta)
+    assert got[3] == rows[3]

@@ -186,14 +186,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin):
         self._infer_seed = int(self._rng.integers(2 ** 32))
         self.id2word = _resolve_id2word(id2word)
         self.num_terms = (max(self.id2word) + 1) if self.id2word else 0
-        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
-        beta = _resolve_eta(eta, self.num_topics, self.num_terms or None)
-        self.num_terms = self.num_terms or eta_width  # an eta array fixes the vocabulary
-        self._fixed_vocab = id2word is not None or eta_width > 0
-        if np.ndim(beta) and sampler == "mh":
-            raise ValueError("the mh sampler supports only a scalar eta: use sampler='sparse' "
-                             "or 'auto' with a per-word or seeded eta")
-        self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, beta)
+        self._state = self._state_for(eta, id2word is not None)
         self._in_process_only()  # distributed=True with what the cluster cannot run: now
         self._infer_cache = None
         self.executor_info: str | None = None
@@ -202,6 +195,17 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin):
         self.progress = progress
         if corpus is not None:
             self.update(corpus)
+
+    def _state_for(self, eta, fixed_vocab: bool) -> GibbsState:
+        """The empty Gibbs state with prior ``eta``; an eta array fixes the vocabulary."""
+        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
+        beta = _resolve_eta(eta, self.num_topics, self.num_terms or None)
+        self.num_terms = self.num_terms or eta_width
+        self._fixed_vocab = fixed_vocab or eta_width > 0
+        if np.ndim(beta) and self.sampler == "mh":
+            raise ValueError("the mh sampler supports only a scalar eta: use sampler='sparse' "
+                             "or 'auto' with a per-word or seeded eta")
+        return GibbsState(self.num_topics, self.num_terms, self.alpha, beta)
 
     # ------------------------------------------------------------------ training
     def update(self, corpus=None, iterations: int | None = None, *, passes: int | None = None,
