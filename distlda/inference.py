@@ -1,10 +1,10 @@
 """Topics of new documents: Gibbs fold-in with the topics held fixed, and held-out scoring.
 
 :class:`InferenceMixin` holds what :class:`distlda.models.LdaModel` offers on documents it was
-not trained on (``fold_in``, ``inference``, ``get_document_topics``, ``lda[bow]``, ``log_perplexity``); it
-expects the model's ``_state``, ``num_topics``, ``num_terms``, ``eta``, ``alpha``,
-``chunksize``, ``workers``, ``inference_iterations``, ``minimum_probability`` and
-``_infer_seed``.
+not trained on (``fold_in``, ``inference``, ``lda[bow]``, ``log_perplexity``; gensim's
+``get_document_topics`` is in :mod:`distlda.gensim_compat`); it expects the model's
+``_state``, ``num_topics``, ``num_terms``, ``alpha``, ``chunksize``, ``workers``,
+``inference_iterations``, ``minimum_probability``, ``per_word_topics`` and ``_infer_seed``.
 """
 
 from __future__ import annotations
