@@ -336,12 +336,15 @@ def write_topic_keys(lda, path: str, topn: int) -> None:
 def write_topic_word_weights(lda, path: str) -> None:
     """MALLET's ``--topic-word-weights-file``: ``topic <TAB> word <TAB> count + eta``, every
     word of every topic."""
+    import numpy as np
     counts = lda.sstats
+    eta = np.broadcast_to(lda.eta, counts.shape)
     words = [lda._word(i) for i in range(lda.num_terms)]
     with _open_out(path) as f:
         for k in range(lda.num_topics):
             row = counts[k]
-            f.writelines(f"{k}\t{w}\t{c + lda.eta:.6g}\n" for w, c in zip(words, row.tolist()))
+            f.writelines(f"{k}\t{w}\t{c + e:.6g}\n"
+                         for w, c, e in zip(words, row.tolist(), eta[k].tolist()))
 
 
 def write_doc_topics(theta, names, path: str | None) -> None:

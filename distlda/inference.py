@@ -1,10 +1,10 @@
 """Topics of new documents: Gibbs fold-in with the topics held fixed, and held-out scoring.
 
 :class:`InferenceMixin` holds what :class:`distlda.models.LdaModel` offers on documents it was
-not trained on (``fold_in``, ``inference``, ``get_document_topics``, ``lda[bow]``, ``log_perplexity``); it
-expects the model's ``_state``, ``num_topics``, ``num_terms``, ``eta``, ``alpha``,
-``chunksize``, ``workers``, ``inference_iterations``, ``minimum_probability`` and
-``_infer_seed``.
+not trained on (``fold_in``, ``inference``, ``lda[bow]``, ``log_perplexity``; gensim's
+``get_document_topics`` is in :mod:`distlda.gensim_compat`); it expects the model's
+``_state``, ``num_topics``, ``num_terms``, ``alpha``, ``chunksize``, ``workers``,
+``inference_iterations``, ``minimum_probability``, ``per_word_topics`` and ``_infer_seed``.
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ class InferenceMixin:
             A malformed document or a word id outside the model's vocabulary.
         """
         iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
-        nwk, inv, alpha = self._inference_tables()
+        nwk, inv, alpha, offset = self._inference_tables()
         chunks = list(iter_chunks(corpus, self.num_terms, self.chunksize))
         fallbacks = np.zeros(len(chunks), np.int64)  # one counter per chunk (thread-safe)
 
         def fold(i):
             c = chunks[i]
-            return K_.foldin(c.words, c.doc_ptr, nwk, inv, self.eta, alpha, iterations,
+            return K_.foldin(c.words, c.doc_ptr, nwk, inv, offset, alpha, iterations,
                              iterations // 2, self._infer_seed, fallbacks[i:i + 1])
 
         threads = min(self.workers, len(chunks))
@@ -82,47 +82,42 @@ class InferenceMixin:
         return self.fold_in(corpus, iterations)
 
     def _inference_tables(self):
-        """(nwk, 1 / (n_k + V eta), alpha) for :func:`~distlda.gibbs.kernels.foldin`, cached.
+        """(nwk, 1 / (n_k + V eta), alpha, eta) for :func:`~distlda.gibbs.kernels.foldin`,
+        cached. With a non-uniform eta: (p(word | topic) as V x K float64, ones, alpha, 0).
 
         The cache is dropped whenever training changes the counts or alpha; it is also
         rebuilt if ``alpha`` or the state was replaced by assignment.
         """
         cache = self._infer_cache
         st = self._state
-        if cache is None or cache[0] is not st.nwk or cache[3] is not self.alpha:
+        if cache is None or cache[0] is not st.nwk or cache[5] is not self.alpha:
             alpha = np.ascontiguousarray(self.alpha, dtype=np.float64)
-            inv = 1.0 / (st.nk + self.eta * self.num_terms)
-            cache = self._infer_cache = (st.nwk, inv, alpha, self.alpha)
-        return cache[:3]
-
-    def get_document_topics(self, bow, minimum_probability: float | None = None):
-        """Topic distribution of one document as [(topic_id, probability), ...].
-
-        Topics below ``minimum_probability`` (default: the model's) are left out.
-        """
-        if minimum_probability is None:
-            minimum_probability = self.minimum_probability
-        minimum_probability = max(float(minimum_probability), 1e-8)
-        theta = self.fold_in([bow])[0]
-        return [(k, float(p)) for k, p in enumerate(theta) if p >= minimum_probability]
+            if st.eta_kw is None:
+                table, inv, offset = st.nwk, 1.0 / (st.nk + st.beta * self.num_terms), st.beta
+            else:  # no single offset: fold in against the topic-word probabilities
+                table = np.ascontiguousarray(self.get_topics().T)
+                inv, offset = np.ones(self.num_topics), 0.0
+            cache = self._infer_cache = (st.nwk, table, inv, alpha, offset, self.alpha)
+        return cache[1:5]
 
     def __getitem__(self, bow):
         """Topics of one document, or a list of them for a corpus (gensim's ``lda[...]``)."""
         if _is_single_doc(bow):
-            return self.get_document_topics(bow)
-        return [self.get_document_topics(doc) for doc in bow]
+            return self.get_document_topics(bow, per_word_topics=self.per_word_topics)
+        return [self.get_document_topics(doc, per_word_topics=self.per_word_topics) for doc in bow]
 
-    def log_perplexity(self, corpus, iterations: int | None = None) -> float:
-        """Held-out log-likelihood per token of ``corpus`` by document completion.
+    def log_perplexity(self, chunk, total_docs=None, iterations: int | None = None) -> float:
+        """Held-out log-likelihood per token of the corpus ``chunk`` by document completion.
 
         Not gensim's variational bound: each document's tokens are split in halves, its topic
         mixture is folded in on one half and the other half is scored
         (:func:`distlda.evaluation.heldout_loglik`). Higher is better; perplexity is
-        ``exp(-value)``.
+        ``exp(-value)``. ``total_docs`` (gensim: scales the bound of a subsample) is
+        not used: the value is per token already.
         """
         from distlda.evaluation import heldout_loglik
         iterations = self.inference_iterations if iterations is None else iterations
-        ll = heldout_loglik(self.get_topics(), self.alpha, corpus, iterations=iterations,
+        ll = heldout_loglik(self.get_topics(), self.alpha, chunk, iterations=iterations,
                             random_state=self._infer_seed, chunksize=self.chunksize)
         logger.info("%.3f per-token held-out log-likelihood (document completion), "
                     "perplexity %.1f", ll, math.exp(-ll))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from distlda.gensim_compat import MetricsCallback, is_gensim_metric
+
 logger = logging.getLogger("distlda.models.ldamodel")
 
 
@@ -70,6 +72,11 @@ class SweepMonitor:
         self.last = dict(t=self.t_start, it=-1, t_sweep=self.t_start, loglik=None)
         self.report_every = model.eval_every or 10
         self.callbacks = check_callbacks(model.callbacks)
+        metrics = [cb for cb in self.callbacks if is_gensim_metric(cb)]
+        if metrics:  # gensim's Metric objects run together, through gensim's Callback
+            self.callbacks = [cb for cb in self.callbacks if not is_gensim_metric(cb)]
+            self.callbacks.append(MetricsCallback(model, metrics, iterations,
+                                                  getattr(model, "passes", 1)))
         self._redirect = contextlib.nullcontext()
 
     def __enter__(self):
@@ -94,6 +101,9 @@ class SweepMonitor:
         if (m.optimize_alpha and m._sweeps_done >= m.optimize_burnin
                 and m._sweeps_done % m.optimize_interval == 0):
             m._learn_alpha(histograms)
+        if (getattr(m, "optimize_eta", False) and m._sweeps_done >= m.optimize_burnin
+                and m._sweeps_done % m.optimize_interval == 0):
+            m._learn_eta()
         value = None
         if (it + 1) % self.report_every == 0 or it + 1 == self.iterations:
             value = self._report(it, now, loglik)
@@ -153,9 +163,10 @@ def progress_bar(total: int):
 def check_callbacks(callbacks) -> list:
     callbacks = list(callbacks or ())
     for cb in callbacks:
-        if not callable(cb):
+        if not callable(cb) and not is_gensim_metric(cb):
             raise ValueError(f"Invalid 'callbacks' parameter: {cb!r} is not callable "
-                             f"(use functions taking (model, stats))")
+                             f"(use functions taking (model, stats), or gensim's "
+                             f"callbacks.Metric objects)")
     return callbacks
 
 

@@ -29,6 +29,8 @@ def _check_prob(name: str, value) -> float:
 
 
 def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
+    if alpha is None:  # gensim: None is symmetric
+        alpha = "symmetric"
     if isinstance(alpha, str):
         if alpha == "symmetric":
             return np.full(num_topics, 1.0 / num_topics)
@@ -47,29 +49,69 @@ def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
         a = np.full(num_topics, float(a))
     if a.shape != (num_topics,):
         raise ValueError(f"Invalid 'alpha' parameter: shape {a.shape}, expected ({num_topics},)")
-    if not np.all((a >= PRIOR_MIN) & (a <= PRIOR_MAX)):  # False for NaN too
-        bad = a[~((a >= PRIOR_MIN) & (a <= PRIOR_MAX))][0]
-        raise ValueError(f"Invalid 'alpha' parameter: {float(bad)!r} (every value must be a finite number "
-                         f"in [{PRIOR_MIN:g}, {PRIOR_MAX:g}], where the sampler's float64 "
-                         f"arithmetic cannot overflow)")
+    _check_prior_range("alpha", a)
     return np.ascontiguousarray(a)
 
 
-def _resolve_eta(eta, num_topics: int) -> float:
-    if eta is None:
-        return 0.01
-    if isinstance(eta, str):
-        if eta == "symmetric":
-            return 1.0 / num_topics
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (use a positive number or 'symmetric')")
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (a positive scalar is required; "
-                         f"per-word eta is not supported)")
-    if not PRIOR_MIN <= eta <= PRIOR_MAX:  # False for NaN too
-        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (must be a finite number in "
-                         f"[{PRIOR_MIN:g}, {PRIOR_MAX:g}], where the sampler's float64 "
+def _check_prior_range(name: str, a: np.ndarray) -> None:
+    ok = (a >= PRIOR_MIN) & (a <= PRIOR_MAX)  # False for NaN too
+    if not np.all(ok):
+        bad = a[~ok][0]
+        raise ValueError(f"Invalid {name!r} parameter: {float(bad)!r} (every value must be a finite "
+                         f"number in [{PRIOR_MIN:g}, {PRIOR_MAX:g}], where the sampler's float64 "
                          f"arithmetic cannot overflow)")
-    return float(eta)
+
+
+#: eta when the caller gives none (None): 0.01, the usual collapsed-Gibbs choice (Griffiths and
+#: Steyvers 2004, MALLET), not gensim's 1/K: a small eta gives sparser, more distinct topics
+#: and keeps the sparse sampler's word buckets small.
+DEFAULT_ETA = 0.01
+
+
+def _resolve_eta(eta, num_topics: int, num_terms: int | None = None):
+    """The topic-word prior as a float (one value for every topic and word) or an ndarray.
+
+    Returns a float for None (:data:`DEFAULT_ETA`), "symmetric" (1/K), "auto" (1/K, the start
+    of the learned value) and any scalar; a float64 array of shape (V,) for a per-word vector
+    and (K, V) for a topic-word matrix. An array whose values are all equal becomes that float
+    (the same prior, on the sampler's fast path).
+
+    Raises
+    ------
+    ValueError
+        Any other string, a value out of [PRIOR_MIN, PRIOR_MAX], a vector whose length is not
+        ``num_terms`` (when known) or a matrix not of shape (num_topics, num_terms).
+    """
+    if eta is None:
+        return DEFAULT_ETA
+    if isinstance(eta, str):
+        if eta in ("symmetric", "auto"):
+            return 1.0 / num_topics
+        raise ValueError(f"Invalid 'eta' parameter: {eta!r} (use 'symmetric', 'auto', a positive "
+                         f"number, a vector of one value per word or a topics x words matrix)")
+    if isinstance(eta, bool):
+        raise ValueError(f"Invalid 'eta' parameter: {eta!r}")
+    if isinstance(eta, numbers.Real):
+        _check_prior_range("eta", np.array([float(eta)]))
+        return float(eta)
+    try:
+        a = np.array(eta, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"Invalid 'eta' parameter: {type(eta).__name__} (use a positive number, "
+                         f"a vector of one value per word or a topics x words matrix)") from None
+    if a.ndim == 0:
+        return _resolve_eta(float(a), num_topics, num_terms)
+    V = a.shape[-1]
+    if a.ndim > 2 or (a.ndim == 2 and a.shape[0] != num_topics) or V == 0 \
+            or (num_terms and V != num_terms):
+        want = f"({num_terms},) or ({num_topics}, {num_terms})" if num_terms else \
+            f"(num_terms,) or ({num_topics}, num_terms)"
+        raise ValueError(f"Invalid 'eta' parameter: shape {a.shape}, expected {want} "
+                         f"(one value per word, or one per topic and word)")
+    _check_prior_range("eta", a)
+    if np.all(a == a.flat[0]):
+        return float(a.flat[0])
+    return np.ascontiguousarray(a)
 
 
 def _resolve_rng(random_state) -> np.random.Generator:

@@ -17,6 +17,12 @@ Format versions (``format_version`` in ``meta``; every change to the format bump
 - **2**: adds ``num_docs`` and ``num_tokens`` (checked against the arrays), and inference
   seeds each document from ``infer_seed`` and its words (so a version-1 model's inference
   answers differ from the ones the old code gave, though they are equally valid draws).
+- **3** (issue 14, gensim parity): the topic-word prior may be an array: the member ``eta``
+  is float64 of shape (0, 0) for one value (the field ``eta``), (1, V) for one value per
+  word, (K, V) for one per topic and word (``eta_kind`` says which; the field ``eta`` is
+  then the mean). Adds ``optimize_eta``, ``passes``, ``minimum_phi_value``,
+  ``per_word_topics`` and ``dtype``; older files take eta from the field and gensim's
+  defaults for the rest.
 
 The fixtures in ``tests/data/`` hold one file per version and variant
 (``tests/data/make_model_fixtures.py`` wrote them).
@@ -36,9 +42,9 @@ logger = logging.getLogger("distlda.models.ldamodel")
 
 FORMAT = "distlda.LdaModel"
 #: The version :meth:`LdaModel.save` writes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions :meth:`LdaModel.load` reads.
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 #: Deflate cannot expand data by more than about 1032 times: a member claiming more than
 #: this is damaged (checked before anything of the claimed size is allocated).
@@ -126,6 +132,13 @@ FIELDS = {
     # version 2
     "num_docs": (_int(0), None),
     "num_tokens": (_int(0), None),
+    # version 3
+    "eta_kind": (_one_of("scalar", "word", "topic_word"), "scalar"),
+    "optimize_eta": (_type(bool), False),
+    "passes": (_int(1), 1),
+    "minimum_phi_value": (_prob, 0.01),
+    "per_word_topics": (_type(bool), False),
+    "dtype": (_one_of("float16", "float32", "float64"), "float64"),
 }
 
 #: arrays: name -> (dtype, ndim)
@@ -138,6 +151,8 @@ ARRAYS = {
     "doc_lens": (np.int64, 1),
     "chunk_docs": (np.int64, 1),
 }
+#: arrays that files of before a version lack: name -> (dtype, ndim, first version)
+NEW_ARRAYS = {"eta": (np.float64, 2, 3)}
 
 
 class ModelFileError(ValueError):
@@ -192,6 +207,11 @@ def read_archive(data: bytes, fname: str) -> tuple[dict, dict]:
         if name + ".npy" not in names:
             raise fail(f"damaged model file: the array {name!r} is missing")
         arrays[name] = _read_member(zf, name, dtype, ndim, len(data), fail)
+    for name, (dtype, ndim, since) in NEW_ARRAYS.items():
+        if name + ".npy" in names:
+            arrays[name] = _read_member(zf, name, dtype, ndim, len(data), fail)
+        elif meta["format_version"] >= since:
+            raise fail(f"damaged model file: the array {name!r} is missing")
     return out, arrays
 
 
@@ -263,8 +283,9 @@ def _read_member(zf: zipfile.ZipFile, name: str, dtype, ndim: int, archive_size:
 
 
 # ---------------------------------------------------------------------- the model's side
-def save_model(model, fname: str) -> None:
-    """Write ``model`` (:meth:`distlda.models.LdaModel.save`)."""
+def save_model(model, fname: str, with_id2word: bool = True) -> None:
+    """Write ``model`` (:meth:`distlda.models.LdaModel.save`; ``with_id2word=False``: without
+    its vocabulary)."""
     import smart_open
 
     from distlda import __version__
@@ -272,7 +293,12 @@ def save_model(model, fname: str) -> None:
     st = self._state
     meta = dict(format=FORMAT, format_version=FORMAT_VERSION,
                 distlda_version=__version__,
-                num_topics=self.num_topics, num_terms=self.num_terms, eta=self.eta,
+                num_topics=self.num_topics, num_terms=self.num_terms, eta=st.beta,
+                eta_kind=("scalar" if st.eta_kw is None else
+                          "word" if st.eta_kw.shape[1] == 1 else "topic_word"),
+                optimize_eta=bool(self.optimize_eta), passes=self.passes,
+                minimum_phi_value=self.minimum_phi_value,
+                per_word_topics=bool(self.per_word_topics), dtype=np.dtype(self.dtype).name,
                 chunksize=self.chunksize, iterations=self.iterations,
                 eval_every=self.eval_every, workers=self.workers,
                 minimum_probability=self.minimum_probability,
@@ -283,10 +309,12 @@ def save_model(model, fname: str) -> None:
                 distributed=self.distributed, ns_conf=self.ns_conf,
                 fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
                 rng_state=self._rng.bit_generator.state,
-                id2word=[[int(i), str(w)] for i, w in self.id2word.items()] if self.id2word else None,
+                id2word=([[int(i), str(w)] for i, w in self.id2word.items()]
+                         if self.id2word and with_id2word else None),
                 num_docs=st.num_docs, num_tokens=st.num_tokens)
     arrays = dict(
         alpha=np.asarray(self.alpha, np.float64), nwk=st.nwk, nk=st.nk,
+        eta=(np.zeros((0, 0)) if st.eta_kw is None else np.ascontiguousarray(st.eta_kw.T)),
         words=_concat([c.words for c in st.chunks], np.int32),
         topics=_concat([c.topics for c in st.chunks], np.int32),
         doc_lens=_concat([np.diff(c.doc_ptr) for c in st.chunks], np.int64),
@@ -318,11 +346,23 @@ def model_from_saved(cls, meta: dict, arrays: dict):
     for key in ("num_topics", "num_terms", "chunksize", "iterations", "eval_every",
                 "workers", "minimum_probability", "inference_iterations", "distributed",
                 "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin",
-                "sampler", "mh_steps"):
+                "sampler", "mh_steps", "optimize_eta", "passes", "minimum_phi_value",
+                "per_word_topics"):
         setattr(self, key, meta[key])
+    self.dtype = np.dtype(meta["dtype"]).type
     K, V = self.num_topics, self.num_terms
     check_sizes(K, V)
-    self.eta = _resolve_eta(float(meta["eta"]), K)
+    beta = _resolve_eta(float(meta["eta"]), K)  # the range check of every eta value
+    eta = arrays.get("eta")
+    if meta["eta_kind"] != "scalar":
+        want = (1 if meta["eta_kind"] == "word" else K, V)
+        if eta is None or eta.shape != want:
+            raise ValueError(f"eta_kind {meta['eta_kind']!r} needs an eta array of shape "
+                             f"{want}, the file has {None if eta is None else eta.shape}")
+        beta = _resolve_eta(eta[0] if want[0] == 1 else eta, K, V)
+        if np.ndim(beta) == 0:
+            raise ValueError("the saved eta array is uniform: it would be saved as one value")
+    self._beta = beta
     self._fixed_vocab = meta["fixed_vocab"]
     self._infer_seed = meta["infer_seed"]
     self._sweeps_done = meta["sweeps_done"]
@@ -366,7 +406,8 @@ def _restore_state(self, a: dict, meta: dict):
             raise ValueError(f"the metadata says {key}={meta[key]}, the arrays hold {value}")
     self.executor_info = None
     self._infer_cache = None
-    st = GibbsState(K, V, self.alpha, self.eta)
+    st = GibbsState(K, V, self.alpha, self._beta)
+    del self._beta
     st.nwk, st.nk = a["nwk"], a["nk"]
     tok, doc = 0, 0
     for nd in chunk_docs:

@@ -8,6 +8,15 @@ import numpy as np
 import smart_open
 
 
+def _eta_text(model) -> str:
+    st = model._state
+    if st.eta_kw is None:
+        learned = " (learned, 'auto')" if getattr(model, "optimize_eta", False) else ""
+        return f"{st.beta:.4g} for every topic and word{learned}"
+    kind = "per word" if st.eta_kw.shape[1] == 1 else "per topic and word"
+    return f"{kind}: min {st.eta_kw.min():.4g}, mean {st.eta_kw.mean():.4g}, max {st.eta_kw.max():.4g}"
+
+
 def summary(model, topn: int) -> str:
     """The text of :meth:`distlda.models.LdaModel.summary`."""
     a = model.alpha
@@ -25,7 +34,7 @@ def summary(model, topn: int) -> str:
         f"corpus:     {model.num_docs} documents, {model.num_tokens} tokens",
         f"vocabulary: {model.num_terms} words",
         f"alpha:      {alpha}",
-        f"eta:        {model.eta:.4g}",
+        f"eta:        {_eta_text(model)}",
         f"sampler:    {sampler}" + (f" ({model.executor_info})" if model.executor_info else ""),
         f"sweeps:     {model._sweeps_done}",
         f"log-likelihood: {ll}",

@@ -21,9 +21,27 @@ class TopicsMixin:
     """Topic and document-topic views of a Gibbs state (see the module docstring)."""
 
     def get_topics(self) -> np.ndarray:
-        """Topic-word distributions, shape (num_topics, num_terms), rows summing to 1."""
-        nwk = self._state.nwk.T.astype(np.float64)
-        return (nwk + self.eta) / (self._state.nk[:, None] + self.eta * self.num_terms)
+        """Topic-word distributions: ``(n_kw + eta_kw) / (n_k + sum_w eta_kw)``.
+
+        Returns
+        -------
+        ndarray of shape (num_topics, num_terms), float64
+            Rows sum to 1 (the posterior mean of each topic given the Gibbs sample).
+        """
+        st = self._state
+        nwk = st.nwk.T.astype(np.float64)
+        if st.eta_kw is None:
+            return (nwk + st.beta) / (st.nk[:, None] + st.beta * self.num_terms)
+        return (nwk + st.eta_kw.T) / (st.nk + st.eta_sum)[:, None]
+
+    def _topic_row(self, topicid: int) -> np.ndarray:
+        """Row ``topicid`` of :meth:`get_topics`, computed alone (O(V))."""
+        st = self._state
+        counts = st.nwk[:, topicid]
+        if st.eta_kw is None:
+            return (counts + st.beta) / (st.nk[topicid] + st.beta * self.num_terms)
+        col = st.eta_kw[:, topicid if st.eta_kw.shape[1] > 1 else 0]
+        return (counts + col) / (st.nk[topicid] + st.eta_sum[topicid])
 
     def _check_topic(self, topicid) -> int:
         if not isinstance(topicid, numbers.Integral) or not 0 <= topicid < self.num_topics:
@@ -31,14 +49,22 @@ class TopicsMixin:
         return int(topicid)
 
     def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
-        """The ``topn`` most probable word ids of a topic, as (word_id, probability)."""
+        """The ``topn`` most probable word ids of a topic, as (word_id, probability).
+
+        Returns
+        -------
+        list of (int, numpy float)
+            Most probable first; the probabilities are numpy scalars of the model's ``dtype``
+            (float64 by default, gensim's float32 when ``dtype=np.float32`` was given).
+        """
         topicid = self._check_topic(topicid)
-        row = (self._state.nwk[:, topicid] + self.eta) / (self._state.nk[topicid] + self.eta * self.num_terms)
+        row = self._topic_row(topicid)
         if isinstance(topn, bool) or not isinstance(topn, numbers.Integral) or topn < 0:
             raise ValueError(f"Invalid 'topn' parameter: {topn!r} (an integer >= 0 is required)")
         topn = min(int(topn), self.num_terms)
         best = np.argsort(-row, kind="stable")[:topn]
-        return [(int(i), float(row[i])) for i in best]
+        dtype = getattr(self, "dtype", np.float64)
+        return [(int(i), dtype(row[i])) for i in best]
 
     def _word(self, i: int) -> str:
         return self.id2word.get(i, str(i)) if self.id2word else str(i)

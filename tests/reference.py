@@ -131,7 +131,10 @@ def exact_marginals(docs, V, K, alpha, beta):
     nwk = np.zeros((len(Z), V, K))
     for i in range(N):
         nwk[np.arange(len(Z)), words[i], Z[:, i]] += 1
-    logp += gammaln(nwk + beta).sum((1, 2)) - gammaln(nwk.sum(1) + V * beta).sum(1)
+    b = np.asarray(beta, float)  # scalar, (V,) per word or (K, V) per topic and word
+    bvk = np.broadcast_to(b.T if b.ndim == 2 else b[:, None] if b.ndim == 1 else b, (V, K))
+    logp += (gammaln(nwk + bvk).sum((1, 2))
+             - gammaln(nwk.sum(1) + bvk.sum(0)).sum(1))
     p = np.exp(logp - logp.max())
     p /= p.sum()
     marg = np.stack([(p[:, None] * (Z[:, i, None] == np.arange(K))).sum(0) for i in range(N)])

@@ -188,8 +188,11 @@ def test_word_id_out_of_range_for_id2word():
     (dict(alpha=[0.1, 0.2]), "alpha"),
     (dict(alpha=float("nan")), "alpha"),
     (dict(eta=0), "eta"),
-    (dict(eta="auto"), "eta"),
-    (dict(eta=[0.1]), "eta"),
+    (dict(eta="bogus"), "eta"),
+    (dict(eta=[[0.1, 0.2]]), "eta"),  # a matrix needs num_topics rows
+    (dict(eta=[0.1, -1.0]), "eta"),
+    (dict(eta=[0.1, 0.2], id2word=["a", "b", "c"]), "eta"),  # one value per word
+    (dict(eta=[0.1, 0.2], sampler="mh"), "mh"),
     (dict(iterations=-1), "iterations"),
     (dict(chunksize=0), "chunksize"),
     (dict(workers=0), "workers"),

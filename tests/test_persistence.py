@@ -14,7 +14,7 @@ from distlda.models import LdaModel
 
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = {"model_v1_initial.npz": 1, "model_v1_auto_alpha.npz": 1, "model_v1.npz": 1,
-            "model_v2.npz": 2}
+            "model_v2.npz": 2, "model_v3.npz": 3}
 
 
 def test_one_fixture_per_version():
@@ -62,7 +62,7 @@ def test_round_trip_keeps_state_and_inference(tmp_path):
 
 # ------------------------------------------------------------------ damage
 def good_bytes() -> bytes:
-    return (DATA / "model_v2.npz").read_bytes()
+    return (DATA / "model_v3.npz").read_bytes()  # the current version
 
 
 def members(data: bytes) -> dict:
@@ -130,6 +130,8 @@ DAMAGES = {
     "meta pickled": lambda: rezip({**members(good_bytes()),
                                    "meta.npy": npy(np.array([1, "x"], dtype=object))}),
     "missing field": lambda: with_meta(lambda m: m.pop("num_tokens")),
+    "missing eta array": lambda: with_array("eta", None),
+    "eta kind without its array": lambda: with_meta(lambda m: m.update(eta_kind="word")),
     "missing old field": lambda: with_meta(lambda m: m.pop("num_topics")),
     "bad field": lambda: with_meta(lambda m: m.update(num_topics="three")),
     "bad rng state": lambda: with_meta(lambda m: m.update(rng_state={"x": 1})),
@@ -214,12 +216,12 @@ def test_every_flipped_byte_gives_a_clear_error_or_the_same_model(tmp_path):
     assert errors > 0.6 * (errors + same)
 
 
-@pytest.mark.parametrize("version", [0, 3, 99, "2", None, True])
+@pytest.mark.parametrize("version", [0, 4, 99, "2", None, True])
 def test_unsupported_versions_are_refused_naming_them(version, tmp_path):
     msg = assert_clear_error(tmp_path / "v.npz",
                              with_meta(lambda m: m.update(format_version=version)))
     assert f"version {version!r} is not supported" in msg
-    assert "reads versions 1, 2" in msg
+    assert "reads versions 1, 2, 3" in msg
 
 
 def test_missing_file_is_an_os_error(tmp_path):

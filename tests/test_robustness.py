@@ -327,5 +327,5 @@ def test_inference_cache_is_dropped_when_the_model_trains_again():
     np.testing.assert_array_equal(lda.fold_in([doc]), fresh.fold_in([doc]))
     lda.alpha = lda.alpha * 2  # replaced by assignment: rebuilt
     a = lda.fold_in([doc])
-    assert lda._infer_cache[2][0] == pytest.approx(lda.alpha[0])
+    assert lda._inference_tables()[2][0] == pytest.approx(lda.alpha[0])
     assert np.isfinite(a).all()

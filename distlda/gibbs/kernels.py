@@ -344,6 +344,93 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
     return moved
 
 
+@njit(error_model="numpy", **_JIT)  # x/0 is inf: caught below
+def sweep_eta(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, eta_kw, eta_sum, seed,
+              fallbacks=None):
+    """One exact collapsed Gibbs sweep over a chunk with a non-uniform topic-word prior.
+
+    p(z=k | rest) is proportional to (n_dk + alpha_k)(n_wk + beta_wk)/(n_k + sum_w beta_wk),
+    summed over all K topics (O(K) a token): with per-word or per-topic-and-word priors the
+    SparseLDA buckets of :func:`sweep_sparse` no longer factor, and this is the kernel that
+    stays exact. ``eta_kw`` is float64[V, E]: E = 1 for a per-word prior (column 0 for every
+    topic), E = K for a topics x words prior (transposed, one row per word); ``eta_sum[k]`` is
+    sum_w beta_wk over the *whole* vocabulary. Same contract as :func:`sweep_sparse` otherwise:
+    only tokens ``tok_lo[d] <= i < tok_hi[d]`` move, ``topics``/``nwk``/``nk`` are updated in
+    place, every new topic is in ``[0, K)`` (a non-finite mass falls back to a uniform topic,
+    counted in ``fallbacks[0]``), and it returns how many tokens changed topic.
+    """
+    np.random.seed(seed)
+    K = nk.shape[0]
+    es = 1 if eta_kw.shape[1] > 1 else 0  # column stride: 0 repeats a per-word prior
+    inv = np.empty(K)
+    for k in range(K):
+        inv[k] = 1.0 / (nk[k] + eta_sum[k])
+    ndk = np.zeros(K, np.int32)
+    cum = np.empty(K)
+    moved = 0
+    for d in range(doc_ptr.shape[0] - 1):
+        start = doc_ptr[d]
+        end = doc_ptr[d + 1]
+        if tok_lo[d] == tok_hi[d]:
+            continue
+        for i in range(start, end):
+            ndk[topics[i]] += 1
+        for i in range(tok_lo[d], tok_hi[d]):
+            w = words[i]
+            t = topics[i]
+            ndk[t] -= 1
+            nwk[w, t] -= 1
+            nk[t] -= 1
+            inv[t] = 1.0 / (nk[t] + eta_sum[t])
+            tot = 0.0
+            for k in range(K):
+                tot += (ndk[k] + alpha[k]) * (nwk[w, k] + eta_kw[w, k * es]) * inv[k]
+                cum[k] = tot
+            u = np.random.random() * tot
+            if not u < tot:  # inf or NaN masses: a uniform topic
+                new = min(int(np.random.random() * K), K - 1)
+                if fallbacks is not None:
+                    fallbacks[0] += 1
+            else:
+                lo = 0
+                hi = K - 1
+                while lo < hi:  # binary search in the cumulative weights
+                    mid = (lo + hi) >> 1
+                    if cum[mid] < u:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                new = lo
+            ndk[new] += 1
+            nwk[w, new] += 1
+            nk[new] += 1
+            inv[new] = 1.0 / (nk[new] + eta_sum[new])
+            moved += new != t
+            topics[i] = new
+        for i in range(start, end):
+            ndk[topics[i]] = 0
+    return moved
+
+
+@njit(**_JIT)
+def loglik_words_eta(nwk, nk, eta_kw, eta_sum):
+    """log p(w | z) of the collapsed model with a non-uniform prior (``eta_kw`` as in
+    :func:`sweep_eta`): sum_k [lgamma(B_k) - lgamma(n_k + B_k)] plus, over the non-zero
+    counts, lgamma(n_wk + beta_wk) - lgamma(beta_wk)."""
+    V, K = nwk.shape
+    es = 1 if eta_kw.shape[1] > 1 else 0
+    total = 0.0
+    for v in range(V):
+        for k in range(K):
+            c = nwk[v, k]
+            if c != 0:
+                b = eta_kw[v, k * es]
+                total += math.lgamma(c + b) - math.lgamma(b)
+    for k in range(K):
+        total += math.lgamma(eta_sum[k]) - math.lgamma(nk[k] + eta_sum[k])
+    return total
+
+
 @njit(**_JIT)
 def loglik_words(nwk, nk, beta, num_terms):
     """log p(w | z) of the collapsed model, summing only over the non-zero counts."""

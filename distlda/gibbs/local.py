@@ -99,7 +99,8 @@ class LocalExecutor:
             for c in state.chunks:
                 blocks.sort_for_blocks(c)
             layout = [blocks.block_ranges(c, cuts) for c in state.chunks]
-        wt = K_.build_word_lists(state.nwk, freq)  # shared: rows are disjoint per thread
+        # shared: rows are disjoint per thread (a non-uniform prior's kernel needs none)
+        wt = K_.build_word_lists(state.nwk, freq) if state.eta_kw is None else None
         return groups, layout, wt
 
     def _sweep_sparse(self, state: GibbsState, plan, seeds: np.ndarray, pool) -> None:
@@ -117,7 +118,8 @@ class LocalExecutor:
                                [c.doc_ptr for c in chunks], state.nwk, nk, state.alpha,
                                state.beta, state.vbeta, sub_seeds[groups[p]],
                                ranges=[(layout[i][b], layout[i][b + 1]) for i in groups[p]],
-                               word_lists=wt, fallbacks=self._fallbacks)
+                               word_lists=wt, fallbacks=self._fallbacks,
+                               eta_kw=state.eta_kw, eta_sum=state.eta_sum)
                 return nk - nk0
 
             deltas = pool.map(work, range(P)) if P > 1 else [work(0)]

@@ -67,7 +67,8 @@ def step_seeds(seeds: np.ndarray, step: int) -> np.ndarray:
 
 def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
           sampler: str = "sparse", mh_steps: int | None = None, *, ranges=None,
-          word_lists=None, pool=None, threads: int = 1, fallbacks=None) -> int | None:
+          word_lists=None, pool=None, threads: int = 1, fallbacks=None, eta_kw=None,
+          eta_sum=None) -> int | None:
     """Resample tokens of several chunks in turn against ``nwk``/``nk`` (updated in place).
 
     Parameters
@@ -98,6 +99,9 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
         MH only: split each phase over ``threads`` threads of ``pool``.
     fallbacks : ndarray of shape (1,), int64, optional
         Sparse only: counts the draws whose topic mass was not finite (check mode).
+    eta_kw, eta_sum : ndarray, optional
+        Sparse only: a non-uniform prior (:class:`~distlda.gibbs.state.GibbsState`'s), swept
+        by the exact O(K) :func:`~distlda.gibbs.kernels.sweep_eta` (no ``word_lists``).
 
     Returns
     -------
@@ -113,15 +117,34 @@ def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, see
         return None
     if sampler != "sparse":
         raise ValueError(f"unknown sampler {sampler!r}")
+    ranges = ranges or [(p[:-1], p[1:]) for p in docptr_list]
+    if eta_kw is not None:
+        return _sweep_eta(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, eta_kw,
+                          eta_sum, seeds, fallbacks)
+    return _sweep_sparse(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, beta,
+                         vbeta, seeds, word_lists, fallbacks)
+
+
+def _sweep_sparse(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, beta, vbeta,
+                  seeds, word_lists, fallbacks) -> int:
+    """:func:`sweep` with one eta: each chunk through SparseLDA's kernel."""
     if word_lists is None:
         local_counts = np.zeros(nwk.shape[0], np.int64)
         for w in words_list:
             local_counts += np.bincount(w, minlength=nwk.shape[0])
         word_lists = K_.build_word_lists(nwk, local_counts)
-    ranges = ranges or [(p[:-1], p[1:]) for p in docptr_list]
     moved = 0
     for words, topics, doc_ptr, (lo, hi), seed in zip(words_list, topics_list, docptr_list,
                                                       ranges, seeds):
         moved += K_.sweep_sparse(words, topics, doc_ptr, lo, hi, nwk, nk, *word_lists,
                                  alpha, beta, vbeta, int(seed), fallbacks)
     return moved
+
+
+def _sweep_eta(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, eta_kw, eta_sum,
+               seeds, fallbacks) -> int:
+    """:func:`sweep` with a non-uniform prior: each chunk through the exact O(K) kernel."""
+    return sum(K_.sweep_eta(words, topics, doc_ptr, lo, hi, nwk, nk, alpha, eta_kw, eta_sum,
+                            int(seed), fallbacks)
+               for words, topics, doc_ptr, (lo, hi), seed in zip(
+                   words_list, topics_list, docptr_list, ranges, seeds))

@@ -64,7 +64,9 @@ class GibbsState:
     ----------
     num_topics, num_terms : int
     alpha : ndarray of shape (num_topics,)
-    beta : float
+    beta : float, or ndarray of shape (num_terms,) or (num_topics, num_terms)
+        Topic-word prior: one value (the sparse and MH samplers' case), one per word, or one
+        per topic and word (swept exactly by :func:`~distlda.gibbs.kernels.sweep_eta`).
 
     Attributes
     ----------
@@ -73,6 +75,13 @@ class GibbsState:
         Word-topic counts, one row per word.
     nk : ndarray of shape (num_topics,), int32
         Tokens per topic.
+    beta : float
+        The prior's value when it is one value; for a non-uniform prior its mean (only for
+        messages; the samplers read ``eta_kw``).
+    eta_kw : ndarray of shape (num_terms, 1) or (num_terms, num_topics), float64, or None
+        A non-uniform prior, one row per word (None: ``beta`` everywhere).
+    eta_sum : ndarray of shape (num_topics,), float64, or None
+        With ``eta_kw``: sum over the vocabulary of each topic's prior.
     """
 
     def __init__(self, num_topics: int, num_terms: int, alpha: np.ndarray, beta: float):
@@ -80,10 +89,25 @@ class GibbsState:
         self.num_topics = int(num_topics)
         self.num_terms = int(num_terms)
         self.alpha = np.ascontiguousarray(alpha, dtype=np.float64)
-        self.beta = float(beta)
+        self.set_beta(beta)
         self.chunks: list[Chunk] = []
         self.nwk = np.zeros((self.num_terms, self.num_topics), np.int32)
         self.nk = np.zeros(self.num_topics, np.int32)
+
+    def set_beta(self, beta) -> None:
+        """Set the topic-word prior (a float, or a (V,) or (K, V) array; see the class)."""
+        self.eta_kw = self.eta_sum = None
+        if np.ndim(beta) == 0:
+            self.beta = float(beta)
+            return
+        b = np.asarray(beta, dtype=np.float64)
+        if b.shape not in ((self.num_terms,), (self.num_topics, self.num_terms)):
+            raise ValueError(f"topic-word prior of shape {b.shape}, expected ({self.num_terms},) "
+                             f"or ({self.num_topics}, {self.num_terms})")
+        self.beta = float(b.mean())
+        self.eta_kw = np.ascontiguousarray(b.reshape(-1, self.num_terms).T)
+        self.eta_sum = (np.full(self.num_topics, b.sum()) if b.ndim == 1
+                        else np.ascontiguousarray(b.sum(axis=1)))
 
     @property
     def vbeta(self) -> float:
@@ -130,18 +154,30 @@ class GibbsState:
 
     def log_likelihood(self) -> float:
         """Joint log p(w, z) of the collapsed model (as MALLET reports it)."""
-        ll = K_.loglik_words(self.nwk, self.nk, self.beta, self.num_terms)
+        if self.eta_kw is None:
+            ll = K_.loglik_words(self.nwk, self.nk, self.beta, self.num_terms)
+        else:
+            ll = K_.loglik_words_eta(self.nwk, self.nk, self.eta_kw, self.eta_sum)
         for c in self.chunks:
             ll += K_.loglik_docs(c.topics, c.doc_ptr, self.alpha)
         return float(ll)
 
     def resolve_sampler(self, sampler: str) -> str:
-        """``sampler``, with "auto" replaced by the choice for this K and document length."""
+        """``sampler``, with "auto" replaced by the choice for this K and document length;
+        "sparse" (the exact kernels) whenever the prior is non-uniform."""
+        if self.eta_kw is not None:
+            if sampler == "mh":
+                raise ValueError("the mh sampler supports only a scalar eta: use "
+                                 "sampler='sparse' or 'auto' with a per-word or seeded eta")
+            return "sparse"
         return sampling.resolve(sampler, self.num_topics, self.num_tokens / max(self.num_docs, 1))
 
     def grow_vocabulary(self, num_terms: int) -> None:
         """Widen ``nwk`` to ``num_terms`` words (new words have zero counts)."""
         if num_terms > self.num_terms:
+            if self.eta_kw is not None:
+                raise ValueError(f"word id {num_terms - 1} is beyond the {self.num_terms} words "
+                                 f"of the per-word eta: give eta one value per word")
             check_sizes(self.num_topics, num_terms)
             nwk = np.zeros((num_terms, self.num_topics), np.int32)
             nwk[: self.num_terms] = self.nwk

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import Callable, Sequence
 
 import numpy as np
 
-from distlda import persistence as _file
+from distlda.gensim_compat import GensimCompatMixin, check_dtype, sweeps_for, warn_vb_only
 from distlda.gibbs import kernels as K_
 from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
@@ -29,8 +30,7 @@ from distlda.topics import TopicsMixin
 logger = logging.getLogger(__name__)
 
 
-
-class LdaModel(TopicsMixin, InferenceMixin):
+class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin):
     """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
 
     Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
@@ -50,22 +50,28 @@ class LdaModel(TopicsMixin, InferenceMixin):
         train in-process. True: the cluster or a clear error. False: never touch the network.
     chunksize : int
         Documents per chunk, the unit of work handed to threads and cluster workers.
-    alpha : {"symmetric", "asymmetric", "auto"}, float or array-like of shape (num_topics,)
-        Document-topic Dirichlet prior; "symmetric" is 1/K per topic, "asymmetric" is gensim's
+    alpha : {"symmetric", "asymmetric", "auto"}, None, float or array-like of shape (num_topics,)
+        Document-topic Dirichlet prior; "symmetric" (or None, as in gensim) is 1/K per topic, "asymmetric" is gensim's
         1/(k + sqrt(K)) normalised, "auto" starts at 1/K and is learned from the data every
         ``optimize_interval`` sweeps (Minka's fixed point, as MALLET's ``--optimize-interval``).
         Every value must lie in [``PRIOR_MIN``, ``PRIOR_MAX``] = [1e-100, 1e100].
-    eta : float or "symmetric"
-        Topic-word Dirichlet prior (a scalar); "symmetric" is 1/K. None means 0.01. It must
-        lie in [1e-100, 1e100].
+    eta : None, {"symmetric", "auto"}, float, array-like of shape (num_terms,) or (num_topics, num_terms)
+        Topic-word Dirichlet prior, every value in [1e-100, 1e100]. None (default) is 0.01,
+        the usual choice for collapsed Gibbs (gensim's default is 1/K; a small eta gives
+        sparser topics and faster sweeps); "symmetric" is 1/K; "auto" starts at 1/K and
+        learns one symmetric value every ``optimize_interval`` sweeps (Minka's fixed point;
+        gensim learns a per-word vector). A vector gives each word its prior, a matrix each
+        topic and word (seeded topics: a large value for a topic's seed words); both fix the
+        vocabulary to their length and are sampled exactly by an O(K)-per-token kernel,
+        in-process only. ``lda.eta`` is gensim's array (see :attr:`eta`).
     iterations : int
-        Gibbs sweeps over the whole corpus.
+        Gibbs sweeps over the whole corpus (with ``passes``: see there).
     random_state : int, numpy Generator or RandomState, optional
         Makes training and inference reproducible (for a fixed number of ``workers``).
     ns_conf : dict, optional
         Pyro5 name server location for distributed mode, e.g. ``dict(host=..., port=...)``.
-    eval_every : int
-        Log the model's log-likelihood per token every this many sweeps (0: never).
+    eval_every : int or None
+        Log the model's log-likelihood per token every this many sweeps (0 or None: never).
     workers : int, optional
         Threads for in-process training (default: all cores this process may use).
     minimum_probability : float
@@ -90,6 +96,18 @@ class LdaModel(TopicsMixin, InferenceMixin):
         Show a tqdm progress bar (sweeps, tokens/s, latest log-likelihood) on stderr. None
         (default): only when stderr is a terminal. Log lines are routed through the bar, so
         the two never interleave.
+    passes : int, optional
+        gensim's passes over the corpus. The model runs ``max(passes, iterations)`` sweeps
+        (logged once), and evaluates gensim ``Metric`` callbacks ``passes`` times, evenly
+        spread (gensim: after each pass).
+    minimum_phi_value, per_word_topics : float, bool
+        Defaults of :meth:`get_document_topics` (``per_word_topics`` for ``lda[bow]``), as gensim.
+    dtype : {np.float64, np.float32, np.float16}
+        Type of the probabilities returned by the gensim methods (gensim's default is
+        float32; the sampler computes in float64, the default here).
+    update_every, decay, offset, gamma_threshold
+        gensim's variational-Bayes settings: accepted and ignored, with one warning naming
+        those given.
 
     Raises
     ------
@@ -104,7 +122,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
     Attributes
     ----------
     alpha : ndarray of shape (num_topics,)
-    eta : float
+    eta : ndarray of shape (num_terms,) or (num_topics, num_terms)
     num_terms : int
     sstats : ndarray of shape (num_topics, num_terms), int32
         Word-topic counts of the Gibbs state; they sum to the number of tokens trained on.
@@ -125,18 +143,27 @@ class LdaModel(TopicsMixin, InferenceMixin):
 
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
                  distributed: bool | None = None, chunksize: int = 2000,
-                 alpha="symmetric", eta=0.01, iterations: int = 200,
-                 random_state=None, ns_conf: dict | None = None, eval_every: int = 10,
+                 alpha="symmetric", eta=None, iterations: int = 200,
+                 random_state=None, ns_conf: dict | None = None, eval_every: int | None = 10,
                  workers: int | None = None, minimum_probability: float = 0.01,
                  inference_iterations: int = 50, sampler: str = "auto",
                  mh_steps: int | None = None, optimize_interval: int = 10,
                  optimize_burnin: int = 20, callbacks: Sequence[Callable] | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, *, passes: int | None = None,
+                 minimum_phi_value: float = 0.01, per_word_topics: bool = False,
+                 dtype=np.float64, update_every=None, decay=None, offset=None,
+                 gamma_threshold=None):
+        warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
+                          gamma_threshold=gamma_threshold))
         self.num_topics = _check_int("num_topics", num_topics, 1)
         check_sizes(self.num_topics, 0)  # K alone, before anything of size K is allocated
         self.chunksize = _check_int("chunksize", chunksize, 1)
-        self.iterations = _check_int("iterations", iterations, 0)
-        self.eval_every = _check_int("eval_every", eval_every, 0)
+        self.iterations = sweeps_for(passes, _check_int("iterations", iterations, 0))
+        self.passes = 1 if passes is None else int(passes)
+        self.eval_every = 0 if eval_every is None else _check_int("eval_every", eval_every, 0)
+        self.minimum_phi_value = _check_prob("minimum_phi_value", minimum_phi_value)
+        self.per_word_topics = bool(per_word_topics)
+        self.dtype = check_dtype(dtype)
         self.inference_iterations = _check_int("inference_iterations", inference_iterations, 1)
         self.workers = available_cores() if workers is None else _check_int("workers", workers, 1)
         if sampler not in ("auto", "sparse", "mh"):
@@ -153,14 +180,14 @@ class LdaModel(TopicsMixin, InferenceMixin):
         self.optimize_interval = _check_int("optimize_interval", optimize_interval, 1)
         self.optimize_burnin = _check_int("optimize_burnin", optimize_burnin, 0)
         self.alpha = _resolve_alpha("symmetric" if self.optimize_alpha else alpha, self.num_topics)
-        self.eta = _resolve_eta(eta, self.num_topics)
+        self.optimize_eta = isinstance(eta, str) and eta == "auto"
         self.random_state = random_state
         self._rng = _resolve_rng(random_state)
         self._infer_seed = int(self._rng.integers(2 ** 32))
         self.id2word = _resolve_id2word(id2word)
         self.num_terms = (max(self.id2word) + 1) if self.id2word else 0
-        self._fixed_vocab = id2word is not None
-        self._state = GibbsState(self.num_topics, self.num_terms, self.alpha, self.eta)
+        self._state = self._state_for(eta, id2word is not None)
+        self._in_process_only()  # distributed=True with what the cluster cannot run: now
         self._infer_cache = None
         self.executor_info: str | None = None
         self._sweeps_done = 0
@@ -169,8 +196,22 @@ class LdaModel(TopicsMixin, InferenceMixin):
         if corpus is not None:
             self.update(corpus)
 
+    def _state_for(self, eta, fixed_vocab: bool) -> GibbsState:
+        """The empty Gibbs state with prior ``eta``; an eta array fixes the vocabulary."""
+        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
+        beta = _resolve_eta(eta, self.num_topics, self.num_terms or None)
+        self.num_terms = self.num_terms or eta_width
+        self._fixed_vocab = fixed_vocab or eta_width > 0
+        if np.ndim(beta) and self.sampler == "mh":
+            raise ValueError("the mh sampler supports only a scalar eta: use sampler='sparse' "
+                             "or 'auto' with a per-word or seeded eta")
+        return GibbsState(self.num_topics, self.num_terms, self.alpha, beta)
+
     # ------------------------------------------------------------------ training
-    def update(self, corpus=None, iterations: int | None = None) -> None:
+    def update(self, corpus=None, iterations: int | None = None, *, passes: int | None = None,
+               eval_every: int | None = None, chunksize: int | None = None, decay=None,
+               offset=None, update_every=None, gamma_threshold=None,
+               chunks_as_numpy=False) -> None:
         """Add documents to the model and run ``iterations`` sweeps over all its documents.
 
         Parameters
@@ -181,6 +222,11 @@ class LdaModel(TopicsMixin, InferenceMixin):
             :meth:`train`).
         iterations : int, optional
             Sweeps to run (default: the model's ``iterations``).
+        passes, eval_every, chunksize : int, optional
+            gensim's keywords: ``passes`` as in the constructor (``max(passes, iterations)``
+            sweeps); ``eval_every`` and ``chunksize`` replace the model's settings.
+        decay, offset, update_every, gamma_threshold, chunks_as_numpy
+            gensim's variational-Bayes settings: ignored, with one warning.
 
         Raises
         ------
@@ -188,7 +234,14 @@ class LdaModel(TopicsMixin, InferenceMixin):
             If the corpus is malformed (the message names the document), or if the model
             would hold no tokens at all.
         """
+        warn_vb_only(dict(decay=decay, offset=offset, update_every=update_every,
+                          gamma_threshold=gamma_threshold, chunks_as_numpy=chunks_as_numpy))
+        if eval_every is not None:
+            self.eval_every = _check_int("eval_every", eval_every, 0)
+        if chunksize is not None:
+            self.chunksize = _check_int("chunksize", chunksize, 1)
         iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        iterations = sweeps_for(passes, iterations)
         if corpus is None:
             self.train(iterations)
             return
@@ -278,10 +331,26 @@ class LdaModel(TopicsMixin, InferenceMixin):
                     iterations, self._state.num_docs, self._state.num_tokens, self.num_topics)
         self._train(iterations)
 
+    def _in_process_only(self) -> str | None:
+        """Why this model cannot train on the cluster (None: it can); raises ValueError for
+        ``distributed=True``. The cluster samples one scalar, fixed eta."""
+        why = ("a per-word or topics x words eta" if self._state.eta_kw is not None
+               else "eta='auto' (learned)" if self.optimize_eta else None)
+        if why and self.distributed:
+            raise ValueError(f"distributed=True: the cluster supports only a fixed scalar eta, "
+                             f"and this model has {why}: use distributed=False")
+        return why
+
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
         from distlda.cluster import client as _client
-        ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers)
+        why = self._in_process_only()
+        if why and self.distributed is None and not self.__dict__.get("_said_in_process"):
+            logger.info("training in-process, not on a cluster: the cluster supports only a "
+                        "fixed scalar eta, and this model has %s", why)
+            self._said_in_process = True
+        ex = None if why else _client.choose_executor(self.distributed, self.ns_conf,
+                                                      self.workers)
         if ex is None:
             ex = LocalExecutor(self.workers)
         # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
@@ -408,36 +477,6 @@ class LdaModel(TopicsMixin, InferenceMixin):
     def num_tokens(self) -> int:
         """Tokens trained on (== ``sstats.sum()``)."""
         return self._state.num_tokens
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, fname: str) -> None:
-        """Save the whole model, Gibbs state included, to a local path or smart_open URI.
-
-        The file is a NumPy ``.npz`` archive (arrays plus one JSON metadata entry) in format
-        version :data:`distlda.persistence.FORMAT_VERSION`, and is loaded without
-        unpickling anything, so a model file cannot run code.
-        """
-        _file.save_model(self, fname)
-
-    @classmethod
-    def load(cls, fname: str) -> "LdaModel":
-        """Load a model written by :meth:`save` (local path or smart_open URI).
-
-        Files of every format version in
-        :data:`distlda.persistence.SUPPORTED_VERSIONS` load; fields an older version
-        lacks take the defaults documented in :mod:`distlda.persistence`.
-
-        Raises
-        ------
-        ValueError
-            (:class:`~distlda.persistence.ModelFileError`) naming ``fname`` and the
-            problem, for any file that is damaged (cut short, a changed byte, a missing
-            array or field, inconsistent counts), not a distlda model file, or of an
-            unsupported format version.
-        OSError
-            The file cannot be opened (e.g. it does not exist).
-        """
-        return _file.load_model(cls, fname)
 
     def __repr__(self) -> str:
         return (f"LdaModel<num_terms={self.num_terms}, num_topics={self.num_topics}, "
