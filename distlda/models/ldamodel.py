@@ -13,6 +13,7 @@ from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
 from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
 from distlda.inference import InferenceMixin
+from distlda.interop import GensimInteropMixin
 from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_first_compile
 from distlda.params import (
     PRIOR_MAX,
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 
-class LdaModel(TopicsMixin, InferenceMixin):
+class LdaModel(TopicsMixin, InferenceMixin, GensimInteropMixin):
     """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
 
     Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
