@@ -93,6 +93,24 @@ def _token_topics(gamma_tok: np.ndarray, phi_tok: np.ndarray, rng) -> np.ndarray
     return np.minimum((cum < u[:, None]).sum(axis=1), p.shape[1] - 1).astype(np.int32)
 
 
+def _seed_chunk(state, index: int, gensim_model, phi: np.ndarray, rng) -> None:
+    """Draw chunk ``index``'s topics from gensim's per-token posterior and commit them."""
+    chunk = state.chunks[index]
+    doc_of = np.repeat(np.arange(chunk.num_docs), np.diff(chunk.doc_ptr))
+    bows = []
+    for d in range(chunk.num_docs):
+        ids, counts = np.unique(chunk.words[chunk.doc_ptr[d]:chunk.doc_ptr[d + 1]],
+                                return_counts=True)
+        bows.append(list(zip(ids.tolist(), counts.tolist())))
+    gamma, _ = gensim_model.inference(bows)
+    topics = np.empty(chunk.num_tokens, np.int32)
+    step = max(1, _BATCH_ENTRIES // phi.shape[0])
+    for s in range(0, chunk.num_tokens, step):
+        e = min(s + step, chunk.num_tokens)
+        topics[s:e] = _token_topics(gamma[doc_of[s:e]], phi[:, chunk.words[s:e]].T, rng)
+    state.commit(index, topics)
+
+
 def from_gensim(cls, gensim_model, corpus, random_state=None, **kwargs):
     """A distlda model whose Gibbs state starts from a trained gensim model.
 
@@ -138,22 +156,8 @@ def from_gensim(cls, gensim_model, corpus, random_state=None, **kwargs):
                 random_state=random_state, **kwargs)
     model.update(corpus, iterations=0)  # chunks with uniform topics, checked against V
     rng = np.random.default_rng(random_state)
-    state = model._state
-    for index, chunk in enumerate(state.chunks):
-        lengths = np.diff(chunk.doc_ptr)
-        doc_of = np.repeat(np.arange(chunk.num_docs), lengths)
-        bows = []
-        for d in range(chunk.num_docs):
-            ids, counts = np.unique(chunk.words[chunk.doc_ptr[d]:chunk.doc_ptr[d + 1]],
-                                    return_counts=True)
-            bows.append(list(zip(ids.tolist(), counts.tolist())))
-        gamma, _ = gensim_model.inference(bows)
-        topics = np.empty(chunk.num_tokens, np.int32)
-        step = max(1, _BATCH_ENTRIES // phi.shape[0])
-        for s in range(0, chunk.num_tokens, step):
-            e = min(s + step, chunk.num_tokens)
-            topics[s:e] = _token_topics(gamma[doc_of[s:e]], phi[:, chunk.words[s:e]].T, rng)
-        state.commit(index, topics)
+    for index in range(len(model._state.chunks)):
+        _seed_chunk(model._state, index, gensim_model, phi, rng)
     model._infer_cache = None
     if iterations:
         model.train(iterations)

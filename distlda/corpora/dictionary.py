@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import json
+import os
 from collections import Counter
 from typing import Iterable, Iterator
 
