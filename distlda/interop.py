@@ -179,15 +179,22 @@ class _LambdaView:
         return self.eta + self.sstats
 
 
+class _StateFallback:
+    """A non-data descriptor: an instance attribute ``state``, or one LdaModel's own class
+    defines, takes precedence over this view."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return _LambdaView(obj)
+
+
 class GensimInteropMixin:
     """``to_gensim`` and ``from_gensim`` on :class:`~distlda.models.LdaModel`."""
 
-    @property
-    def state(self):
-        """gensim's ``LdaState`` view (``sstats``, ``eta``, ``numdocs``, ``get_lambda()``),
-        read by ``pyLDAvis.gensim_models``; a fallback: LdaModel's own ``state``, where it
-        defines one, comes first."""
-        return _LambdaView(self)
+    #: gensim's ``LdaState`` view (``sstats``, ``eta``, ``numdocs``, ``get_lambda()``), read
+    #: by ``pyLDAvis.gensim_models``.
+    state = _StateFallback()
 
     def to_gensim(self, random_state=None):
         """This model as a ``gensim.models.LdaModel``; see :func:`distlda.interop.to_gensim`."""

@@ -137,6 +137,21 @@ def test_inference_has_gensims_shapes(small):
     np.testing.assert_array_equal(g2[0], gamma[0])
 
 
+def test_from_gensim_starts_from_gensims_topics(small):
+    from gensim.models import LdaModel as GensimLda
+    _, bows, d = small
+    g = GensimLda(bows, num_topics=3, id2word=d, passes=10, random_state=1)
+    seeded = LdaModel.from_gensim(g, bows, random_state=0)
+    assert seeded.num_tokens == 240 and seeded._state.recount()[0].sum() == 240
+    np.testing.assert_array_equal(seeded.alpha, g.alpha)
+    # no sweep run: the counts are a draw of gensim's solution, not uniform noise
+    l1 = np.abs(seeded.get_topics() - g.get_topics()).sum(axis=1)
+    uniform = LdaModel(bows, num_topics=3, id2word=d, iterations=0, random_state=0,
+                       distributed=False)
+    l1_uniform = np.abs(uniform.get_topics() - g.get_topics()).sum(axis=1)
+    assert l1.max() < 0.1 and l1_uniform.min() > 1.0
+
+
 def test_to_gensim_without_vocabulary_and_from_gensim_errors():
     X = sp.csr_matrix(np.array([[3, 1, 0, 0], [0, 0, 2, 4]] * 10))
     lda = LdaModel(X, num_topics=2, iterations=10, random_state=0, distributed=False)
