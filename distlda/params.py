@@ -148,12 +148,24 @@ def _is_single_doc(obj) -> bool:
     One document is a bag of words (a list or tuple of (word_id, count) pairs, or ``[]``), a
     scipy sparse row (a 1 x V matrix) or a 1-D numpy array of V counts. A sparse matrix of
     several rows, a 2-D array and an iterable of documents are corpora.
+
+    Raises
+    ------
+    TypeError
+        For a string or anything else that is neither a document nor iterable.
     """
+    if isinstance(obj, (str, bytes)):
+        raise TypeError(f"a string is not a document: tokenize it and convert it with "
+                        f"dictionary.doc2bow(tokens), got {obj[:40]!r}")
     if sp.issparse(obj):
         return obj.shape[0] == 1
     if isinstance(obj, np.ndarray):
         return obj.ndim == 1
     if not isinstance(obj, (list, tuple)):
+        if not isinstance(obj, Iterable):
+            raise TypeError(f"expected a document (a list of (word_id, count) pairs, a sparse "
+                            f"1 x V row or a 1-D array of V counts) or a corpus of them, got "
+                            f"{type(obj).__name__}")
         return False
     if len(obj) == 0:
         return True

@@ -312,3 +312,12 @@ def test_dictionary_saves_json_and_refuses_pickles(tmp_path):
     (tmp_path / "junk.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="not a valid distlda Dictionary"):
         Dictionary.load(str(tmp_path / "junk.json"))
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (42, TypeError, "expected a document .* got int"),
+    ("socket network", TypeError, "a string is not a document.*doc2bow"),
+])
+def test_neither_document_nor_corpus(small, bad, error, message):
+    with pytest.raises(error, match=message):
+        small[0][bad]
