@@ -116,8 +116,12 @@ def test_pyldavis_prepare_agrees_with_the_gensim_conversion(small):
         warnings.simplefilter("ignore")
         ours = pyLDAvis.gensim_models.prepare(lda, bows, d, n_jobs=1)
         theirs = pyLDAvis.gensim_models.prepare(lda.to_gensim(), bows, d, n_jobs=1)
+        own_vocab = pyLDAvis.gensim_models.prepare(lda, bows, lda.id2word, n_jobs=1)
+        distlda_dict = pyLDAvis.gensim_models.prepare(lda, bows, Dictionary(TEXTS), n_jobs=1)
     np.testing.assert_allclose(ours.topic_info["Freq"].to_numpy()[:12],
                                theirs.topic_info["Freq"].to_numpy()[:12], rtol=0.05)
+    for other in (own_vocab, distlda_dict):  # the model's id2word or distlda's Dictionary
+        assert other.topic_info.equals(ours.topic_info)
 
 
 def test_inference_has_gensims_shapes(small):
