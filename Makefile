@@ -19,12 +19,12 @@ lint: $(BIN)/python
 	$(BIN)/python -m mypy
 
 test: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,interop]"
 	$(BIN)/python -m pytest
 
 # The HTML site in docs/_build/html; any Sphinx warning fails the build.
 docs: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[docs]"
+	$(BIN)/python -m pip install -q -e ".[docs,interop]"
 	$(BIN)/python -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
 
 bench: $(BIN)/python

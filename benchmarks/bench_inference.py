@@ -78,7 +78,7 @@ def measure(num_terms: int, num_topics: int, calls: int) -> dict:
 
     t2 = timed(lambda: lda[doc2], calls)
     t100 = timed(lambda: lda[doc100], max(calls // 5, 3))
-    tb = timed(lambda: lda.inference(batch), 3) / len(batch)
+    tb = timed(lambda: lda.fold_in(batch), 3) / len(batch)
     tracemalloc.start()
     lda[doc2]
     _, peak = tracemalloc.get_traced_memory()

@@ -14,6 +14,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse as sp
 
 from distlda.gibbs import kernels as K_
 from distlda.gibbs.chunks import iter_chunks
@@ -77,9 +78,66 @@ class InferenceMixin:
                            "back to a uniform topic", int(fallbacks.sum()))
         return np.vstack(rows) if rows else np.zeros((0, self.num_topics))
 
-    def inference(self, corpus, iterations: int | None = None) -> np.ndarray:
-        """Same as :meth:`fold_in` (gensim's signature comes with the interop work)."""
-        return self.fold_in(corpus, iterations)
+    def inference(self, chunk, collect_sstats: bool = False, *, iterations: int | None = None):
+        """gensim's ``inference``: (gamma, sstats) of a chunk of documents, from Gibbs fold-in.
+
+        gensim returns the variational Dirichlet parameters of each document and, when asked,
+        the expected word-topic counts of the chunk. Their nearest Gibbs analogues are computed
+        from :meth:`fold_in` (same answers, same seeding):
+
+        - ``gamma[d, k] = alpha_k + E[n_dk]``, the document's expected topic counts under the
+          fold-in's post-burn-in samples plus the prior, i.e. ``theta_d * (N_d + sum(alpha))``,
+          so ``gamma / gamma.sum(1)`` is :meth:`fold_in`'s theta, as in gensim's normalisation;
+        - ``sstats[k, w] = sum_d n_dw * p(k | d, w)`` with ``p(k | d, w)`` proportional to
+          ``theta_dk * phi_kw`` (:meth:`get_topics`): the expected assignments of the chunk's
+          tokens, summing to its number of tokens.
+
+        Parameters
+        ----------
+        chunk : iterable of documents, or scipy.sparse matrix
+            Bag-of-words documents (or sparse rows / count arrays); one document alone is
+            taken as a chunk of one.
+        collect_sstats : bool
+            Also return ``sstats``; otherwise the second element is None.
+        iterations : int, optional
+            Fold-in sweeps (default ``inference_iterations``).
+
+        Returns
+        -------
+        gamma : ndarray of shape (n_docs, num_topics), float64
+        sstats : ndarray of shape (num_topics, num_terms), float64, or None
+
+        Raises
+        ------
+        ValueError
+            A malformed document or a word id outside the model's vocabulary.
+        """
+        if _is_single_doc(chunk) and not (isinstance(chunk, list) and not chunk):
+            chunk = [chunk]
+        X = self._as_count_matrix(chunk)
+        theta = self.fold_in(X, iterations)
+        lengths = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+        gamma = theta * (lengths + float(np.sum(self.alpha)))[:, None]
+        if not collect_sstats:
+            return gamma, None
+        phi = self.get_topics()
+        # ratio[d, w] = n_dw / sum_k theta_dk phi_kw on the non-zeros only: O(nnz K + K V).
+        coo = X.tocoo()
+        denom = np.einsum("ik,ki->i", theta[coo.row], phi[:, coo.col])
+        ratio = sp.csr_matrix((coo.data / denom, (coo.row, coo.col)), shape=X.shape)
+        sstats = np.asarray((ratio.T @ theta).T) * phi
+        return gamma, sstats
+
+    def _as_count_matrix(self, corpus) -> "sp.csr_matrix":
+        """The corpus as a documents x num_terms CSR count matrix (streamed once, checked)."""
+        blocks = []
+        for c in iter_chunks(corpus, self.num_terms, self.chunksize):
+            doc = np.repeat(np.arange(c.num_docs), np.diff(c.doc_ptr))
+            blocks.append(sp.csr_matrix((np.ones(c.num_tokens, np.int64), (doc, c.words)),
+                                        shape=(c.num_docs, self.num_terms)))
+        if not blocks:
+            return sp.csr_matrix((0, self.num_terms), dtype=np.int64)
+        return sp.vstack(blocks, format="csr")
 
     def _inference_tables(self):
         """(nwk, 1 / (n_k + V eta), alpha, eta) for :func:`~distlda.gibbs.kernels.foldin`,

@@ -4,8 +4,12 @@ and says what is allowed (and the model file reader applies the same rules)."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
+import scipy.sparse as sp
+
+from distlda.vocabulary import Vocabulary
 
 #: Accepted range of every prior value (each alpha_k and eta). Inside it no product or sum the
 #: samplers form can overflow or underflow float64 (the largest, alpha_k * eta and
@@ -125,34 +129,122 @@ def _resolve_rng(random_state) -> np.random.Generator:
                      f"(use None, an int or a numpy Generator)")
 
 
-def _resolve_id2word(id2word) -> dict:
+def _vocabulary_items(id2word):
+    """(id, word) pairs of any reasonable vocabulary, or a ValueError naming what it got."""
+    if isinstance(id2word, (str, bytes)):
+        raise ValueError(f"Invalid 'id2word' parameter: a single string {id2word[:40]!r} (use "
+                         f"a Dictionary, a dict of id -> word, or a sequence of words)")
+    if isinstance(id2word, (set, frozenset)):
+        raise ValueError("Invalid 'id2word' parameter: a set has no order, so it cannot give word "
+                         "ids (use a list, e.g. sorted(words))")
+    if isinstance(id2word, np.ndarray):
+        if id2word.ndim != 1:
+            raise ValueError(f"Invalid 'id2word' parameter: an array of shape {id2word.shape} "
+                             f"(a 1-D array of words is required, e.g. "
+                             f"CountVectorizer.get_feature_names_out())")
+        return enumerate(id2word.tolist())
+    items = getattr(id2word, "items", None)
+    if callable(items):  # dict, gensim or distlda Dictionary, pandas Series, any Mapping
+        return items()
+    if isinstance(id2word, Iterable):  # list, tuple, range of words, pandas Index, a generator
+        return enumerate(id2word)
+    raise ValueError(f"Invalid 'id2word' parameter: {type(id2word).__name__} (use a Dictionary, "
+                     f"a dict of id -> word, or a sequence or 1-D array of words)")
+
+
+def _resolve_id2word(id2word) -> Vocabulary:
+    """The model's vocabulary from any reasonable form (see :class:`~distlda.vocabulary.Vocabulary`).
+
+    Accepted: None (empty), a gensim or distlda ``Dictionary``, a mapping of int -> str, any
+    sequence or iterable of words, a 1-D numpy array of words (scikit-learn's
+    ``get_feature_names_out()``). Words are str (numpy strings and bytes, decoded as UTF-8,
+    too); ids non-negative integers. Anything else raises ValueError naming the problem.
+    """
     if id2word is None:
-        return {}
-    if hasattr(id2word, "items"):
-        items = id2word.items()
-    elif isinstance(id2word, (list, tuple)):
-        items = enumerate(id2word)
-    else:
-        raise ValueError(f"Invalid 'id2word' parameter: {type(id2word).__name__} "
-                         f"(use a Dictionary, a dict of id -> word, or a list of words)")
+        return Vocabulary()
     out = {}
-    for i, w in items:
+    for i, w in _vocabulary_items(id2word):
         if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
             raise ValueError(f"Invalid 'id2word' parameter: word id {i!r} is not a non-negative integer")
+        if isinstance(w, bytes):
+            try:
+                w = w.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"Invalid 'id2word' parameter: word {w[:40]!r} of id {i} is "
+                                 f"not UTF-8") from None
+        elif not isinstance(w, (str, numbers.Number)) or isinstance(w, bool):
+            raise ValueError(f"Invalid 'id2word' parameter: the word of id {i} is "
+                             f"{type(w).__name__} {w!r:.60} (words must be strings)")
         out[int(i)] = str(w)
     if not out:
         raise ValueError("Invalid 'id2word' parameter: the vocabulary is empty")
-    return out
+    dfs, cfs = getattr(id2word, "dfs", None), getattr(id2word, "cfs", None)
+    return Vocabulary(out, dfs if isinstance(dfs, dict) else None,
+                      cfs if isinstance(cfs, dict) else None,
+                      getattr(id2word, "num_docs", 0) if isinstance(dfs, dict) else 0)
 
 
 def _is_single_doc(obj) -> bool:
-    """True for one bag-of-words document (a list of (id, count) pairs), as gensim decides."""
+    """True for one document, False for a corpus.
+
+    One document is a bag of words (a list or tuple of (word_id, count) pairs, or ``[]``), a
+    scipy sparse row (a 1 x V matrix) or a 1-D numpy array of V counts. A sparse matrix of
+    several rows, a 2-D array and an iterable of documents are corpora.
+
+    Raises
+    ------
+    TypeError
+        For a string or anything else that is neither a document nor iterable.
+    """
+    if isinstance(obj, (str, bytes)):
+        raise TypeError(f"a string is not a document: tokenize it and convert it with "
+                        f"dictionary.doc2bow(tokens), got {obj[:40]!r}")
+    if sp.issparse(obj):
+        return obj.shape[0] == 1
+    if isinstance(obj, np.ndarray):
+        return obj.ndim == 1
     if not isinstance(obj, (list, tuple)):
+        if not isinstance(obj, Iterable):
+            raise TypeError(f"expected a document (a list of (word_id, count) pairs, a sparse "
+                            f"1 x V row or a 1-D array of V counts) or a corpus of them, got "
+                            f"{type(obj).__name__}")
         return False
     if len(obj) == 0:
         return True
     first = obj[0]
+    if isinstance(first, str):  # one tokenised document: the bag-of-words check names it
+        return True
     return (isinstance(first, (tuple, list)) and len(first) == 2
             and all(isinstance(x, numbers.Number) for x in first))
 
 
+def _as_bow(doc, num_terms: int | None, where: str):
+    """A sparse row (1 x V) or a 1-D array of V counts as (word_id, count) pairs; any other
+    document is returned as it is (the bag-of-words checks come later).
+
+    Raises
+    ------
+    ValueError
+        A sparse matrix of several rows, or a row or count array whose width is not the
+        model's vocabulary size (``where`` names the document).
+    """
+    if sp.issparse(doc):
+        if doc.ndim == 2 and doc.shape[0] != 1:
+            raise ValueError(f"{where}: a sparse matrix of shape {doc.shape} is a corpus, not a "
+                             f"document (a document is one row, shape (1, V))")
+        row = sp.csr_matrix(doc.reshape(1, -1))
+        width = row.shape[1]
+        row.sum_duplicates()
+        ids, counts = row.indices, row.data
+    elif isinstance(doc, np.ndarray) and (doc.ndim == 1 or (doc.ndim == 2 and doc.shape[0] == 1
+                                                              and doc.shape[1] != 2)):
+        row = doc.reshape(-1)
+        width = row.shape[0]
+        ids = np.flatnonzero(row)
+        counts = row[ids]
+    else:
+        return doc
+    if num_terms is not None and width != num_terms:
+        raise ValueError(f"{where}: a count vector of {width} words for a vocabulary of "
+                         f"{num_terms} (vectorise with the vocabulary the model was trained on)")
+    return list(zip(ids.tolist(), counts.tolist()))

@@ -38,6 +38,8 @@ import zipfile
 
 import numpy as np
 
+from distlda.vocabulary import Vocabulary
+
 logger = logging.getLogger("distlda.models.ldamodel")
 
 FORMAT = "distlda.LdaModel"
@@ -372,7 +374,7 @@ def model_from_saved(cls, meta: dict, arrays: dict):
         self._rng.bit_generator.state = meta["rng_state"]
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"metadata field 'rng_state' is not a PCG64 state ({e!r})") from None
-    self.id2word = {int(i): w for i, w in meta["id2word"]} if meta["id2word"] is not None else {}
+    self.id2word = Vocabulary((int(i), w) for i, w in (meta["id2word"] or ()))
     if self.id2word and max(self.id2word) >= V:
         raise ValueError(f"id2word has word id {max(self.id2word)}, beyond num_terms={V}")
     self._state = _restore_state(self, arrays, meta)

@@ -270,7 +270,7 @@ def test_dictionary_save_load_text(tmp_path):
         Dictionary.load_from_text(str(tmp_path / "bad.txt"))
 
 
-def test_dictionary_from_vocab_and_pickle(tmp_path):
+def test_dictionary_from_vocab_and_save_load(tmp_path):
     d = Dictionary.from_vocab(["b", "a", "c"])
     assert d.token2id == {"b": 0, "a": 1, "c": 2} and d[2] == "c"
     with pytest.raises(ValueError, match="duplicate"):
@@ -278,8 +278,8 @@ def test_dictionary_from_vocab_and_pickle(tmp_path):
     write(tmp_path / "v.txt", "b\na\nb\n")
     with pytest.raises(ValueError, match="v.txt line 3: duplicate word 'b'"):
         Dictionary.from_vocab_file(str(tmp_path / "v.txt"))
-    d.save(str(tmp_path / "d.pkl"))
-    assert Dictionary.load(str(tmp_path / "d.pkl")) == d
+    d.save(str(tmp_path / "d.json"))
+    assert Dictionary.load(str(tmp_path / "d.json")) == d
 
 
 # ----------------------------------------------------------------------------- TextCorpus

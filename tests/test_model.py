@@ -162,7 +162,7 @@ def test_logs_progress(planted, caplog):
     ([[(0, 1.5)]], "count must be an integer"),
     ([[(0.5, 1)]], "word id must be an integer"),
     ([[(0, 1), (1,)]], "document 0: expected a list of \\(word_id, count\\) pairs"),
-    ([["ab"]], "document 0: word ids must be numbers"),
+    ([["ab"]], "document 0: a list of words.*doc2bow"),
     ([[(0, 1, 2)]], "document 0: expected"),
     ([[("a", 1)]], "must be numbers"),
     (42, "corpus must be an iterable"),

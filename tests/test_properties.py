@@ -206,7 +206,7 @@ def test_model_is_exact_or_refuses(docs, K, alpha, eta, chunksize, iterations, s
     np.testing.assert_array_equal(nwk, lda._state.nwk)
     np.testing.assert_array_equal(nk, lda._state.nk)
     assert np.isfinite(lda.log_likelihood_per_token())
-    theta = lda.inference(docs)
+    theta = lda.fold_in(docs)
     assert np.isfinite(theta).all()
     np.testing.assert_allclose(theta.sum(axis=1), 1.0)
     topics = lda.get_topics()

@@ -59,7 +59,7 @@ def test_document_topics_follow_the_corpus_order(small):
     n_d = counts[d].toarray().ravel()
     np.testing.assert_allclose(theta[d], (n_d + lda.alpha) / (n_d.sum() + lda.alpha.sum()))
     # the mixtures agree with fold-in inference on the same documents (same topics)
-    inferred = lda.inference(small)
+    inferred = lda.fold_in(small)
     assert np.mean(np.argmax(theta, 1) == np.argmax(inferred, 1)) > 0.8
     # documents added by update() come after the first ones
     lda.update(to_bow(small[:5]), iterations=1)

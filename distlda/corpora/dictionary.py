@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 from collections import Counter
 from typing import Iterable, Iterator
 
@@ -344,15 +344,66 @@ class Dictionary:
         return d
 
     def save(self, fname: str | os.PathLike) -> None:
-        """Pickle to ``fname`` (local path or smart_open URI)."""
-        with smart_open.open(os.fspath(fname), "wb") as f:
-            pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+        """Save to ``fname`` (local path or smart_open URI; ``.gz`` compresses) as JSON.
+
+        Everything is kept: ids, tokens, document and collection frequencies and the
+        counters. The file is JSON, not a pickle, so loading it cannot run code; it is read
+        by :meth:`load` (gensim reads :meth:`save_as_text` files instead).
+        """
+        data = {"format": _FORMAT, "version": 1, "num_docs": self.num_docs,
+                "num_pos": self.num_pos, "num_nnz": self.num_nnz,
+                "tokens": [[i, w, self.dfs.get(i, 0), self.cfs.get(i, 0)]
+                           for w, i in sorted(self.token2id.items(), key=lambda t: t[1])]}
+        with smart_open.open(os.fspath(fname), "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
 
     @classmethod
     def load(cls, fname: str | os.PathLike) -> "Dictionary":
-        """Load a dictionary saved with :meth:`save`."""
-        with smart_open.open(os.fspath(fname), "rb") as f:
-            obj = pickle.load(f)
-        if not isinstance(obj, cls):
-            raise TypeError(f"{fname}: expected a pickled {cls.__name__}, got {type(obj).__name__}")
-        return obj
+        """Load a dictionary saved with :meth:`save` (JSON).
+
+        Raises
+        ------
+        ValueError
+            A pickle file (gensim's ``Dictionary.save`` writes pickles, as distlda did
+            before 0.1): it is refused, because unpickling runs code from the file; the
+            message says how to convert it with ``save_as_text``. Also a file that is not a
+            distlda Dictionary, or a damaged one (the message names the problem).
+        FileNotFoundError
+            A local ``fname`` that does not exist.
+        """
+        path = os.fspath(fname)
+        if "://" not in path and not os.path.isfile(path):
+            raise FileNotFoundError(2, "dictionary file not found", path)
+        with smart_open.open(path, "rb") as f:
+            raw = f.read()
+        if raw[:1] == b"\x80":  # every pickle of protocol 2 or later starts so
+            raise ValueError(
+                f"{path} is a pickle (as gensim's Dictionary.save writes): distlda does not "
+                f"unpickle it, because unpickling runs code from the file. Convert it where you "
+                f"trust the file: gensim.corpora.Dictionary.load({path!r}).save_as_text("
+                f"'dictionary.txt'), then distlda.corpora.Dictionary.load_from_text("
+                f"'dictionary.txt') (and .save() it in distlda's JSON format)")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict) or data.get("format") != _FORMAT:
+                raise ValueError("not a distlda Dictionary file")
+            if data.get("version") != 1:
+                raise ValueError(f"unsupported version {data.get('version')!r}")
+            d = cls()
+            for i, w, df, cf in data["tokens"]:
+                if not (isinstance(i, int) and isinstance(w, str) and isinstance(df, int)
+                        and isinstance(cf, int)) or i < 0 or w in d.token2id or i in d.id2token:
+                    raise ValueError(f"bad or duplicate entry {[i, w, df, cf]!r}")
+                d.token2id[w], d.id2token[i] = i, w
+                if df:
+                    d.dfs[i] = df
+                if cf:
+                    d.cfs[i] = cf
+            d.num_docs, d.num_pos, d.num_nnz = (int(data[k]) for k in ("num_docs", "num_pos", "num_nnz"))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not a valid distlda Dictionary file ({e}); a gensim "
+                             f"text file loads with Dictionary.load_from_text") from None
+        return d
+
+
+_FORMAT = "distlda.Dictionary"

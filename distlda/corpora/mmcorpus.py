@@ -13,14 +13,16 @@ Paths go through ``smart_open``, so ``.gz``/``.bz2`` files and URIs such as ``s3
 
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import tempfile
 from typing import BinaryIO, Iterable
 
+import numpy as np
 import smart_open
 
-from ._triplets import CorpusFormatError, TripletCorpus, quote_line
+from ._triplets import CorpusFormatError, TripletCorpus, _to_int, open_binary, quote_line
 
 __all__ = ["MmCorpus", "CorpusFormatError"]
 
@@ -97,6 +99,87 @@ class MmCorpus(TripletCorpus):
             raise self._error(lineno, "malformed size line: expected three non-negative "
                                       f"integers 'num_docs num_terms num_nnz', got {quote_line(line)}")
         return sizes[0], sizes[1], sizes[2], lineno
+
+    # ------------------------------------------------------------------ random access
+    def __getitem__(self, docno):
+        """Document ``docno`` as sorted (word_id, count) pairs, read from its byte offset.
+
+        The first call streams the file once to build an index of where each document
+        starts (as gensim's ``MmCorpus`` does; 16 bytes per document, kept on the object);
+        each lookup then reads only that document's lines. On a compressed file a lookup
+        decompresses up to its offset, so it costs time in proportion to the offset.
+
+        Parameters
+        ----------
+        docno : int, slice, or sequence of int
+            Negative ints count from the end. A slice or a sequence gives a list of
+            documents.
+
+        Raises
+        ------
+        IndexError
+            ``docno`` out of ``[-num_docs, num_docs)``.
+        TypeError
+            ``docno`` is not an integer, slice or sequence of integers.
+        CorpusFormatError
+            The lines of the document (or the file while indexing) are malformed.
+        """
+        if isinstance(docno, slice):
+            return [self[i] for i in range(*docno.indices(self.num_docs))]
+        if isinstance(docno, (list, tuple, np.ndarray)):
+            return [self[i] for i in np.asarray(docno).reshape(-1).tolist()]
+        if isinstance(docno, bool) or not isinstance(docno, numbers.Integral):
+            raise TypeError(f"MmCorpus indices must be integers, slices or sequences of integers, "
+                            f"not {type(docno).__name__}")
+        i = int(docno) + (self.num_docs if docno < 0 else 0)
+        if not 0 <= i < self.num_docs:
+            raise IndexError(f"document {docno} out of range for a corpus of {self.num_docs}")
+        offsets, lines = self._doc_index()
+        if offsets[i] < 0:
+            return []
+        first = f"{i + 1}".encode("ascii")
+        with open_binary(self.fname) as f:
+            f.seek(int(offsets[i]))
+            body = []
+            for line in f:
+                fields = line.split(None, 1)
+                if fields and fields[0].startswith(b"%"):
+                    body.append(b"\n")  # a comment line: keep the line numbers right
+                    continue
+                if fields and fields[0] != first:
+                    break
+                body.append(line)
+        entries = self._parse_block(b"".join(body), int(lines[i]), i + 1)
+        merged: dict[int, int] = {}
+        for w, c in zip((entries[:, 1] - 1).tolist(), entries[:, 2].tolist()):
+            merged[w] = merged.get(w, 0) + c
+        return sorted(merged.items())
+
+    def _doc_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(byte offset, line number) of each document's first line; -1 for empty ones."""
+        index = getattr(self, "_index", None)
+        if index is not None:
+            return index
+        offsets = np.full(self.num_docs, -1, np.int64)
+        lines = np.zeros(self.num_docs, np.int64)
+        with open_binary(self.fname) as f:
+            _, _, _, lineno = self._read_header(f)
+            pos = f.tell()
+            prev = 0
+            for line in f:
+                lineno += 1
+                fields = line.split(None, 1)
+                if fields and not fields[0].startswith(b"%"):
+                    d = _to_int(fields[0])
+                    if d is None or not 1 <= d <= self.num_docs or d < prev:
+                        raise self._error(lineno, f"document id must be an integer in "
+                                                  f"[{max(prev, 1)}, {self.num_docs}] (sorted), "
+                                                  f"got {quote_line(line)}")
+                    if d != prev:
+                        offsets[d - 1], lines[d - 1], prev = pos, lineno, d
+                pos += len(line)
+        self._index = (offsets, lines)
+        return self._index
 
     def __repr__(self) -> str:
         return (f"MmCorpus({self.fname!r}: {self.num_docs} documents, {self.num_terms} terms, "

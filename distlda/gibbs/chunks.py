@@ -12,6 +12,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from distlda.params import _as_bow
+
 #: Size limits, all checked against the sizes the input declares before anything of that
 #: size is allocated (see :func:`iter_chunks` and :func:`distlda.gibbs.state.check_sizes`).
 #: int32 counts (``nwk``, ``nk``) cap the tokens of a model, hence of a chunk, at this many.
@@ -182,7 +184,8 @@ def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
     Parameters
     ----------
     corpus : iterable of list of (int, int), or scipy.sparse matrix (documents x words)
-        Any re-iterable bag-of-words corpus (every gensim corpus works). Objects with an
+        Any re-iterable bag-of-words corpus (every gensim corpus works); a document may also
+        be a sparse row (1 x V) or a 1-D array of V counts, so a dense 2-D count array works. Objects with an
         ``iter_csr(chunksize)`` method (our :class:`~distlda.corpora.MmCorpus` and
         :class:`~distlda.corpora.UciCorpus`) are read through it, vectorised.
     num_terms : int or None
@@ -231,6 +234,11 @@ def _iter_bow_chunks(corpus, num_terms, chunksize, budget, max_terms):
     lens: list = []
     first = 0
     for d, doc in enumerate(corpus):
+        if isinstance(doc, np.ndarray) or sp.issparse(doc):
+            doc = _as_bow(doc, num_terms, f"document {d}")
+        elif isinstance(doc, (list, tuple)) and doc and isinstance(doc[0], str):
+            raise ValueError(f"document {d}: a list of words, not of (word_id, count) pairs: "
+                             f"convert it with dictionary.doc2bow(tokens)")
         try:
             n = len(doc)
             if n:

@@ -14,6 +14,7 @@ from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
 from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
 from distlda.inference import InferenceMixin
+from distlda.interop import GensimInteropMixin
 from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_first_compile
 from distlda.params import (
     PRIOR_MAX,
@@ -30,7 +31,8 @@ from distlda.topics import TopicsMixin
 logger = logging.getLogger(__name__)
 
 
-class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin):
+
+class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixin):
     """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
 
     Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
