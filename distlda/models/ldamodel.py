@@ -145,16 +145,17 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
 
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
                  distributed: bool | None = None, chunksize: int = 2000,
-                 alpha="symmetric", eta=None, iterations: int = 200,
-                 random_state=None, ns_conf: dict | None = None, eval_every: int | None = 10,
-                 workers: int | None = None, minimum_probability: float = 0.01,
+                 passes: int | None = None, update_every=None, alpha="symmetric", eta=None,
+                 decay=None, offset=None, eval_every: int | None = 10, iterations: int = 200,
+                 gamma_threshold=None, minimum_probability: float = 0.01, random_state=None,
+                 ns_conf: dict | None = None, minimum_phi_value: float = 0.01,
+                 per_word_topics: bool = False, callbacks: Sequence[Callable] | None = None,
+                 dtype=np.float64, *, workers: int | None = None,
                  inference_iterations: int = 50, sampler: str = "auto",
                  mh_steps: int | None = None, optimize_interval: int = 10,
-                 optimize_burnin: int = 20, callbacks: Sequence[Callable] | None = None,
-                 progress: bool | None = None, *, passes: int | None = None,
-                 minimum_phi_value: float = 0.01, per_word_topics: bool = False,
-                 dtype=np.float64, update_every=None, decay=None, offset=None,
-                 gamma_threshold=None):
+                 optimize_burnin: int = 20, progress: bool | None = None):
+        # the positional order is gensim's, so that gensim code runs unchanged; distlda's own
+        # settings are keyword-only
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
                           gamma_threshold=gamma_threshold))
         self.num_topics = _check_int("num_topics", num_topics, 1)
