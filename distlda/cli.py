@@ -266,6 +266,10 @@ def _open_corpus(args):
             _check_exists(args.vocab, "vocabulary file")
         corpus = UciCorpus(path, args.vocab)
         return corpus, corpus.id2word, f"UCI bag-of-words {path}", label
+    if getattr(args, "vocab", None):
+        raise CliError(f"--vocab names the words of a .mm or UCI corpus; {path} is a text "
+                       f"corpus, which makes its own vocabulary (drop --vocab, or pass "
+                       f"--format mm/uci)")
     corpus = TextCorpus(path, **filters)
     return corpus, corpus.dictionary, f"text {path} (one document per line)", label
 
@@ -295,9 +299,15 @@ def _read_vocab(path: str):
 
     from distlda.corpora import Dictionary
     _check_exists(path, "vocabulary file")
-    with smart_open.open(path, "rt", encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f]
-    if lines and all(len(line.split("\t")) == 3 for line in lines[:5]):
+    try:
+        with smart_open.open(path, "rt", encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError:
+        raise CliError(f"{path}: not a UTF-8 text vocabulary (one word per line, or a "
+                       f"Dictionary.save_as_text file; a pickled gensim Dictionary converts "
+                       f"with save_as_text)") from None
+    body = lines[1:] if lines and lines[0].strip().isdigit() else lines  # gensim's num_docs
+    if body and all(len(line.split("\t")) == 3 for line in body[:5]):
         return Dictionary.load_from_text(path)  # a Dictionary.save_as_text file
     return Dictionary.from_vocab(lines)
 

@@ -91,7 +91,9 @@ class SweepMonitor:
             self._redirect.__exit__(*exc)
         return False
 
-    def __call__(self, it: int, loglik=None, histograms=None) -> None:
+    def __call__(self, it: int, loglik=None, histograms=None, sync=None) -> None:
+        """After sweep ``it``. ``sync()``, when given, brings the model's state up to date
+        (on a cluster the client's copy is behind): called before any user callback."""
         m, last = self.model, self.last
         now = time.perf_counter()
         secs = max(now - last["t_sweep"], 1e-9)
@@ -116,6 +118,8 @@ class SweepMonitor:
                 post += f", LL {last['loglik']:.4f}"
             self.bar.set_postfix_str(post, refresh=False)
             self.bar.update(1)
+        if self.callbacks and sync is not None:
+            sync()  # a callback must see the model after this sweep, not a checkpoint
         for callback in self.callbacks:
             callback(m, stats)
         # neither the evaluation nor the callbacks are charged to the next sweep's rate

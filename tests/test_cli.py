@@ -331,3 +331,29 @@ def test_help_names_the_program_shows_defaults_and_no_rest_markup(capsys):
         assert flag in text
     # the installed script has the same name
     assert build_parser().prog == "distlda"
+
+
+def test_vocab_files_as_gensim_writes_them_and_the_ones_that_are_refused(tmp_path, mm_corpus,
+                                                                           capsys):
+    import pickle
+
+    from gensim.corpora import Dictionary as GensimDictionary
+    X, mm, _ = mm_corpus
+    g = GensimDictionary([[f"w{i}" for i in range(40)]])  # ids in the order the words came
+    text = tmp_path / "gdict.txt"
+    g.save_as_text(str(text))  # its first line is the document count, "1"
+    model = str(tmp_path / "m.npz")
+    assert main([mm, "--vocab", str(text), "-k", "3", "-i", "3", "-q", "--distributed", "no",
+                 "-o", model]) == 0
+    lda = LdaModel.load(model)
+    assert len(lda.id2word) == 40 and lda.id2word[g.token2id["w7"]] == "w7"
+    capsys.readouterr()
+    pkl = tmp_path / "gdict.pkl"
+    pkl.write_bytes(pickle.dumps({"not": "a vocabulary"}))
+    assert main([mm, "--vocab", str(pkl), "-k", "3", "-i", "3", "--distributed", "no"]) == 2
+    err = capsys.readouterr().err
+    assert str(pkl) in err and "save_as_text" in err and "Traceback" not in err
+    docs = tmp_path / "docs.txt"
+    docs.write_text("the cat sat on the mat\n" * 20)
+    assert main([str(docs), "--vocab", str(text), "-k", "2", "--distributed", "no"]) == 2
+    assert "--vocab" in capsys.readouterr().err

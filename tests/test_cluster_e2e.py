@@ -86,6 +86,18 @@ def test_auto_alpha_on_the_cluster_learns_from_the_current_assignments(cluster):
 
 
 @pytest.mark.cluster(workers=2, check=False)
+def test_callbacks_on_the_cluster_see_the_model_after_each_sweep(planted, cluster):
+    X, _ = planted
+    seen = []
+    lda = train(X, cluster, iterations=6,
+                callbacks=[lambda m, st: seen.append(m.sstats.copy())])
+    assert len(seen) == 6
+    assert all(not np.array_equal(a, b) for a, b in zip(seen, seen[1:]))  # not a checkpoint
+    np.testing.assert_array_equal(seen[-1], lda.sstats)
+    assert_exact(lda, X.sum())
+
+
+@pytest.mark.cluster(workers=2, check=False)
 def test_mh_sampler_on_the_cluster_is_exact(cluster):
     X, phi = planted_corpus(D=600, V=300, K=8, L=80, seed=9)
     lda = train(X, cluster, num_topics=8, iterations=40, sampler="mh", alpha=0.1)

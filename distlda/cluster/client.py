@@ -44,10 +44,17 @@ class ClusterUnavailable(RuntimeError):
 
 
 def _ns_conf(ns_conf: dict | None) -> dict:
+    if ns_conf is not None and not isinstance(ns_conf, dict):
+        raise ValueError(f"Invalid 'ns_conf' parameter: {ns_conf!r} (a dict such as "
+                         f"dict(host='10.0.0.1', port=9090) is required)")
     conf = dict(ns_conf or {})
+    if "hmac_key" in conf:  # gensim's: Pyro5 has no HMAC keys (use TLS), so it is ignored
+        logger.warning("ns_conf: ignoring hmac_key (Pyro5 has none; see docs/security.rst)")
+        del conf["hmac_key"]
     unknown = set(conf) - {"host", "port", "broadcast"}
-    if unknown:  # e.g. gensim's hmac_key: Pyro5 has no HMAC (use SSL), so it is ignored
-        logger.warning("ns_conf: ignoring %s (distlda uses host, port, broadcast)", sorted(unknown))
+    if unknown:
+        raise ValueError(f"Invalid 'ns_conf' parameter: unknown key(s) {sorted(unknown)} "
+                         f"(distlda uses host, port and broadcast)")
     return conf
 
 
@@ -245,7 +252,8 @@ class DistributedExecutor:
                     self.sweeps_kept = it + 1
                     last_checkpoint = time.perf_counter()
                 on_sweep(it, loglik=lambda: d.loglik(session) / n_tok,
-                         histograms=lambda: tuple(_wire.dec(a) for a in d.histograms(session)))
+                         histograms=lambda: tuple(_wire.dec(a) for a in d.histograms(session)),
+                         sync=lambda: self._fetch(d, session, state))
             self._fetch(d, session, state)
             self.stats = d.stats(session)
             logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "

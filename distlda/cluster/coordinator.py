@@ -77,6 +77,7 @@ class Coordinator:
         self.telemetry = Telemetry(roster.lost)
         self.ended = False
         self.started = time.time()
+        self.number = 0  # the dispatcher's count of trainings, for logs
 
     @property
     def members(self) -> list[Member]:

@@ -102,9 +102,11 @@ def run(args) -> int:
     """Serve until interrupted; returns the exit status."""
     host, source = choose_host(args.host)
     if transport.is_loopback(host):
+        how = ("with no options" if args.port == 9090 and args.bc_port == 9091 else
+               f"with --ns-port {args.port} (or PYRO_NS_PORT={args.port})")
         logger.info("the name server binds to %s (%s): only this machine can join (pass "
                     "--host <LAN address> for a multi-machine cluster); workers and the "
-                    "dispatcher here find it with no options", host, source)
+                    "dispatcher here find it %s", host, source, how)
     else:
         logger.info("the name server binds to %s (%s)", host, source)
         if not getattr(args, "tls", None):

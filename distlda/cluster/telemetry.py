@@ -57,10 +57,14 @@ class Telemetry:
                    tokens_per_s=tokens / max(seconds, 1e-9))
         s["per_sweep"].append(rec)
         del s["per_sweep"][:-KEEP_SWEEPS]
-        logger.info("sweep %d: %d tokens on %d workers in %d steps, %.3f s, %.2f bytes/token "
-                    "(%d lost, %d chunks re-dispatched)", rec["sweep"], tokens, workers,
-                    rec["steps"], seconds, (rec["bytes_down"] + rec["bytes_up"]) / max(tokens, 1),
-                    rec["lost"], rec["redispatched"])
+        # at info level the first sweep, every 100th and any with a failure (-vv: all)
+        quiet = rec["sweep"] > 1 and rec["sweep"] % 100 and not (rec["lost"] or
+                                                                  rec["redispatched"])
+        logger.log(logging.DEBUG if quiet else logging.INFO,
+                   "sweep %d: %d tokens on %d workers in %d steps, %.3f s, %.2f bytes/token "
+                   "(%d lost, %d chunks re-dispatched)", rec["sweep"], tokens, workers,
+                   rec["steps"], seconds, (rec["bytes_down"] + rec["bytes_up"]) / max(tokens, 1),
+                   rec["lost"], rec["redispatched"])
         return rec
 
     def snapshot(self, lost_now: int) -> dict:

@@ -318,6 +318,14 @@ class Dictionary:
         if "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(2, "dictionary file not found", path)
         d = cls()
+        try:
+            return cls._read_text(d, path)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a UTF-8 text dictionary (a pickled gensim "
+                             f"Dictionary converts with gensim's save_as_text)") from None
+
+    @staticmethod
+    def _read_text(d: "Dictionary", path: str) -> "Dictionary":
         with smart_open.open(path, "r", encoding="utf-8") as f:
             for lineno, line in enumerate(f, start=1):
                 line = line.rstrip("\n")

@@ -62,6 +62,7 @@ class LdaDispatcher:
         self.roster = Roster(ns_host, ns_port, float(timeout), self._lock)
         self._run: Coordinator | None = None
         self._last_stats: tuple[str, dict] | None = None  # (session, counters)
+        self._trainings = 0
         self._touched = 0.0
         self._sweeps = transport.PolledJobs("sweep job")
         self._inbox = codec.Staging()  # big arrays of a client's next load, sent in pieces
@@ -116,8 +117,10 @@ class LdaDispatcher:
                                     self._helpers, self.poll, self.worker_wait, self.check)
             self._touched = time.time()
             self.roster.membership.changed = True
-            logger.info("session %s: %d topics, %d terms", self._run.session[:8],
-                        cfg.num_topics, cfg.num_terms)
+            self._trainings += 1  # logs name trainings by number: the id is a capability
+            self._run.number = self._trainings
+            logger.info("training %d (%s): %d topics, %d terms, %d tokens", self._trainings,
+                        cfg.label or "a client", cfg.num_topics, cfg.num_terms, cfg.num_tokens)
             return self._run.session
 
     def put(self, session: str, sid: str, offset: int, total: int, piece: bytes) -> None:
@@ -146,7 +149,7 @@ class LdaDispatcher:
             members = list(self.roster.membership.members.values())
         for m in members:
             self._pool.submit(self._release, m.uri, run.key)
-        logger.info("session %s ended", session[:8])
+        logger.info("training %d ended", run.number)
 
     @staticmethod
     def _release(uri, key):

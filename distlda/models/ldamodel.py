@@ -93,7 +93,9 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     callbacks : sequence of callable, optional
         Each is called as ``callback(model, stats)`` after every sweep of every training
         (:class:`SweepStats`), in the process that trains; an exception it raises stops the
-        training and propagates. Also settable later as the ``callbacks`` attribute.
+        training and propagates. Also settable later as the ``callbacks`` attribute. On a
+        cluster the client's copy of the state is brought up to date before they run (the
+        topics of every token travel back each sweep: about 2 bytes per token).
     progress : bool or None
         Show a tqdm progress bar (sweeps, tokens/s, latest log-likelihood) on stderr. None
         (default): only when stderr is a terminal. Log lines are routed through the bar, so
