@@ -123,10 +123,18 @@ def test_bad_sessions_are_refused_and_leave_the_dispatcher_free(corpus):
            ("not a mapping", "mapping")]
     with Cluster(workers=1, check=False) as c:
         d = outsider(lookup(c))
-        for cfg, why in bad:
+        for cfg, why in bad:  # a plain Pyro5 client reads the reason, too
             with pytest.raises(ValueError, match=why):
                 d.start_session(cfg)
             assert not d.ping()["busy"], cfg
+        # a plain Pyro5 client that never imported distlda reads the reason as well
+        code = ("import sys, Pyro5.api\n"
+                "p = Pyro5.api.Proxy(sys.argv[1]); p._pyroSerializer = 'msgpack'\n"
+                "try:\n    p.start_session({})\nexcept Exception as e:\n"
+                "    print(type(e).__name__, e)\n")
+        out = subprocess.run([sys.executable, "-c", code, str(lookup(c))], capture_output=True,
+                             text=True, timeout=60)
+        assert out.stdout.startswith("ValueError ProtocolError: session config"), out
         # a session the outsider opened legitimately cannot take more than it declared
         s = d.start_session(good)
         chunk = [0, codec.enc(np.zeros(n + 1, np.int32)), codec.enc(np.array([0, n + 1])),

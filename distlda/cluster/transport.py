@@ -160,6 +160,17 @@ class _Daemon(Pyro5.api.Daemon):
             conn.distlda_peer = peer
         return super().validateHandshake(conn, data)
 
+    def _sendExceptionResponse(self, connection, seq, serializer_id, exc_value, tbinfo,
+                               flags=0, annotations=None):
+        # a caller without distlda (an outsider's plain proxy) cannot rebuild our own error
+        # classes and would read only "unsupported serialized class": send the builtin base
+        for base in (ValueError, RuntimeError):
+            if isinstance(exc_value, base) and type(exc_value) is not base:
+                exc_value = base(f"{type(exc_value).__name__}: {exc_value}")
+                break
+        super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, tbinfo, flags,
+                                       annotations)
+
     def clientDisconnect(self, conn):
         peer = getattr(conn, "distlda_peer", None)
         if peer is not None:
