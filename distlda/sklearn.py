@@ -8,6 +8,8 @@ into ``GridSearchCV``. scikit-learn is needed only to import this module
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -16,6 +18,12 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 from distlda.gibbs.local import available_cores
 
 __all__ = ["GibbsLDA"]
+
+
+#: scikit-learn's variational-Bayes settings, accepted and ignored (with a warning when set).
+_VB_DEFAULTS = dict(learning_method="batch", learning_decay=0.7, learning_offset=10.0,
+                    batch_size=128, evaluate_every=-1, total_samples=1e6, perp_tol=1e-1,
+                    mean_change_tol=1e-3, max_doc_update_iter=100)
 
 
 class GibbsLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -51,6 +59,11 @@ class GibbsLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     non_integer : {"error", "round"}, default "error"
         Gibbs sampling needs integer counts. "error" raises ValueError on a non-integer
         count (e.g. tf-idf weights); "round" rounds them to the nearest integer.
+    learning_method, learning_decay, learning_offset, batch_size, evaluate_every, \
+    total_samples, perp_tol, mean_change_tol, max_doc_update_iter, verbose
+        scikit-learn's variational-Bayes settings: accepted so that its code runs
+        unchanged, and ignored (``fit`` warns once naming those set to other than
+        scikit-learn's defaults); ``max_iter`` sets the number of sweeps.
 
     Attributes
     ----------
@@ -94,7 +107,23 @@ class GibbsLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def __init__(self, n_components: int = 10, *, doc_topic_prior=None, topic_word_prior=None,
                  max_iter: int = 200, inference_iterations: int = 50, sampler: str = "auto",
                  n_jobs: int | None = None, random_state=None, distributed: bool | None = False,
-                 non_integer: str = "error"):
+                 non_integer: str = "error", learning_method: str = "batch",
+                 learning_decay: float = 0.7, learning_offset: float = 10.0,
+                 batch_size: int = 128, evaluate_every: int = -1, total_samples: float = 1e6,
+                 perp_tol: float = 1e-1, mean_change_tol: float = 1e-3,
+                 max_doc_update_iter: int = 100, verbose: int = 0):
+        # the variational-Bayes settings of scikit-learn's LatentDirichletAllocation are
+        # accepted so that its code runs unchanged; a Gibbs sampler has no use for them
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.batch_size = batch_size
+        self.evaluate_every = evaluate_every
+        self.total_samples = total_samples
+        self.perp_tol = perp_tol
+        self.mean_change_tol = mean_change_tol
+        self.max_doc_update_iter = max_doc_update_iter
+        self.verbose = verbose
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -162,6 +191,13 @@ class GibbsLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             tokens at all, or a parameter out of its range (named in the message).
         """
         from distlda.models import LdaModel
+        from distlda.params import _check_int
+        _check_int("n_components", self.n_components, 1)
+        changed = sorted(k for k, v in _VB_DEFAULTS.items() if getattr(self, k) != v)
+        if changed:
+            warnings.warn(f"GibbsLDA ignores {', '.join(changed)}: they tune scikit-learn's "
+                          f"variational Bayes, not a Gibbs sampler (max_iter sets the sweeps)",
+                          UserWarning, stacklevel=2)
         X = self._counts(X, reset=True)
         alpha = "symmetric" if self.doc_topic_prior is None else self.doc_topic_prior
         names = getattr(self, "feature_names_in_", None)

@@ -325,3 +325,16 @@ def test_dictionary_saves_json_and_refuses_pickles(tmp_path):
 def test_neither_document_nor_corpus(small, bad, error, message):
     with pytest.raises(error, match=message):
         small[0][bad]
+
+
+def test_gibbs_lda_takes_scikit_learns_vb_settings_and_names_its_own_errors():
+    from distlda.sklearn import GibbsLDA
+    X = np.random.default_rng(0).integers(0, 3, (30, 12))
+    with pytest.warns(UserWarning, match="ignores batch_size, learning_method"):
+        GibbsLDA(3, learning_method="online", batch_size=64, max_iter=3,
+                 random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's defaults: no warning
+        GibbsLDA(3, learning_method="batch", max_iter=3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        GibbsLDA(0).fit(X)
