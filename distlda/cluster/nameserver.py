@@ -8,6 +8,12 @@ and dispatchers that stop answering: every ``--check-every`` seconds each one is
 one that has not answered for ``--grace`` seconds is unregistered (a frozen or unreachable
 process; one that comes back registers again). It serves with Pyro5's multiplex server, so
 idle connections hold no threads. Plain ``python -m Pyro5.nameserver -n ADDR`` works too.
+
+With ``--tls DIR`` every connection is mutual TLS (:mod:`distlda.cluster.tls`): the name server
+presents the certificate of ``DIR/hosts`` valid for the address it binds to, and refuses any
+peer without a certificate of the same CA. The broadcast responder stays plain UDP: it only
+tells the name server's URI, and a client reached by a forged answer still checks the TLS
+certificate of the server it connects to.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import os
 import threading
 import time
 
-from distlda.cluster import transport
+from distlda.cluster import tls, transport
 
 logger = logging.getLogger("distlda.nameserver")
 
@@ -37,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", type=float, default=20.0,
                    help="seconds a registered worker or dispatcher may go unanswered before "
                         "its registration is removed")
+    p.add_argument("--tls", default=os.environ.get("DISTLDA_TLS") or None, metavar="DIR",
+                   help="mutual TLS with the certificates of 'python -m distlda certs DIR' "
+                        "(default: $DISTLDA_TLS; without either, plain connections)")
     p.add_argument("--check-every", type=float, default=5.0,
                    help="seconds between two checks of the registrations")
 
@@ -99,6 +108,12 @@ class Reaper:
 def run(args) -> int:
     """Serve until interrupted; returns the exit status."""
     host, source = choose_host(args.host)
+    if getattr(args, "tls", None):
+        folder = tls.TLSFolder(args.tls)
+        cert, key = folder.for_address(host)
+        transport.use_tls(str(folder.ca_file), cert, key)
+        logger.info("TLS: the name server presents %s and requires certificates of %s", cert,
+                    folder.ca_file)
     if transport.is_loopback(host):
         logger.info("the name server binds to %s (%s): only this machine can join (pass "
                     "--host <LAN address> for a multi-machine cluster); workers and the "

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from distlda.cluster import transport
+from distlda.cluster import tls, transport
 
 logger = logging.getLogger("distlda.process")
 
@@ -28,6 +28,9 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                    help="address to bind and advertise (default: $PYRO_HOST, else the address "
                         "of the interface that routes to the name server)")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    p.add_argument("--tls", default=os.environ.get("DISTLDA_TLS") or None, metavar="DIR",
+                   help="mutual TLS with the certificates of 'python -m distlda certs DIR' "
+                        "(default: $DISTLDA_TLS; without either, plain connections)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more logging (-v info is the default, -vv debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -58,7 +61,13 @@ def connect(args, what: str) -> None:
     AddressError
         A loopback address while the name server is on another host: other hosts could not
         reach it.
+    distlda.cluster.tls.TLSError
+        With ``--tls``: an unusable TLS folder, or no certificate in it for the address.
     """
+    folder = None
+    if getattr(args, "tls", None):
+        folder = tls.TLSFolder(args.tls)  # a host certificate to find the name server with
+        transport.use_tls(str(folder.ca_file), *folder.any_host())
     ns_host, ns_port = transport.find_ns(args.ns_host, args.ns_port, what)
     if args.host:
         host, source = args.host, "--host"
@@ -72,6 +81,10 @@ def connect(args, what: str) -> None:
             f"server is at {ns_host}: pass --host <this machine's LAN address> or set PYRO_HOST")
     logger.info("%s: name server at %s:%d; serving on %s (from %s)", what, ns_host, ns_port,
                 host, source)
+    if folder is not None:
+        cert, key = folder.for_address(host)
+        transport.use_tls(str(folder.ca_file), cert, key)
+        logger.info("%s: TLS with certificate %s", what, cert)
     args.ns_host, args.ns_port, args.host = ns_host, ns_port, host
 
 
@@ -86,7 +99,7 @@ def run(what: str, start) -> int:
     """``start()`` with the errors a user can fix printed as one line (exit status 2)."""
     try:
         return start()
-    except AddressError as e:
+    except (AddressError, tls.TLSError) as e:
         logger.error("%s", e)
         return 2
     except KeyboardInterrupt:

@@ -90,6 +90,10 @@ class LdaModel(TopicsMixin, InferenceMixin):
         Show a tqdm progress bar (sweeps, tokens/s, latest log-likelihood) on stderr. None
         (default): only when stderr is a terminal. Log lines are routed through the bar, so
         the two never interleave.
+    tls : str or path, optional
+        A folder made by ``python -m distlda certs`` (its ``ca.pem`` and ``client.pem``):
+        connect to the cluster with mutual TLS. Default ``$DISTLDA_TLS``; without either,
+        plain connections. An unusable folder raises ValueError (``TLSError``).
 
     Raises
     ------
@@ -122,6 +126,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
 
     # Default for models made by ``load`` (which sets attributes one by one).
     progress: bool | None = None
+    tls = None
 
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
                  distributed: bool | None = None, chunksize: int = 2000,
@@ -131,7 +136,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
                  inference_iterations: int = 50, sampler: str = "auto",
                  mh_steps: int | None = None, optimize_interval: int = 10,
                  optimize_burnin: int = 20, callbacks: Sequence[Callable] | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, tls=None):
         self.num_topics = _check_int("num_topics", num_topics, 1)
         check_sizes(self.num_topics, 0)  # K alone, before anything of size K is allocated
         self.chunksize = _check_int("chunksize", chunksize, 1)
@@ -148,6 +153,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
                              f"(use None, True or False)")
         self.distributed = distributed
         self.ns_conf = dict(ns_conf or {})
+        self.tls = tls
         self.minimum_probability = _check_prob("minimum_probability", minimum_probability)
         self.optimize_alpha = isinstance(alpha, str) and alpha == "auto"
         self.optimize_interval = _check_int("optimize_interval", optimize_interval, 1)
@@ -281,7 +287,7 @@ class LdaModel(TopicsMixin, InferenceMixin):
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
         from distlda.cluster import client as _client
-        ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers)
+        ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers, self.tls)
         if ex is None:
             ex = LocalExecutor(self.workers)
         # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
