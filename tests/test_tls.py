@@ -16,10 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from cluster import Cluster
 from distlda import cli
 from distlda.cluster import client, tls
 from distlda.models import LdaModel
+
+from cluster import Cluster
 from helpers import assert_exact, planted_corpus
 
 

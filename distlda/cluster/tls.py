@@ -361,7 +361,7 @@ def explain(e: BaseException) -> str:
         return (f"its certificate is not signed by this cluster's CA "
                 f"({getattr(e, 'verify_message', '')})")
     if "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason:
-        return "it does not trust this certificate (it has another cluster's CA)"
+        return "it rejected this server's certificate (it trusts another CA)"
     if reason in ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"):
         return "a TLS version below 1.2"
     if isinstance(e, (ssl.SSLEOFError, ConnectionError)) or not reason:
