@@ -120,9 +120,10 @@ def run(args) -> int:
                     "dispatcher here find it with no options", host, source)
     else:
         logger.info("the name server binds to %s (%s)", host, source)
-        logger.info("on every machine: python -m distlda.models.lda_worker  (found by "
+        logger.info("on every machine: python -m distlda.models.lda_worker%s  (found by "
                     "broadcast; or add --ns-host %s --ns-port %d); firewall: TCP %d and UDP "
-                    "%d, and the workers' ports", host, args.port, args.port, args.bc_port)
+                    "%d, and the workers' ports", f" --tls {args.tls}" if args.tls else "",
+                    host, args.port, args.port, args.bc_port)
     reaper = Reaper(host, args.port, args.grace, args.check_every)
     threading.Thread(target=reaper.run, daemon=True, name="ns-reaper").start()
     try:

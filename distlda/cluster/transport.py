@@ -65,6 +65,9 @@ def use_tls(ca: str | None, cert: str | None = None, key: str | None = None) -> 
     _config.SSL_SERVERCERT = _config.SSL_CLIENTCERT = cert or ""
     _config.SSL_SERVERKEY = _config.SSL_CLIENTKEY = key or ""
     _config.SSL_SERVERKEYPASSWD = _config.SSL_CLIENTKEYPASSWD = ""
+    # A TLS message goes out as many records (one write each): without TCP_NODELAY, Nagle
+    # holds the last one back until the previous ones are acknowledged.
+    _config.SOCK_NODELAY = True
     if cert:
         tls.harden(socketutil.get_ssl_context(servercert=cert, serverkey=key or "", cacerts=ca),
                    server=True)
