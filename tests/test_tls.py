@@ -88,7 +88,7 @@ def test_tls_cluster_trains_exact_and_a_foreign_worker_never_joins(tls_cluster, 
     c.kill(foreign)
 
 
-def test_plain_and_foreign_clients_are_refused(tls_cluster, folders, corpus):
+def test_plain_and_foreign_clients_are_refused(tls_cluster, folders, corpus, monkeypatch):
     c, (good, other) = tls_cluster, folders
     with pytest.raises(RuntimeError, match="if the cluster uses TLS, pass tls=DIR"):
         _train(c, corpus, distributed=True)
@@ -96,7 +96,9 @@ def test_plain_and_foreign_clients_are_refused(tls_cluster, folders, corpus):
     assert "not TLS" in _ns_log(c)
     with pytest.raises(RuntimeError, match="certificates of the same CA"):
         _train(c, corpus, distributed=True, tls=other)
-    assert _train(c, corpus, distributed=None, tls=other).executor_info.startswith("serial")
+    monkeypatch.setenv("DISTLDA_TLS", str(other))  # the same through the environment
+    assert _train(c, corpus, distributed=None).executor_info.startswith("serial")
+    monkeypatch.delenv("DISTLDA_TLS")
     client.use_tls(good)
     assert len(c.worker_names()) == 2  # still serving
 

@@ -68,6 +68,8 @@ def connect(args, what: str) -> None:
     if getattr(args, "tls", None):
         folder = tls.TLSFolder(args.tls)  # a host certificate to find the name server with
         transport.use_tls(str(folder.ca_file), *folder.any_host())
+        if args.host or os.environ.get("PYRO_HOST"):  # known: fail before waiting for the NS
+            folder.for_address(args.host or os.environ["PYRO_HOST"])
     ns_host, ns_port = transport.find_ns(args.ns_host, args.ns_port, what)
     if args.host:
         host, source = args.host, "--host"
