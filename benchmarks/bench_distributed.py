@@ -7,6 +7,7 @@ Usage::
     python benchmarks/bench_distributed.py --corpus synth --topics 100 --iters 5,15
     python benchmarks/bench_distributed.py --quick          # smoke run
     python benchmarks/bench_distributed.py --corpus synth --iters 3,13 --repeats 2 --baseline f617a4f
+    python benchmarks/bench_distributed.py --workers 2 --tls   # plain vs mutual TLS
 
 One run starts a real cluster on 127.0.0.1 (name server, dispatcher, N workers as
 subprocesses, stopped by PID afterwards) for each worker count, then trains each mode in
@@ -22,6 +23,8 @@ Quality is the held-out log-likelihood per token (document completion,
 With ``--baseline REV`` the clusters of an older revision (its dispatcher and workers, checked
 out from git into a temporary folder; the client is this one, whose calls to the dispatcher
 are the same) join the rounds as modes of their own, so a change is measured side by side.
+With ``--tls`` clusters with mutual TLS (``python -m distlda certs``, every process with
+``--tls``, the client with ``tls=``) join the rounds the same way: the cost of TLS.
 The "machine ceiling" line times two threads sweeping halves of the corpus on private counts
 with no communication at all: the most any 2-way data-parallel sampler can gain here.
 """
@@ -62,6 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="synth-small, 2,6 sweeps, 200 docs")
     p.add_argument("--baseline", default=None, metavar="REV",
                    help="also run the clusters of git revision REV, in the same rounds")
+    p.add_argument("--tls", action="store_true",
+                   help="also run clusters with mutual TLS, in the same rounds")
     p.add_argument("--hosts", action="store_true",
                    help="run the clusters across network namespaces (root; tests/netns.py): "
                         "name server, dispatcher and client on host A, workers on B and C, each "
@@ -87,7 +92,7 @@ def fit(X, args, iterations, seed, **kw):
     return lda, time.perf_counter() - t0, time.process_time() - c0
 
 
-def measure(X, args, n_tok, short, long_, ns_conf=None):
+def measure(X, args, n_tok, short, long_, ns_conf=None, tls=None):
     """Train ``long_`` sweeps, timing every sweep where the model is (this process).
 
     Returns (tokens/s from the median sweep after the first ``short`` sweeps, the model, this
@@ -101,6 +106,7 @@ def measure(X, args, n_tok, short, long_, ns_conf=None):
     if ns_conf is None:
         ex = LocalExecutor(1)
     else:
+        _client.use_tls(tls)  # plain (None) or mutual TLS: one setting per process
         uri, info = _client.find_dispatcher(ns_conf)
         ex = _client.DistributedExecutor(uri, info["workers"])
     marks = []
@@ -228,6 +234,7 @@ def mode_name(mode):
     if mode == "serial":
         return "serial, 1 thread"
     base, n = mode if isinstance(mode, tuple) else ("", mode)
+    base = "TLS" if base == "tls" else base
     return f"{base + ' ' if base else ''}cluster, {n} worker{'s' * (n > 1)}"
 
 
@@ -255,6 +262,17 @@ def main(argv=None):
     if args.baseline:
         base_tree = checkout(args.baseline)
         modes += [(args.baseline, n) for n in sizes]
+    tls_dir = None
+    if args.tls:
+        import tempfile
+
+        from distlda.cluster import tls as _tls
+        tls_dir = Path(tempfile.mkdtemp(prefix="distlda-tls-"))
+        _tls.create(tls_dir, ["localhost"])
+        modes += [("tls", n) for n in sizes]
+
+    def tls_of(mode):
+        return tls_dir if isinstance(mode, tuple) and mode[0] == "tls" else None
     clusters = {}
     if args.via:  # the clusters run on other hosts (--hosts): this is the client on host A
         for item in args.via.split(","):
@@ -265,16 +283,17 @@ def main(argv=None):
             if mode in clusters:
                 fit(X, args, 1, args.seed, distributed=True, ns_conf=clusters[mode].ns_conf)
                 continue
-            repo = base_tree if isinstance(mode, tuple) else None
+            repo = base_tree if isinstance(mode, tuple) and not tls_of(mode) else None
             n = mode[1] if isinstance(mode, tuple) else mode
-            clusters[mode] = Cluster(workers=n, check=False, repo=repo)
-            fit(X, args, 1, args.seed, distributed=True, ns_conf=clusters[mode].ns_conf)  # JIT
+            clusters[mode] = Cluster(workers=n, check=False, repo=repo, tls=tls_of(mode))
+            fit(X, args, 1, args.seed, distributed=True, ns_conf=clusters[mode].ns_conf,
+                tls=tls_of(mode))  # JIT
         # Rounds alternate the modes so that background load hits them alike; best of rounds.
         best: dict = {}
         for rnd in range(args.repeats):
             for mode in ["serial"] + modes:
                 conf = None if mode == "serial" else clusters[mode].ns_conf
-                rate, lda, cpu = measure(X, args, n_tok, short, long_, conf)
+                rate, lda, cpu = measure(X, args, n_tok, short, long_, conf, tls_of(mode))
                 stats = None
                 if mode != "serial":
                     with clusters[mode].dispatcher_proxy() as d:
@@ -285,9 +304,10 @@ def main(argv=None):
         for c in clusters.values():
             c.stop()
             c.cleanup()
-        if base_tree is not None:
-            import shutil
-            shutil.rmtree(base_tree, ignore_errors=True)
+        import shutil
+        for tree in (base_tree, tls_dir):
+            if tree is not None:
+                shutil.rmtree(tree, ignore_errors=True)
     rounds = {m: [r[0] for r in v] for m, v in best.items()}
     best = {m: max(v, key=lambda r: r[0]) for m, v in best.items()}
     serial_rate, lda, _, serial_cpu = best["serial"]

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infer(sub)
     _add_topics(sub)
     _add_nameserver(sub)
+    _add_certs(sub)
     return p
 
 
@@ -205,6 +206,43 @@ def _add_nameserver(sub) -> None:
     nameserver.add_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     p.set_defaults(func=nameserver.run)
+
+
+def _add_certs(sub) -> None:
+    p = sub.add_parser("certs", help="create the cluster's CA and TLS certificates",
+                       formatter_class=_HelpFormatter,
+                       description="Create (or add to) a folder of TLS certificates for mutual "
+                                   "TLS (--tls DIR, LdaModel(tls=DIR)): the cluster's CA, one "
+                                   "certificate per host (valid for that address or name only) "
+                                   "and a client certificate for LdaModel users. Re-run with "
+                                   "more --hosts to add machines: the CA and the existing "
+                                   "certificates are kept.")
+    p.add_argument("dir", metavar="DIR", help="folder to write (created with mode 0700)")
+    p.add_argument("--hosts", required=True, metavar="HOST1,HOST2,...",
+                   help="the addresses or DNS names the machines serve on (localhost or "
+                        "127.0.0.1: one certificate for this machine's loopback)")
+    p.add_argument("--days", type=int, default=730, help="validity of the new certificates")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_certs)
+
+
+def cmd_certs(args) -> int:
+    from distlda.cluster import tls
+    hosts = tls.parse_hosts(args.hosts)
+    done = tls.create(args.dir, hosts, args.days)
+    if args.quiet:
+        return 0
+    d = os.path.abspath(args.dir)
+    for action, path in done:
+        print(f"{action:8s} {path}")
+    print(f"\nCopy to every machine and every user: {d}/{tls.CA_CERT}")
+    for h in hosts:
+        stem = h.replace(":", "_")
+        print(f"  to {h}: {d}/{tls.HOSTS}/{stem}.pem and {stem}-key.pem into DIR/{tls.HOSTS}/")
+    print(f"  to the users of LdaModel(tls=DIR): {tls.CLIENT_CERT} and {tls.CLIENT_KEY}")
+    print(f"Keep {d}/{tls.CA_KEY} here (offline): it is only needed to add hosts. Then run "
+          f"every process with --tls DIR (keys stay mode 0600).")
+    return 0
 
 
 # ---------------------------------------------------------------------- corpora

@@ -21,8 +21,8 @@ import Pyro5.errors
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -49,11 +49,16 @@ class Cluster:
     hold : str, optional
         A phase of a worker's job (:data:`distlda.cluster.worker_session.HOLD_POINTS`): the
         workers stop at its start while :attr:`hold_file` exists (:meth:`held` lists them).
+    tls : path, optional
+        A folder of ``python -m distlda certs`` (with a ``localhost`` host certificate): the
+        name server is ``python -m distlda nameserver --tls``, every process gets
+        ``DISTLDA_TLS``, and this process connects with the folder's client certificate
+        (until :meth:`stop`).
     """
 
     def __init__(self, workers: int = 2, timeout: float = 10.0, dispatcher: bool = True,
                  check: bool = True, hold: str | None = None, repo=None,
-                 piece_bytes: int | None = None):
+                 piece_bytes: int | None = None, tls=None):
         self.port = free_port()
         self.repo = Path(repo or REPO)
         self.logdir = Path(tempfile.mkdtemp(prefix="distlda-cluster-"))
@@ -65,13 +70,22 @@ class Cluster:
             self.env["DISTLDA_TEST_HOLD"] = f"{hold}:{self.logdir}"
         if piece_bytes:
             self.env["DISTLDA_PIECE_BYTES"] = str(piece_bytes)
+        self.tls = tls
+        if tls:
+            from distlda.cluster import client
+            self.env["DISTLDA_TLS"] = str(tls)
+            client.use_tls(tls)
         self.procs: dict[int, tuple[str, subprocess.Popen]] = {}
         self._index: dict[int, int] = {}
         self.workers: list[int] = []
         self.dispatcher = None
         try:
-            self._start("ns", [sys.executable, "-m", "Pyro5.nameserver", "-n", "127.0.0.1",
-                               "-p", str(self.port)])
+            ns = ([sys.executable, "-m", "distlda", "nameserver", "--tls", str(tls),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--bc-port",
+                   str(free_port(socket.SOCK_DGRAM))] if tls else
+                  [sys.executable, "-m", "Pyro5.nameserver", "-n", "127.0.0.1", "-p",
+                   str(self.port)])
+            self._start("ns", ns)
             self._wait(self._ns_up, 20, "the name server")
             self.timeout = timeout
             if dispatcher:
@@ -89,10 +103,10 @@ class Cluster:
         return {"host": "127.0.0.1", "port": self.port}
 
     # ------------------------------------------------------------ processes
-    def _start(self, name, cmd) -> int:
+    def _start(self, name, cmd, env=None) -> int:
         index = len(self.procs)
         log = open(self.logdir / f"{name}-{index}.log", "wb")
-        p = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(cmd, env=dict(self.env, **(env or {})), stdout=log, stderr=subprocess.STDOUT,
                              cwd=str(self.repo), start_new_session=True)
         log.close()
         self.procs[p.pid] = (name, p)
@@ -107,8 +121,10 @@ class Cluster:
         self._wait(lambda: self._dispatcher_up(self.dispatcher), 30, "the dispatcher")
         return self.dispatcher
 
-    def add_worker(self, wait: bool = True) -> int:
-        pid = self._start("worker", [sys.executable, "-m", "distlda.models.lda_worker", "-v"])
+    def add_worker(self, wait: bool = True, env: dict | None = None) -> int:
+        """Start a worker (``env``: more environment variables for it)."""
+        pid = self._start("worker", [sys.executable, "-m", "distlda.models.lda_worker", "-v"],
+                          env)
         self.workers.append(pid)
         if wait:
             self._wait(lambda: any(n.endswith(f".{pid}") for n in self.worker_names()), 30,
@@ -126,6 +142,9 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop every process this cluster started, by PID: SIGTERM, then SIGKILL."""
+        if self.tls:
+            from distlda.cluster import transport
+            transport.use_tls(None)
         for pid, (name, p) in self.procs.items():
             if p.poll() is None:
                 os.kill(pid, signal.SIGTERM)

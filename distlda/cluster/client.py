@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from distlda.cluster import codec as _wire
+from distlda.cluster import tls as _tls
 from distlda.cluster import transport
 from distlda.cluster.messages import DISPATCHER_SERVICE, ChunkLoad, SessionConfig
 from distlda.gibbs import blocks
@@ -58,11 +59,32 @@ def _ns_conf(ns_conf: dict | None) -> dict:
     return conf
 
 
+def use_tls(folder) -> str:
+    """Connect with mutual TLS (``folder``: a folder of ``python -m distlda certs``, presenting
+    its ``client.pem``), or plainly (None); returns a hint for connection errors.
+
+    Raises
+    ------
+    distlda.cluster.tls.TLSError
+        The folder cannot be used (no ``ca.pem``, no client certificate, a foreign one).
+    """
+    if folder is None:
+        transport.use_tls(None)
+        return "; if the cluster uses TLS, pass tls=DIR (or set $DISTLDA_TLS)"
+    f = _tls.TLSFolder(folder)
+    cert, key = f.for_client()
+    transport.use_tls(str(f.ca_file), cert, key)
+    logger.info("TLS: presenting %s, trusting %s", cert, f.ca_file)
+    return (f"; with TLS ({f.folder}), the cluster must run with --tls and certificates of the "
+            f"same CA")
+
+
 def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT,
-                    wait: float = 1.0):
+                    wait: float = 1.0, hint: str = ""):
     """Locate the dispatcher: returns (uri, ping info) or raises :class:`ClusterUnavailable`.
 
-    ``wait``: seconds the dispatcher may take to answer its ping.
+    ``wait``: seconds the dispatcher may take to answer its ping; ``hint``: appended to the
+    errors of connections that fail (:func:`use_tls`).
     """
     conf = _ns_conf(ns_conf)
     host, port = conf.get("host"), conf.get("port")
@@ -75,7 +97,7 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     except transport.PyroError as e:
         raise ClusterUnavailable(f"no Pyro5 name server at {where} ({e}); start one with "
                                  f"'python -m distlda nameserver' or pass ns_conf=dict(host=..., "
-                                 f"port=...)") from None
+                                 f"port=...){hint}") from None
     try:
         with ns:
             uri = ns.lookup(DISPATCHER)
@@ -83,13 +105,13 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
         raise ClusterUnavailable(f"no dispatcher registered with the name server at {where}; "
                                  f"start one with 'python -m distlda.models.lda_dispatcher'") from None
     except transport.PyroError as e:
-        raise ClusterUnavailable(f"the name server at {where} does not answer ({e})") from None
+        raise ClusterUnavailable(f"the name server at {where} does not answer ({e}){hint}") from None
     try:
         with transport.proxy(uri, max(timeout, wait)) as d:
             info = d.ping()
     except transport.PyroError as e:
         raise ClusterUnavailable(f"the dispatcher registered at {uri} does not answer ({e}); "
-                                 f"restart 'python -m distlda.models.lda_dispatcher'") from None
+                                 f"restart 'python -m distlda.models.lda_dispatcher'{hint}") from None
     if not isinstance(info, dict) or info.get("service") != DISPATCHER_SERVICE:
         # plain mode: anyone may overwrite a name-server entry; a restarted dispatcher takes
         # its name back within seconds (TLS keeps outsiders off the name server)
@@ -106,18 +128,22 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     return uri, info
 
 
-def choose_executor(distributed, ns_conf: dict, workers: int):
+def choose_executor(distributed, ns_conf: dict, workers: int, tls=None):
     """Return a cluster executor, or None to train in-process.
 
     distributed=False never touches the network; None falls back to serial when no dispatcher
     with workers is found (deciding in under 2 s); True raises RuntimeError naming what is missing.
+    ``tls``: a folder of ``python -m distlda certs`` (default ``$DISTLDA_TLS``) for mutual TLS;
+    one that cannot be used raises :class:`distlda.cluster.tls.TLSError` in every mode.
     """
     if distributed is False:
         logger.info("serial: training in-process with %d thread(s)", workers)
         return None
     t0 = time.perf_counter()
+    hint = use_tls(tls if tls is not None else os.environ.get("DISTLDA_TLS") or None)
     try:
-        uri, info = find_dispatcher(ns_conf, wait=DISPATCHER_WAIT if distributed else 1.0)
+        uri, info = find_dispatcher(ns_conf, wait=DISPATCHER_WAIT if distributed else 1.0,
+                                    hint=hint)
     except ClusterUnavailable as e:
         if distributed is True:
             raise RuntimeError(f"distributed=True, but there is no usable cluster: {e}") from None

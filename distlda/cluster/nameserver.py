@@ -10,6 +10,12 @@ process; one that comes back registers again). Unlike Pyro5's stock name server 
 locked by idle sockets (a pool of 512 threads, connections closed after 30 s of silence) and
 reads msgpack only. Plain ``python -m Pyro5.nameserver -n ADDR`` works too, without those
 limits.
+
+With ``--tls DIR`` every connection is mutual TLS (:mod:`distlda.cluster.tls`): the name server
+presents the certificate of ``DIR/hosts`` valid for the address it binds to, and refuses any
+peer without a certificate of the same CA. The broadcast responder stays plain UDP: it only
+tells the name server's URI, and a client reached by a forged answer still checks the TLS
+certificate of the server it connects to.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 import threading
 import time
 
-from distlda.cluster import process, transport
+from distlda.cluster import process, tls, transport
 
 logger = logging.getLogger("distlda.nameserver")
 
@@ -39,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", type=float, default=20.0,
                    help="seconds a registered worker or dispatcher may go unanswered before "
                         "its registration is removed")
+    p.add_argument("--tls", default=os.environ.get("DISTLDA_TLS") or None, metavar="DIR",
+                   help="mutual TLS with the certificates of 'python -m distlda certs DIR' "
+                        "(default: $DISTLDA_TLS; without either, plain connections)")
     p.add_argument("--check-every", type=float, default=5.0,
                    help="seconds between two checks of the registrations")
 
@@ -101,6 +110,12 @@ class Reaper:
 def run(args) -> int:
     """Serve until interrupted; returns the exit status."""
     host, source = choose_host(args.host)
+    if getattr(args, "tls", None):
+        folder = tls.TLSFolder(args.tls)
+        cert, key = folder.for_address(host)
+        transport.use_tls(str(folder.ca_file), cert, key)
+        logger.info("TLS: the name server presents %s and requires certificates of %s", cert,
+                    folder.ca_file)
     if transport.is_loopback(host):
         how = ("with no options" if args.port == 9090 and args.bc_port == 9091 else
                f"with --ns-port {args.port} (or PYRO_NS_PORT={args.port})")
@@ -111,9 +126,10 @@ def run(args) -> int:
         logger.info("the name server binds to %s (%s)", host, source)
         if not getattr(args, "tls", None):
             process.warn_plain("the name server", host)
-        logger.info("on every machine: python -m distlda.models.lda_worker  (found by "
+        logger.info("on every machine: python -m distlda.models.lda_worker%s  (found by "
                     "broadcast; or add --ns-host %s --ns-port %d); firewall: TCP %d and UDP "
-                    "%d, and the workers' ports", host, args.port, args.port, args.bc_port)
+                    "%d, and the workers' ports", f" --tls {args.tls}" if args.tls else "",
+                    host, args.port, args.port, args.bc_port)
     reaper = Reaper(host, args.port, args.grace, args.check_every)
     threading.Thread(target=reaper.run, daemon=True, name="ns-reaper").start()
     try:

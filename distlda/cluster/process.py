@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from distlda.cluster import transport
+from distlda.cluster import tls, transport
 
 logger = logging.getLogger("distlda.process")
 
@@ -32,6 +32,9 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                    help="most memory a training session may need here, in GiB: a larger one is "
                         "refused before anything is allocated (default: 80%% of this machine's "
                         "memory)")
+    p.add_argument("--tls", default=os.environ.get("DISTLDA_TLS") or None, metavar="DIR",
+                   help="mutual TLS with the certificates of 'python -m distlda certs DIR' "
+                        "(default: $DISTLDA_TLS; without either, plain connections)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more logging (-v info is the default, -vv debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -78,7 +81,15 @@ def connect(args, what: str) -> None:
     AddressError
         A loopback address while the name server is on another host: other hosts could not
         reach it.
+    distlda.cluster.tls.TLSError
+        With ``--tls``: an unusable TLS folder, or no certificate in it for the address.
     """
+    folder = None
+    if getattr(args, "tls", None):
+        folder = tls.TLSFolder(args.tls)  # a host certificate to find the name server with
+        transport.use_tls(str(folder.ca_file), *folder.any_host())
+        if args.host or os.environ.get("PYRO_HOST"):  # known: fail before waiting for the NS
+            folder.for_address(args.host or os.environ["PYRO_HOST"])
     ns_host, ns_port = transport.find_ns(args.ns_host, args.ns_port, what)
     if args.host:
         host, source = args.host, "--host"
@@ -92,6 +103,10 @@ def connect(args, what: str) -> None:
             f"server is at {ns_host}: pass --host <this machine's LAN address> or set PYRO_HOST")
     logger.info("%s: name server at %s:%d; serving on %s (from %s)", what, ns_host, ns_port,
                 host, source)
+    if folder is not None:
+        cert, key = folder.for_address(host)
+        transport.use_tls(str(folder.ca_file), cert, key)
+        logger.info("%s: TLS with certificate %s", what, cert)
     if not getattr(args, "tls", None) and not transport.is_loopback(host):
         warn_plain(what, host)
     args.ns_host, args.ns_port, args.host = ns_host, ns_port, host
@@ -118,7 +133,7 @@ def run(what: str, start) -> int:
     """``start()`` with the errors a user can fix printed as one line (exit status 2)."""
     try:
         return start()
-    except AddressError as e:
+    except (AddressError, tls.TLSError) as e:
         logger.error("%s", e)
         return 2
     except KeyboardInterrupt:

@@ -88,6 +88,41 @@ class _Proxy(Pyro5.api.Proxy):
             object.__setattr__(self, "_last_call", time.monotonic())
 
 
+_tls_files: list = [None]
+
+
+def use_tls(ca: str | None, cert: str | None = None, key: str | None = None) -> None:
+    """Mutual TLS (Pyro5's ``SSL`` settings) for every connection this process makes or serves
+    from now on: ``cert``/``key`` are presented both as server and as client certificate, and
+    peers must present one signed by ``ca``. ``ca`` None: plain connections.
+
+    Pyro5 caches one server and one client SSL context per process; they are made again when
+    the files change, and set to TLS 1.2 at least (:func:`distlda.cluster.tls.harden`).
+    """
+    from Pyro5 import socketutil
+
+    from distlda.cluster import tls
+    if (ca, cert, key) != _tls_files[0]:
+        setattr(socketutil, "__ssl_server_context", None)
+        setattr(socketutil, "__ssl_client_context", None)
+        _tls_files[0] = (ca, cert, key)
+    _config.SSL = ca is not None
+    if ca is None:
+        return
+    _config.SSL_CACERTS, _config.SSL_REQUIRECLIENTCERT = ca, True
+    _config.SSL_SERVERCERT = _config.SSL_CLIENTCERT = cert or ""
+    _config.SSL_SERVERKEY = _config.SSL_CLIENTKEY = key or ""
+    _config.SSL_SERVERKEYPASSWD = _config.SSL_CLIENTKEYPASSWD = ""
+    # A TLS message goes out as many records (one write each): without TCP_NODELAY, Nagle
+    # holds the last one back until the previous ones are acknowledged.
+    _config.SOCK_NODELAY = True
+    if cert:
+        tls.harden(socketutil.get_ssl_context(servercert=cert, serverkey=key or "", cacerts=ca),
+                   server=True)
+    tls.harden(socketutil.get_ssl_context(clientcert=cert or "", clientkey=key or "",
+                                          cacerts=ca), server=False)
+
+
 def proxy(uri, timeout: float | None) -> Pyro5.api.Proxy:
     """A msgpack proxy with a communication timeout (None: wait forever)."""
     p = _Proxy(uri)

@@ -112,6 +112,10 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     update_every, decay, offset, gamma_threshold
         gensim's variational-Bayes settings: accepted and ignored, with one warning naming
         those given.
+    tls : str or path, optional
+        A folder made by ``python -m distlda certs`` (its ``ca.pem`` and ``client.pem``):
+        connect to the cluster with mutual TLS. Default ``$DISTLDA_TLS``; without either,
+        plain connections. An unusable folder raises ValueError (``TLSError``).
 
     Raises
     ------
@@ -144,6 +148,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
 
     # Default for models made by ``load`` (which sets attributes one by one).
     progress: bool | None = None
+    tls = None
 
     def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
                  distributed: bool | None = None, chunksize: int = 2000,
@@ -155,7 +160,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                  dtype=np.float64, *, workers: int | None = None,
                  inference_iterations: int = 50, sampler: str = "auto",
                  mh_steps: int | None = None, optimize_interval: int = 10,
-                 optimize_burnin: int = 20, progress: bool | None = None):
+                 optimize_burnin: int = 20, progress: bool | None = None, tls=None):
         # the positional order is gensim's, so that gensim code runs unchanged; distlda's own
         # settings are keyword-only
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
@@ -180,6 +185,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                              f"(use None, True or False)")
         self.distributed = distributed
         self.ns_conf = dict(ns_conf or {})
+        self.tls = tls
         self.minimum_probability = _check_prob("minimum_probability", minimum_probability)
         self.optimize_alpha = isinstance(alpha, str) and alpha == "auto"
         self.optimize_interval = _check_int("optimize_interval", optimize_interval, 1)
@@ -355,7 +361,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                         "fixed scalar eta, and this model has %s", why)
             self._said_in_process = True
         ex = None if why else _client.choose_executor(self.distributed, self.ns_conf,
-                                                      self.workers)
+                                                      self.workers, self.tls)
         if ex is None:
             ex = LocalExecutor(self.workers)
         # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
