@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.chunks import iter_chunks
+from distlda.gibbs.chunks import count_matrix, iter_chunks
 from distlda.params import _check_int, _is_single_doc
 
 logger = logging.getLogger("distlda.models.ldamodel")
@@ -130,14 +130,8 @@ class InferenceMixin:
 
     def _as_count_matrix(self, corpus) -> "sp.csr_matrix":
         """The corpus as a documents x num_terms CSR count matrix (streamed once, checked)."""
-        blocks = []
-        for c in iter_chunks(corpus, self.num_terms, self.chunksize):
-            doc = np.repeat(np.arange(c.num_docs), np.diff(c.doc_ptr))
-            blocks.append(sp.csr_matrix((np.ones(c.num_tokens, np.int64), (doc, c.words)),
-                                        shape=(c.num_docs, self.num_terms)))
-        if not blocks:
-            return sp.csr_matrix((0, self.num_terms), dtype=np.int64)
-        return sp.vstack(blocks, format="csr")
+        return count_matrix(iter_chunks(corpus, self.num_terms, self.chunksize), "words",
+                            self.num_terms)
 
     def _inference_tables(self):
         """(nwk, 1 / (n_k + V eta), alpha, eta) for :func:`~distlda.gibbs.kernels.foldin`,

@@ -14,6 +14,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from distlda.gibbs.chunks import count_matrix
+
 logger = logging.getLogger("distlda.models.ldamodel")
 
 
@@ -121,14 +123,7 @@ class TopicsMixin:
             (the constructor's corpus first, then each :meth:`update`'s); it sums to the
             document's length.
         """
-        blocks = []
-        for c in self._state.chunks:
-            doc = np.repeat(np.arange(c.num_docs), np.diff(c.doc_ptr))
-            blocks.append(sp.csr_matrix((np.ones(c.num_tokens, np.int64), (doc, c.topics)),
-                                        shape=(c.num_docs, self.num_topics)))
-        if not blocks:
-            return sp.csr_matrix((0, self.num_topics), dtype=np.int64)
-        return sp.vstack(blocks, format="csr")
+        return count_matrix(self._state.chunks, "topics", self.num_topics)
 
     def document_topics(self) -> np.ndarray:
         """Topic mixtures of the training documents, read from the Gibbs counts (no inference).

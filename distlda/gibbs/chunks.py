@@ -276,3 +276,17 @@ def _bow_chunk(ids, counts, lens, num_terms, first, budget, max_terms) -> Chunk:
 def _preview(obj, n: int = 60) -> str:
     s = repr(obj)
     return s if len(s) <= n else s[:n] + "..."
+
+
+def count_matrix(chunks, attr: str, width: int):
+    """Documents x ``width`` CSR counts of ``chunk.<attr>`` ("words" or "topics") over the
+    documents of ``chunks`` in order: entry (d, j) counts document d's tokens with value j."""
+    import scipy.sparse as sp
+    blocks = []
+    for c in chunks:
+        doc = np.repeat(np.arange(c.num_docs), np.diff(c.doc_ptr))
+        blocks.append(sp.csr_matrix((np.ones(c.num_tokens, np.int64), (doc, getattr(c, attr))),
+                                    shape=(c.num_docs, width)))
+    if not blocks:
+        return sp.csr_matrix((0, width), dtype=np.int64)
+    return sp.vstack(blocks, format="csr")
