@@ -262,7 +262,9 @@ def _check_exists(path: str, what: str) -> None:
         return
     if os.path.isdir(path):
         raise CliError(f"{path} is a directory, not a {what}; give the file's path")
-    raise CliError(f"{what} not found: {path} (check the path)")
+    hint = "" if os.sep in path or "." in path else (
+        "; or a command: distlda train|infer|topics|nameserver|certs ... (see distlda --help)")
+    raise CliError(f"{what} not found: {path} (check the path{hint})")
 
 
 def _check_writable(args) -> None:

@@ -139,10 +139,17 @@ def from_gensim(cls, gensim_model, corpus, random_state=None, **kwargs):
 
     Raises
     ------
+    TypeError
+        ``gensim_model`` is not a trained gensim LdaModel.
     ValueError
         A corpus with word ids outside gensim's vocabulary, or no tokens.
     """
+    if not all(hasattr(gensim_model, a) for a in ("get_topics", "num_topics", "alpha", "eta")):
+        raise TypeError(f"from_gensim expects a trained gensim LdaModel, got "
+                        f"{type(gensim_model).__name__}")
     iterations = kwargs.pop("iterations", 0)
+    if iterations:  # the sweeps run now are also those of a later update()
+        kwargs["iterations"] = iterations
     kwargs.setdefault("distributed", False)
     eta = np.asarray(gensim_model.eta, dtype=np.float64)
     if eta.size and np.all(eta == eta.flat[0]):

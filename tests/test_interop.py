@@ -338,3 +338,16 @@ def test_gibbs_lda_takes_scikit_learns_vb_settings_and_names_its_own_errors():
         GibbsLDA(3, learning_method="batch", max_iter=3, random_state=0).fit(X)
     with pytest.raises(ValueError, match="n_components"):
         GibbsLDA(0).fit(X)
+
+
+def test_from_gensim_refuses_what_is_not_a_gensim_model_and_keeps_its_sweeps():
+    from gensim.models import LdaModel as GensimLda
+    from gensim.test.utils import common_corpus, common_dictionary
+
+    from distlda.models import LdaModel
+    with pytest.raises(TypeError, match="gensim LdaModel, got str"):
+        LdaModel.from_gensim("foo", common_corpus)
+    g = GensimLda(common_corpus, num_topics=2, id2word=common_dictionary, random_state=0)
+    lda = LdaModel.from_gensim(g, common_corpus, iterations=5, random_state=0)
+    assert lda.iterations == 5 and int(lda.sstats.sum()) == sum(c for d in common_corpus
+                                                                  for _, c in d)
