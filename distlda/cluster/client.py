@@ -28,7 +28,7 @@ import numpy as np
 from distlda.cluster import codec as _wire
 from distlda.cluster import tls as _tls
 from distlda.cluster import transport
-from distlda.cluster.messages import DISPATCHER_SERVICE, ChunkLoad, SessionConfig
+from distlda.cluster.messages import ChunkLoad, SessionConfig, is_dispatcher
 from distlda.gibbs import blocks
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     except transport.PyroError as e:
         raise ClusterUnavailable(f"the dispatcher registered at {uri} does not answer ({e}); "
                                  f"restart 'python -m distlda.models.lda_dispatcher'{hint}") from None
-    if not isinstance(info, dict) or info.get("service") != DISPATCHER_SERVICE:
+    if not is_dispatcher(info):
         # plain mode: anyone may overwrite a name-server entry; a restarted dispatcher takes
         # its name back within seconds (TLS keeps outsiders off the name server)
         raise ClusterUnavailable(f"the name server's entry {DISPATCHER!r} points to {uri}, "

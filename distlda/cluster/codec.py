@@ -155,9 +155,18 @@ class Staging:
         self._parts: dict[str, list] = {}  # id -> [buffer, bytes received]
         self._lock = threading.Lock()
 
-    def put(self, sid: str, offset: int, total: int, piece: bytes) -> None:
-        if not isinstance(sid, str) or not all(isinstance(v, int) for v in (offset, total)):
+    def put(self, sid: str, offset: int, total: int, piece: bytes,
+            max_total: int | None = None) -> None:
+        """Store ``piece`` at ``offset`` of blob ``sid`` of ``total`` bytes (at most
+        ``max_total``, e.g. what the receiver's session can need), all checked first."""
+        if (not isinstance(sid, str) or len(sid) > 128
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, total))):
             raise ValueError("staged piece: bad id, offset or total")
+        if not isinstance(piece, (bytes, bytearray)) or len(piece) > 2 * PIECE_BYTES:
+            raise ValueError(f"staged piece: expected at most {2 * PIECE_BYTES} bytes")
+        if max_total is not None and total > max_total:
+            raise ValueError(f"staged piece: a message of {total} bytes, more than the "
+                             f"{max_total} this session can need")
         with self._lock:
             entry = self._parts.get(sid)
             if entry is None:

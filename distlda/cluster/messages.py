@@ -86,6 +86,20 @@ def arg_array(obj, what: str, ndim: int | None = None, kind: str | None = None,
     return _array(obj, what, ndim, kind, copy)
 
 
+def arg_alpha(obj, num_topics: int, what: str) -> np.ndarray:
+    """A document-topic prior: ``num_topics`` float numbers in [PRIOR_MIN, PRIOR_MAX] (a copy)."""
+    a = _array(obj, what, 1, "f", copy=True)
+    if a.shape != (num_topics,) or not np.all((a >= PRIOR_MIN) & (a <= PRIOR_MAX)):
+        raise ProtocolError(f"{what}: expected {num_topics} numbers in [{PRIOR_MIN:g}, "
+                            f"{PRIOR_MAX:g}]")
+    return a
+
+
+def is_dispatcher(ping_answer) -> bool:
+    """Whether a ``ping`` answer is a distlda dispatcher's (not a stale or an impostor's)."""
+    return isinstance(ping_answer, dict) and ping_answer.get("service") == DISPATCHER_SERVICE
+
+
 def arg_list(v, what: str, max_len: int = 1 << 20) -> list:
     if not isinstance(v, (list, tuple)) or len(v) > max_len:
         raise ProtocolError(f"{what}: expected a list of at most {max_len} items")
@@ -101,12 +115,6 @@ def arg_float(v, what: str, lo: float, hi: float) -> float:
 def arg_str(v, what: str, max_len: int = 128) -> str:
     if not isinstance(v, str) or len(v) > max_len:
         raise ProtocolError(f"{what}: expected a string of at most {max_len} characters")
-    return v
-
-
-def arg_bytes(v, what: str, max_len: int) -> bytes:
-    if not isinstance(v, (bytes, bytearray)) or len(v) > max_len:
-        raise ProtocolError(f"{what}: expected at most {max_len} bytes")
     return v
 
 
@@ -164,10 +172,7 @@ class SessionConfig:
         w = "session config"
         K = _int(_get(d, "num_topics", w), f"{w}.num_topics", 1, MAX_TOPICS)
         V = _int(_get(d, "num_terms", w), f"{w}.num_terms", 1, MAX_TERMS)
-        alpha = _array(_get(d, "alpha", w), f"{w}.alpha", 1, "f", copy=True)
-        if alpha.shape != (K,) or not np.all((alpha >= PRIOR_MIN) & (alpha <= PRIOR_MAX)):
-            raise ProtocolError(f"{w}.alpha: expected {K} numbers in [{PRIOR_MIN:g}, "
-                                f"{PRIOR_MAX:g}]")
+        alpha = arg_alpha(_get(d, "alpha", w), K, f"{w}.alpha")
         beta = _get(d, "beta", w)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
                 PRIOR_MIN <= beta <= PRIOR_MAX):

@@ -146,6 +146,15 @@ class _Refusing:
         return getattr(self._inner, name)
 
 
+def _server_limits() -> None:
+    """What every distlda server of this process runs with: msgpack only, a thread pool of
+    :data:`THREADPOOL_SIZE`, connections closed after :data:`IDLE_TIMEOUT` of silence."""
+    _msgpack_only()
+    _config.SERVERTYPE = "thread"
+    _config.THREADPOOL_SIZE = max(_config.THREADPOOL_SIZE, THREADPOOL_SIZE)
+    _config.COMMTIMEOUT = IDLE_TIMEOUT  # read when a connection is accepted
+
+
 def _msgpack_only() -> None:
     """Let this process's servers read msgpack messages only."""
     import Pyro5.serializers as ser
@@ -165,10 +174,7 @@ class _Daemon(Pyro5.api.Daemon):
     """
 
     def __init__(self, host=None, port=0):
-        _msgpack_only()
-        _config.SERVERTYPE = "thread"
-        _config.THREADPOOL_SIZE = max(_config.THREADPOOL_SIZE, THREADPOOL_SIZE)
-        _config.COMMTIMEOUT = IDLE_TIMEOUT  # read when a connection is accepted
+        _server_limits()
         self._peers: dict[str, int] = {}
         self._peer_lock = threading.Lock()
         super().__init__(host=host, port=port)
@@ -554,10 +560,7 @@ def run_name_server(host: str, port: int, bcport: int) -> None:
     idle sockets). Not the multiplex server: one slow sender would stall it for everyone."""
     import Pyro5.nameserver
     configure()
-    _msgpack_only()
-    _config.SERVERTYPE = "thread"
-    _config.THREADPOOL_SIZE = max(_config.THREADPOOL_SIZE, THREADPOOL_SIZE)
-    _config.COMMTIMEOUT = IDLE_TIMEOUT
+    _server_limits()
     Pyro5.nameserver.start_ns_loop(host, port, enableBroadcast=True, bcport=bcport)
 
 

@@ -29,15 +29,15 @@ from distlda.cluster.messages import (
     DISPATCHER_SERVICE,
     ProtocolError,
     SessionConfig,
+    arg_alpha,
     arg_array,
-    arg_bytes,
     arg_float,
     arg_int,
     arg_list,
     arg_str,
+    is_dispatcher,
 )
 from distlda.gibbs import sampling
-from distlda.params import PRIOR_MAX, PRIOR_MIN
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -127,9 +127,7 @@ class LdaDispatcher:
         """A piece of a big array of the next load (:func:`distlda.cluster.codec.stage_out`)."""
         with self._lock:
             run = self._session(session)
-        arg_bytes(piece, "put.piece", 2 * codec.PIECE_BYTES)
-        arg_int(total, "put.total", 0, run.config.need_bytes())
-        self._inbox.put(arg_str(sid, "put.id"), arg_int(offset, "put.offset"), total, piece)
+        self._inbox.put(sid, offset, total, piece, run.config.need_bytes())
 
     def load(self, session: str, chunks: list) -> int:
         """Receive chunks ``[[idx, words, doc_ptr, topics], ...]`` (idx in order from 0)."""
@@ -205,13 +203,8 @@ class LdaDispatcher:
         """
         with self._lock:  # every argument checked before anything changes
             run = self._session(session)
-            a = None
-            if alpha is not None:
-                a = arg_array(alpha, "sweep.alpha", 1, "f", copy=True)
-                if a.shape != run.config.alpha.shape or not np.all(
-                        (a >= PRIOR_MIN) & (a <= PRIOR_MAX)):
-                    raise ProtocolError(f"sweep.alpha: expected {a.size} numbers in "
-                                        f"[{PRIOR_MIN:g}, {PRIOR_MAX:g}]")
+            a = (None if alpha is None else
+                 arg_alpha(alpha, run.config.num_topics, "sweep.alpha"))
             seeds_a = arg_array(seeds, "sweep.seeds", 1, "iu", copy=True)
             if seeds_a.shape != (run.ledger.num_chunks,):
                 raise ProtocolError(f"got {seeds_a.shape[0]} seeds for {run.ledger.num_chunks} "
@@ -242,10 +235,9 @@ class LdaDispatcher:
 def _genuine(uri) -> bool:
     """Whether ``uri`` answers as a distlda dispatcher (not a stale or an impostor's entry)."""
     try:
-        info = transport.call(uri, "ping", timeout=2.0)
+        return is_dispatcher(transport.call(uri, "ping", timeout=2.0))
     except Exception:
         return False
-    return isinstance(info, dict) and info.get("service") == DISPATCHER_SERVICE
 
 
 def _already_running(args) -> bool | None:

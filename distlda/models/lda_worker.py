@@ -31,7 +31,6 @@ from distlda.cluster.messages import (
     Job,
     ProtocolError,
     SessionConfig,
-    arg_bytes,
     arg_float,
     arg_int,
     arg_ints,
@@ -125,9 +124,7 @@ class LdaWorker:
         """A piece of a big array of the next call (:func:`distlda.cluster.codec.stage_out`)."""
         with self._lock:
             st = self._session(session)
-        arg_bytes(piece, "put.piece", 2 * codec.PIECE_BYTES)
-        arg_int(total, "put.total", 0, st.config.need_bytes())
-        self._inbox.put(arg_str(sid, "put.id"), arg_int(offset, "put.offset"), total, piece)
+        self._inbox.put(sid, offset, total, piece, st.config.need_bytes())
 
     def piece(self, session: str, sid: str, offset: int, n: int) -> bytes:
         """``n`` bytes from ``offset`` of a big array of the last result."""
