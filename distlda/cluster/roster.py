@@ -175,7 +175,8 @@ class Roster:
         except RuntimeError as e:
             if not str(e).startswith("owned:"):
                 self.lose(m, f"reset failed: {e}")
-            elif m.name not in self._refused:
+                return
+            if m.name not in self._refused:
                 logger.info("worker %s %s; asking again", m.name, str(e)[len("owned: "):])
             self._refused[m.name] = time.monotonic() + 1.0  # it answers: ask again soon
         except Exception as e:
