@@ -46,8 +46,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", default="synth-small")
     p.add_argument("--topics", default="100,1000", help="comma list of K")
-    p.add_argument("--samplers", default="sparse,mh1,mh2,mh4,tomotopy",
-                   help="comma list: sparse, mhN (N MH steps per phase), tomotopy")
+    p.add_argument("--samplers", default="dense,sparse,mh1,mh2,mh4,tomotopy",
+                   help="comma list: dense, sparse, mhN (N MH steps per phase), tomotopy")
     p.add_argument("--budget", type=float, default=6.0, help="sampling seconds per run")
     p.add_argument("--max-sweeps", type=int, default=200)
     p.add_argument("--min-sweeps", type=int, default=4, help="even past the budget")
@@ -149,8 +149,8 @@ class TomotopyRun:
 def make_run(name, train, K, args):
     if name == "tomotopy":
         return TomotopyRun(train, K, args.alpha, args.eta, args.seed)
-    if name == "sparse":
-        return DistldaRun(train, K, args.alpha, args.eta, args.seed, "sparse", None)
+    if name in ("sparse", "dense"):
+        return DistldaRun(train, K, args.alpha, args.eta, args.seed, name, None)
     if name.startswith("mh"):
         return DistldaRun(train, K, args.alpha, args.eta, args.seed, "mh", int(name[2:]))
     raise SystemExit(f"unknown sampler {name!r}")
@@ -164,8 +164,9 @@ def warm_up(samplers):
     X = sp.csr_matrix(X.astype(np.int32))
     for name in samplers:
         if name != "tomotopy":
-            run = DistldaRun(X, 5, 0.1, 0.01, 0, "sparse" if name == "sparse" else "mh",
-                             None if name == "sparse" else int(name[2:]))
+            exact = name in ("sparse", "dense")
+            run = DistldaRun(X, 5, 0.1, 0.01, 0, name if exact else "mh",
+                             None if exact else int(name[2:]))
             run.sweep()
             run.sweep()
             run.loglik()

@@ -48,6 +48,8 @@ SINGLE_THREAD_ENV = {
 DISTLDA_OPTIONS = {"workers": 1, "eval_every": 0, "distributed": False}  # no cluster lookup
 
 SYNTHETIC = ("synth", "synth-small")
+#: Real corpora built here from Debian packages (benchmarks/build_<name>.py).
+BUILT = ("kerneldoc",)
 LIBRARIES = ("tomotopy", "distlda")
 LIBRARY_MODULES = {"tomotopy": "tomotopy", "distlda": "distlda.models",
                    "lda": "lda", "gensim": "gensim.models"}
@@ -102,7 +104,7 @@ def corpus_files(name, shared, data_dir=DATA_DIR):
 
     Parameters
     ----------
-    name : {"synth", "synth-small", "debdesc"}
+    name : {"synth", "synth-small", "debdesc", "kerneldoc"}
     shared : pathlib.Path
         The shared directory (see :func:`shared_dir`).
     data_dir : pathlib.Path
@@ -112,11 +114,17 @@ def corpus_files(name, shared, data_dir=DATA_DIR):
     -------
     CorpusFiles
     """
-    if name in SYNTHETIC:
+    if name in SYNTHETIC or name in BUILT:
         files = CorpusFiles(name, data_dir / f"{name}.train.mm", data_dir / f"{name}.heldout.mm",
                             data_dir / f"{name}.vocab")
         if not (files.train.exists() and files.heldout.exists() and files.vocab.exists()):
-            build_synthetic(name, shared, data_dir)
+            if name in BUILT:
+                script = BENCH_DIR / f"build_{name}.py"
+                cmd = [sys.executable, str(script), "--out", str(data_dir), "--shared", str(shared)]
+                log(f"building corpus {name}: {' '.join(cmd)}")
+                subprocess.run(cmd, check=True)
+            else:
+                build_synthetic(name, shared, data_dir)
         return files
     src = shared / "corpora"
     files = CorpusFiles(name, src / f"{name}.train.mm.gz", src / f"{name}.heldout.mm.gz",

@@ -102,9 +102,10 @@ def _add_train(sub) -> None:
                    help="with --alpha auto: re-estimate alpha every N sweeps")
     g.add_argument("--optimize-burnin", type=int, default=20, metavar="N",
                    help="with --alpha auto: first sweep at which alpha is re-estimated")
-    g.add_argument("--sampler", choices=["auto", "sparse", "mh"], default="auto",
-                   help="'sparse': exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at "
-                        "large K; 'auto': mh for K >= 600 (or K >= 200 with short documents)")
+    g.add_argument("--sampler", choices=["auto", "dense", "sparse", "mh"], default="auto",
+                   help="'dense': exact, O(K) in vector instructions, fastest below K=500; "
+                        "'sparse': exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at "
+                        "large K; 'auto': dense below K=500, mh from there")
     g.add_argument("--mh-steps", type=int, default=None, metavar="N",
                    help="Metropolis-Hastings steps per token and phase (default 2)")
     g.add_argument("--chunksize", type=int, default=2000, metavar="DOCS",

@@ -129,7 +129,7 @@ FIELDS = {
     "optimize_burnin": (_int(0), 20),
     "sweeps_done": (_int(0), 0),
     # added to version 1 with the MH sampler (becb4a4), without a bump
-    "sampler": (_one_of("auto", "sparse", "mh"), "sparse"),
+    "sampler": (_one_of("auto", "sparse", "dense", "mh"), "sparse"),
     "mh_steps": (_optional(_int(1)), None),
     # version 2
     "num_docs": (_int(0), None),

@@ -45,7 +45,7 @@ class GibbsLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Gibbs sweeps over the training documents.
     inference_iterations : int, default 50
         Fold-in sweeps of :meth:`transform` and :meth:`score`.
-    sampler : {"auto", "sparse", "mh"}, default "auto"
+    sampler : {"auto", "sparse", "dense", "mh"}, default "auto"
         See :class:`~distlda.models.LdaModel`.
     n_jobs : int or None, default None
         Threads for training and fold-in: None is 1, -1 all cores this process may use,

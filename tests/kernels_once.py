@@ -72,7 +72,7 @@ def main():
                                         np.full(K, prior), prior, prior * V, [it], pool=pool,
                                         threads=threads)
     # the model end to end: sparse and MH, one and two threads, inference and evaluation
-    for sampler in ("sparse", "mh"):
+    for sampler in ("sparse", "dense", "mh"):
         for workers in (1, 2):
             lda = LdaModel(docs, num_topics=K, iterations=2, sampler=sampler, workers=workers,
                            random_state=1, distributed=False, chunksize=16,

@@ -47,29 +47,32 @@ def test_recovers_planted_topics_exactly(planted, cluster, caplog):
     assert 0 < stats["bytes_per_token_per_sweep"] < 8
 
 
-@pytest.mark.parametrize("cluster", [
-    pytest.param(None, marks=pytest.mark.cluster(workers=1, check=False), id="whole"),
-    pytest.param(None, marks=pytest.mark.cluster(workers=1, check=False, piece_bytes=999),
-                 id="in-pieces")], indirect=True)
-def test_one_worker_runs_the_serial_sweep_function_bit_for_bit(cluster, monkeypatch):
+@pytest.mark.parametrize("cluster,sampler", [
+    pytest.param(None, "sparse", marks=pytest.mark.cluster(workers=1, check=False), id="whole"),
+    pytest.param(None, "dense", marks=pytest.mark.cluster(workers=1, check=False),
+                 id="dense"),
+    pytest.param(None, "sparse", marks=pytest.mark.cluster(workers=1, check=False,
+                                                           piece_bytes=999),
+                 id="in-pieces")], indirect=["cluster"])
+def test_one_worker_runs_the_serial_sweep_function_bit_for_bit(cluster, sampler, monkeypatch):
     # One worker sweeps every chunk (tokens sorted by word in each document, as the client
     # sends them), with the same seeds, keeping its word lists across sweeps: exactly the
     # chain of the in-process executor with one thread.
     from distlda.gibbs import blocks
     from distlda.gibbs.local import LocalExecutor
     X, _ = planted_corpus(D=300, V=200, K=5, L=50, seed=2)
-    kw = dict(num_topics=5, iterations=0, random_state=7, chunksize=50, sampler="sparse")
+    kw = dict(num_topics=5, iterations=0, random_state=7, chunksize=50, sampler=sampler)
     ref = LdaModel(X, distributed=False, **kw)
     for c in ref._state.chunks:
         blocks.sort_for_blocks(c)
-    LocalExecutor(1).run(ref._state, 15, ref._rng, lambda it: None)
+    LocalExecutor(1, sampler=sampler).run(ref._state, 15, ref._rng, lambda it: None)
     dist = LdaModel(X, distributed=False, **kw)
     if cluster.env.get("DISTLDA_PIECE_BYTES"):  # every array over 999 bytes goes in pieces
         from distlda.cluster import codec
         monkeypatch.setattr(codec, "PIECE_BYTES", 999)
     uri, _ = _client.find_dispatcher(cluster.ns_conf)
-    _client.DistributedExecutor(uri, 1).run(dist._state, 15, dist._rng,
-                                            lambda it, **kw: None)
+    _client.DistributedExecutor(uri, 1, sampler=sampler).run(dist._state, 15, dist._rng,
+                                                             lambda it, **kw: None)
     np.testing.assert_array_equal(dist.sstats, ref.sstats)
     assert_exact(dist, X.sum())
 

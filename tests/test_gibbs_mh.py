@@ -8,6 +8,7 @@ import pytest
 
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
+from distlda.gibbs import sampling
 from distlda.gibbs.chunks import iter_chunks
 from distlda.gibbs.local import LocalExecutor
 from distlda.gibbs.sampling import sweep as sweep_chunks
@@ -165,8 +166,8 @@ def test_auto_picks_a_sampler_and_stays_exact(planted):
     LocalExecutor(1, sampler="auto").run(state, 3, np.random.default_rng(1), lambda it: None)
     nwk, nk = state.recount()
     np.testing.assert_array_equal(state.nwk, nwk)
-    assert _mh.choose_sampler(10, 100.0) in ("sparse", "mh")
-    assert _mh.choose_sampler(5000, 100.0) == "mh"
+    assert sampling.choose_sampler(10, 100.0) == "dense"
+    assert sampling.choose_sampler(5000, 100.0) == "mh"
 
 
 # ----------------------------------------------------------------------------- the target

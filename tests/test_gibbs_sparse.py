@@ -26,11 +26,16 @@ def test_sparse_sampler_dense_rows_sample_the_exact_posterior():
     assert np.abs(got_same - same).max() < 0.02
 
 
-@pytest.mark.parametrize("K, spread", [(40, 40), (40, 3), (100, 100), (7, 7)])
-def test_sparse_sampler_step_draws_the_exact_conditional(K, spread):
+@pytest.mark.parametrize("sampler, K, spread", [
+    ("sparse", 40, 40), ("sparse", 40, 3), ("sparse", 100, 100), ("sparse", 7, 7),
+    ("dense", 7, 7), ("dense", 8, 8), ("dense", 9, 2), ("dense", 17, 17), ("dense", 100, 100),
+    ("dense", 100, 3)])
+def test_exact_sampler_step_draws_the_exact_conditional(sampler, K, spread):
     """One token resampled many times from the same state: its new topic must follow
-    p(z = k | rest) ~ (n_dk + alpha_k)(n_wk + beta)/(n_k + V beta), whether the word's
-    q bucket goes over its list (few topics: ``spread`` 3) or over the dense row."""
+    p(z = k | rest) ~ (n_dk + alpha_k)(n_wk + beta)/(n_k + V beta). Sparse: whether the
+    word's q bucket goes over its list (few topics: ``spread`` 3) or over the dense row.
+    Dense: whatever K is against its draw's blocks of 8 (a tail block, one, many), and although
+    the token's own topic is tested first (``spread`` 2-3: most often the likeliest)."""
     rng = np.random.default_rng(K + spread)
     V = 5
     doc = rng.integers(0, V, 60).astype(np.int32)
@@ -51,8 +56,11 @@ def test_sparse_sampler_step_draws_the_exact_conditional(K, spread):
     n = 50000
     for seed in range(n):
         t, a, b = topics.copy(), nwk.copy(), nk.copy()
-        lists = K_.build_word_lists(a, np.full(V, 60))
-        K_.sweep_sparse(doc, t, doc_ptr, lo, hi, a, b, *lists, alpha, beta, V * beta, seed)
+        if sampler == "dense":
+            K_.sweep_dense(doc, t, doc_ptr, lo, hi, a, b, alpha, beta, V * beta, seed)
+        else:
+            lists = K_.build_word_lists(a, np.full(V, 60))
+            K_.sweep_sparse(doc, t, doc_ptr, lo, hi, a, b, *lists, alpha, beta, V * beta, seed)
         draws[t[0]] += 1
     # each topic within 5 binomial standard deviations (a topic weighted 1.5x too much in
     # the dense branch, at p = 0.01, fails this by 2x)
@@ -77,7 +85,8 @@ def test_resolve_names_the_samplers():
                        "mh", ranges=[(np.array([0]), np.array([1]))])
 
 
-def test_sweep_on_a_block_resamples_only_its_tokens_and_keeps_counts_exact():
+@pytest.mark.parametrize("sampler", ["sparse", "dense"])
+def test_sweep_on_a_block_resamples_only_its_tokens_and_keeps_counts_exact(sampler):
     rng = np.random.default_rng(0)
     V, K = 30, 6
     lens = rng.integers(1, 20, 25)
@@ -90,7 +99,7 @@ def test_sweep_on_a_block_resamples_only_its_tokens_and_keeps_counts_exact():
     bp = K_.block_bounds(words, doc_ptr, cuts)
     t = topics.copy()
     moved = sampling.sweep([words], [t], [doc_ptr], nwk, nk, np.full(K, 0.5), 0.1, 0.1 * V, [3],
-                           ranges=[(bp[1], bp[2])])
+                           sampler, ranges=[(bp[1], bp[2])])
     assert moved == int((t != topics).sum()) > 0
     assert (words[t != topics] >= 12).all()  # only block 1 (words 12..) was resampled
     want_nwk, want_nk = ref.counts(words, t, V, K)

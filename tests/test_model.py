@@ -259,7 +259,7 @@ def test_threads_mix_like_serial_and_keep_counts_exact(planted):
 
 def test_sampler_choice_is_resolved_and_recorded(planted):
     X, _ = planted
-    assert "sparse sampler" in train(X[:100], iterations=2).executor_info  # auto at K=10
+    assert "dense sampler" in train(X[:100], iterations=2).executor_info  # auto at K=10
     lda = train(X[:100], iterations=2, sampler="mh", mh_steps=1)
     assert "mh sampler" in lda.executor_info
     assert_exact(lda, X[:100].sum())

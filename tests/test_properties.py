@@ -187,7 +187,7 @@ def _prior_ok(p, is_alpha: bool) -> bool:
 @given(docs=st.lists(good_doc, min_size=1, max_size=6), K=st.integers(1, 5),
        alpha=st.one_of(prior, st.sampled_from(["asymmetric", "auto", "bogus"])),
        eta=prior, chunksize=st.integers(1, 3), iterations=st.integers(0, 3),
-       sampler=st.sampled_from(["sparse", "mh"]), workers=st.integers(1, 2))
+       sampler=st.sampled_from(["sparse", "dense", "mh"]), workers=st.integers(1, 2))
 def test_model_is_exact_or_refuses(docs, K, alpha, eta, chunksize, iterations, sampler, workers):
     n_tokens = sum(c for d in docs for _, c in d)
     try:

@@ -64,7 +64,8 @@ def test_alpha_vector_with_one_bad_value_is_refused():
         LdaModel(ISSUE_CORPUS, num_topics=3, alpha=[0.1, 1e200, 0.1], distributed=False)
 
 
-@pytest.mark.parametrize("sampler,workers", [("sparse", 1), ("mh", 1), ("sparse", 2), ("mh", 2)])
+@pytest.mark.parametrize("sampler,workers", [("sparse", 1), ("mh", 1), ("sparse", 2), ("mh", 2),
+                                             ("dense", 1), ("dense", 2)])
 @pytest.mark.parametrize("alpha,eta", EXTREMES)
 def test_every_in_process_sampler_is_exact_under_extreme_accepted_priors(sampler, workers,
                                                                          alpha, eta):
@@ -87,7 +88,7 @@ def test_issue_corpus_at_the_largest_accepted_priors_is_exact():
 def test_a_cluster_worker_is_exact_under_extreme_accepted_priors():
     X = small_corpus(1)
     with Cluster(workers=1, check=True) as c:
-        for sampler in ("sparse", "mh"):
+        for sampler in ("sparse", "dense", "mh"):
             lda = LdaModel(X, num_topics=5, alpha=PRIOR_MAX, eta=PRIOR_MIN, iterations=3,
                            sampler=sampler, random_state=3, distributed=True,
                            ns_conf=c.ns_conf, chunksize=20)

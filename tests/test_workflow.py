@@ -97,7 +97,7 @@ def test_summary(small):
     assert lines[0] == "LdaModel: 3 topics"
     assert f"{small.sum()} tokens" in text and "120 documents" in text and "60 words" in text
     assert "learned ('auto')" in text and "eta:        0.01" in text
-    assert "sampler:    sparse" in text and "sweeps:     6" in text
+    assert "sampler:    dense" in text and "sweeps:     6" in text
     assert f"{lda.log_likelihood_per_token():.4f} per token" in text
     topic_lines = [line for line in lines if "%:" in line]
     assert len(topic_lines) == 3 and all(len(line.split(":")[1].split()) == 4 for line in topic_lines)

@@ -105,7 +105,7 @@ class Coordinator:
             self._plan()
             groups = sorted((m for m in self.members if m.chunks), key=lambda m: m.name)
             schedule = None
-            if self.config.sampler == "sparse" and len(groups) > 1:
+            if self.config.sampler in sampling.EXACT and len(groups) > 1:
                 group = np.empty(self.ledger.num_chunks, np.int64)
                 for g, m in enumerate(groups):
                     group[list(m.chunks)] = g

@@ -25,6 +25,7 @@ from typing import Any, Union
 import numpy as np
 
 from distlda.cluster import codec
+from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
 from distlda.params import PRIOR_MAX, PRIOR_MIN
 
@@ -32,7 +33,7 @@ from distlda.params import PRIOR_MAX, PRIOR_MIN
 DISPATCHER_SERVICE = "distlda.dispatcher/1"
 
 #: Samplers a session may run.
-SAMPLERS = ("sparse", "mh")
+SAMPLERS = sampling.SAMPLERS
 
 
 class ProtocolError(ValueError):

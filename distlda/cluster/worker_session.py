@@ -219,7 +219,7 @@ class WorkerSession:
                 self.slice.view is None or job.model.base != self.slice.view):
             raise StaleView(f"worker {self.name} holds rows of job {self.slice.view}, "
                             f"not {job.model.base}")
-        if job.blocks is not None and self.config.sampler != "sparse":
+        if job.blocks is not None and self.config.sampler not in sampling.EXACT:
             raise ValueError(f"the {self.config.sampler} sampler sweeps whole documents")
 
     def _phase(self, name: str) -> None:
@@ -317,20 +317,19 @@ class WorkerSession:
     def _sample(self, job: Job, ranges, snaps):
         """Resample; returns the swept tokens' old topics (when needed) and the move count."""
         cfg = self.config
-        sparse = cfg.sampler == "sparse"
+        exact = cfg.sampler in sampling.EXACT  # counts its moves, sweeps blocks
         topics = [self.chunks[i].topics for i in job.idxs]
         # The swept tokens' old topics: for the moves form, and to count the MH sampler's moves.
         old = []
-        if not sparse or (job.peers and not snaps):
+        if not exact or (job.peers and not snaps):
             for i, t, (lo, hi) in zip(job.idxs, topics, ranges):
                 o = _Buffers.get(self._buf.old, i, t.shape, self.tdt)
                 old.append(o[:K_.gather_ranges(t, lo, hi, o)])
         moved = sampling.sweep(
             [self._local[i] for i in job.idxs], topics, [self.chunks[i].doc_ptr for i in job.idxs],
             self.slice.nwk, job.nk, job.alpha, cfg.beta, cfg.beta * cfg.num_terms, job.seeds,
-            cfg.sampler, cfg.mh_steps, ranges=ranges if sparse else None,
-            word_lists=self.slice.lists if sparse else None,
-            fallbacks=self._fallbacks if sparse else None)
+            cfg.sampler, cfg.mh_steps, ranges=ranges if exact else None,
+            word_lists=self.slice.lists, fallbacks=self._fallbacks if exact else None)
         sampling.report_fallbacks(self._fallbacks, f"worker {self.name}, job {job.job[:8]}")
         return old, moved
 

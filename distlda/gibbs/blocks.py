@@ -55,6 +55,23 @@ def sort_for_blocks(chunk: Chunk) -> None:
     K_.sort_doc_tokens(chunk.words, chunk.topics, chunk.doc_ptr)
 
 
+def split_chunk(chunk: Chunk, max_tokens: int) -> list[Chunk]:
+    """``chunk`` cut at document boundaries into pieces of about ``max_tokens`` tokens or fewer
+    (a longer document is a piece of its own). The pieces' ``words`` and ``topics`` are views
+    of the chunk's, so resampling a piece changes the chunk; ``doc_ptr`` is rebased to 0."""
+    ptr = chunk.doc_ptr
+    D = ptr.shape[0] - 1
+    pieces, a = [], 0
+    while a < D:
+        # the last document starting before the piece's token budget runs out
+        b = int(np.searchsorted(ptr, ptr[a] + max_tokens, side="right")) - 1
+        b = min(max(b, a + 1), D)
+        lo, hi = int(ptr[a]), int(ptr[b])
+        pieces.append(Chunk(chunk.words[lo:hi], ptr[a:b + 1] - lo, chunk.topics[lo:hi]))
+        a = b
+    return pieces
+
+
 def block_ranges(chunk: Chunk, cuts: np.ndarray) -> np.ndarray:
     """Token ranges of every block in every document of a sorted chunk.
 

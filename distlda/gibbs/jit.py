@@ -8,7 +8,10 @@ Every numba function of distlda (the serial sampler's and the cluster's) is comp
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 #: Options of every kernel.
 JIT = dict(cache=True, nogil=True)
@@ -37,3 +40,36 @@ def rand(state):
 def seed_state(seed):
     """A splitmix64 state from a 64-bit seed (scrambled, so nearby seeds give unrelated streams)."""
     return np.uint64(seed) * np.uint64(0x2545F4914F6CDD1D) + np.uint64(0x632BE59BD9B4E019)
+
+
+@intrinsic
+def prefetch(typingctx, arr, row, col):
+    """Hint the CPU to fetch the cache line of ``arr[row, col]`` (a 2-d C array) for reading.
+
+    Not a memory access: no fault and no effect on results, whatever the indices (callers still
+    pass valid ones). The samplers prefetch the count rows of the next tokens' words, which
+    hides the cache misses of a random row per token (measured at K=100: about 2x per sweep).
+    """
+    sig = types.void(arr, row, col)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:], signature.args[1:])]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # read (0), high temporal locality (3), data cache (1)
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@kernel(inline="always")
+def prefetch_row(nwk, w):
+    """Prefetch all of row ``w`` of an int32 count table (one hint per 64-byte line)."""
+    for c in range(0, nwk.shape[1], 16):
+        prefetch(nwk, w, c)

@@ -1,6 +1,6 @@
 """In-process executor: sweeps the chunks on this machine's cores.
 
-With the exact sparse sampler, threads follow a partitioned schedule (as tomotopy's and
+With the exact samplers (sparse and dense), threads follow a partitioned schedule (as tomotopy's and
 Yan et al.'s parallel Gibbs samplers do): the vocabulary is split into P blocks of equal token
 mass and the chunks into P groups; in sub-epoch s, thread p resamples the tokens of its chunk
 group whose words lie in block (p + s) mod P. Each word's counts and each document's counts
@@ -28,6 +28,9 @@ from distlda.gibbs.blocks import partition
 from distlda.gibbs.state import GibbsState
 
 __all__ = ["LocalExecutor", "available_cores", "partition"]
+
+#: Added to a chunk's seed once per work unit before it in the chunk (an odd 32-bit constant).
+UNIT_SEED = 0x632BE59B
 
 
 def available_cores() -> int:
@@ -60,10 +63,10 @@ class LocalExecutor:
         try:
             for it in range(iterations):
                 seeds = rng.integers(2 ** 32, size=len(state.chunks))
-                if sampler == "sparse":
+                if sampler in sampling.EXACT:
                     # Built once per run: the kernel keeps the word lists exact as it goes.
-                    plan = plan or self._sparse_plan(state)
-                    self._sweep_sparse(state, plan, seeds, pool)
+                    plan = plan or self._exact_plan(state, sampler)
+                    self._sweep_exact(state, plan, sampler, seeds, pool)
                     sampling.report_fallbacks(self._fallbacks, f"sweep {it + 1}")
                 else:
                     self._sweep_mh(state, seeds, pool)
@@ -82,42 +85,58 @@ class LocalExecutor:
                        state.beta, state.vbeta, seeds, "mh", self.mh_steps,
                        pool=pool if threads > 1 else None, threads=threads)
 
-    def _sparse_plan(self, state: GibbsState):
-        """Chunk groups, per-chunk block ranges and the shared word lists of a run.
+    def _exact_plan(self, state: GibbsState, sampler: str):
+        """Work units, their groups, per-unit block ranges and the shared word lists of a run.
 
-        With P groups the vocabulary is cut into P blocks (:mod:`distlda.gibbs.blocks`, the
-        layout cluster workers use too); each chunk's tokens are sorted by word id in each
-        document so that a block is one token run per document.
+        One thread: the units are the chunks (so a one-worker cluster runs the same chain).
+        Several: the chunks are cut at document boundaries into units of about 1/8 of a
+        thread's share, so that P groups of equal token mass exist however few and uneven the
+        chunks are (2 chunks of 2000 and 147 long documents left one thread idle 90% of a
+        sweep); units are views, so sweeping them updates the chunks' topics in place. The
+        vocabulary is cut into P blocks (:mod:`distlda.gibbs.blocks`, the layout cluster
+        workers use too); each chunk's tokens are sorted by word id in each document so that
+        a block is one token run per document.
         """
-        groups = partition([c.num_tokens for c in state.chunks], self.workers)
-        P = len(groups)
         freq = blocks.word_frequencies(state.chunks, state.num_terms)
-        if P == 1:
-            layout = [np.stack(blocks.whole_documents(c)) for c in state.chunks]
+        if self.workers == 1 or len(state.chunks) == 0:
+            units = [(i, 0, c) for i, c in enumerate(state.chunks)]
         else:
-            cuts = blocks.vocabulary_cuts(freq, P)
             for c in state.chunks:
                 blocks.sort_for_blocks(c)
-            layout = [blocks.block_ranges(c, cuts) for c in state.chunks]
-        # shared: rows are disjoint per thread (a non-uniform prior's kernel needs none)
-        wt = K_.build_word_lists(state.nwk, freq) if state.eta_kw is None else None
-        return groups, layout, wt
+            size = max(1, state.num_tokens // (8 * self.workers))
+            units = [(i, j, u) for i, c in enumerate(state.chunks)
+                     for j, u in enumerate(blocks.split_chunk(c, size))]
+        groups = partition([u.num_tokens for _, _, u in units], self.workers)
+        P = len(groups)
+        if P == 1:
+            layout = [np.stack(blocks.whole_documents(u)) for _, _, u in units]
+        else:
+            cuts = blocks.vocabulary_cuts(freq, P)
+            layout = [blocks.block_ranges(u, cuts) for _, _, u in units]
+        # shared: rows are disjoint per thread (the dense and non-uniform kernels need none)
+        wt = (K_.build_word_lists(state.nwk, freq)
+              if sampler == "sparse" and state.eta_kw is None else None)
+        return units, groups, layout, wt
 
-    def _sweep_sparse(self, state: GibbsState, plan, seeds: np.ndarray, pool) -> None:
-        groups, layout, wt = plan
+    def _sweep_exact(self, state: GibbsState, plan, sampler: str, seeds: np.ndarray,
+                     pool) -> None:
+        units, groups, layout, wt = plan
         P = len(groups)
         for sub in range(P):
             nk0 = state.nk.copy()
-            sub_seeds = sampling.step_seeds(seeds, sub)
+            chunk_seeds = sampling.step_seeds(seeds, sub)
+            # a unit's seed: its chunk's, moved on by the unit's place in the chunk
+            unit_seeds = np.array([(int(chunk_seeds[i]) + j * UNIT_SEED) % 2 ** 32
+                                   for i, j, _ in units], np.int64)
 
-            def work(p, sub=sub, nk0=nk0, sub_seeds=sub_seeds):
+            def work(p, sub=sub, nk0=nk0, unit_seeds=unit_seeds):
                 b = blocks.block_of(p, sub, P)
                 nk = nk0.copy()
-                chunks = [state.chunks[i] for i in groups[p]]
-                sampling.sweep([c.words for c in chunks], [c.topics for c in chunks],
-                               [c.doc_ptr for c in chunks], state.nwk, nk, state.alpha,
-                               state.beta, state.vbeta, sub_seeds[groups[p]],
-                               ranges=[(layout[i][b], layout[i][b + 1]) for i in groups[p]],
+                mine = [units[g][2] for g in groups[p]]
+                sampling.sweep([u.words for u in mine], [u.topics for u in mine],
+                               [u.doc_ptr for u in mine], state.nwk, nk, state.alpha,
+                               state.beta, state.vbeta, unit_seeds[groups[p]], sampler,
+                               ranges=[(layout[g][b], layout[g][b + 1]) for g in groups[p]],
                                word_lists=wt, fallbacks=self._fallbacks,
                                eta_kw=state.eta_kw, eta_sum=state.eta_sum)
                 return nk - nk0

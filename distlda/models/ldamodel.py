@@ -80,11 +80,13 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         Topics below this probability are left out of ``get_document_topics`` results.
     inference_iterations : int
         Fold-in sweeps used to infer topics of new documents.
-    sampler : {"auto", "sparse", "mh"}
-        "sparse": exact SparseLDA Gibbs, O(K_d + K_w) per token, best mixing per sweep.
-        "mh": WarpLDA-style Metropolis-Hastings, O(1) per token, much faster sweeps at large K
-        but more sweeps to the same quality. "auto" (default) picks "mh" for K >= 600, or
-        K >= 200 with short documents (measured crossovers, see docs/performance.rst).
+    sampler : {"auto", "dense", "sparse", "mh"}
+        "dense": exact collapsed Gibbs, O(K) per token in vector instructions (about 70 ns a
+        token at K=100), the fastest to a given quality below K=500. "sparse": exact
+        SparseLDA Gibbs, O(K_d + K_w) per token. Both mix best per sweep. "mh": WarpLDA-style
+        Metropolis-Hastings, O(1) per token, much faster sweeps at large K but more sweeps to
+        the same quality. "auto" (default) picks "dense" below K=500 and "mh" from there
+        (measured by time to quality: :func:`distlda.gibbs.sampling.choose_sampler`).
     mh_steps : int, optional
         Metropolis-Hastings steps per token and phase with ``sampler="mh"`` (default 2).
     optimize_interval, optimize_burnin : int
@@ -176,8 +178,9 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         self.dtype = check_dtype(dtype)
         self.inference_iterations = _check_int("inference_iterations", inference_iterations, 1)
         self.workers = available_cores() if workers is None else _check_int("workers", workers, 1)
-        if sampler not in ("auto", "sparse", "mh"):
-            raise ValueError(f"Invalid 'sampler' parameter: {sampler!r} (use 'auto', 'sparse' or 'mh')")
+        if sampler not in ("auto", "sparse", "dense", "mh"):
+            raise ValueError(f"Invalid 'sampler' parameter: {sampler!r} (use 'auto', 'sparse', "
+                             f"'dense' or 'mh')")
         self.sampler = sampler
         self.mh_steps = None if mh_steps is None else _check_int("mh_steps", mh_steps, 1)
         if distributed not in (None, True, False):
