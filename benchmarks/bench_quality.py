@@ -15,8 +15,10 @@ clock starts). Its held-out log-likelihood at each target time (default 20 s and
 scored and linearly interpolated. Then each distlda sampler trains in its own child, its state
 copied every ``--grid`` seconds of training with the clock stopped, until it has reached every
 target (checked every few seconds, clock stopped) and trained ``--table-at`` seconds, or spent
-``max(--targets)``. Its time to a target is found by bisection over the copies (the held-out
-fit rises with training) and linear interpolation between the two copies around it.
+``max(--targets)``. Its time to a target is the time from which on it stays there: found by
+looking back from the last copy for one below the target (the fit first dips below the
+random start's), then bisection after it, and linear interpolation between the two copies
+around the crossing.
 
 Reported per target T: ``time to tomotopy's LL at T / T`` (lower is better; 0.5 is "half the
 time"; ``>x`` when distlda did not get there in its run). Also tokens/s over the whole run of
@@ -180,10 +182,20 @@ def run_distlda(files, K, threads, sampler, goals, args):
 
     reach = {}
     for name, goal in goals.items():
-        if ll_at(len(snaps) - 1) < goal:
+        hi = len(snaps) - 1
+        if ll_at(hi) < goal:
             reach[name] = None                           # not reached in the run
             continue
-        lo, hi = 0, len(snaps) - 1                       # ll_at(hi) >= goal
+        # The fit first dips below the start (phi of random topics is the unigram model), so
+        # look back from the end for a copy below the goal, then bisect after it: the time
+        # from which on the run stays at the goal.
+        lo = hi
+        while lo > 0 and ll_at(lo) >= goal:
+            lo = max(0, lo - 8)
+        if ll_at(lo) >= goal:
+            reach[name] = snaps[lo][0]                   # never below: at the start
+            continue
+        hi = min(lo + 8, len(snaps) - 1)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if ll_at(mid) >= goal:

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixin):
-    """Latent Dirichlet Allocation trained by sparse collapsed Gibbs sampling.
+    """Latent Dirichlet Allocation trained by collapsed Gibbs sampling (exact or MH).
 
     Training starts in the constructor when a corpus is given, like gensim's ``LdaModel``.
 
