@@ -102,7 +102,8 @@ def _add_train(sub) -> None:
                    help="with --alpha auto: re-estimate alpha every N sweeps")
     g.add_argument("--optimize-burnin", type=int, default=20, metavar="N",
                    help="with --alpha auto: first sweep at which alpha is re-estimated")
-    g.add_argument("--sampler", choices=["auto", "dense", "sparse", "mh"], default="auto",
+    from distlda.params import SAMPLER_CHOICES
+    g.add_argument("--sampler", choices=SAMPLER_CHOICES, default="auto",
                    help="'dense': exact, O(K) in vector instructions, fastest below K=500; "
                         "'sparse': exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at "
                         "large K; 'auto': dense below K=500, mh from there")

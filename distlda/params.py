@@ -19,6 +19,12 @@ from distlda.vocabulary import Vocabulary
 PRIOR_MIN = 1e-100
 PRIOR_MAX = 1e100
 
+#: The samplers a model (and a cluster session) runs, and what ``sampler=`` accepts ("auto"
+#: is resolved by :func:`distlda.gibbs.sampling.choose_sampler`). Here, with no compiled
+#: code, so that the command line and the model file reader check names without loading it.
+SAMPLERS = ("sparse", "dense", "mh")
+SAMPLER_CHOICES = ("auto", *SAMPLERS)
+
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:

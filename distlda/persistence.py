@@ -38,6 +38,7 @@ import zipfile
 
 import numpy as np
 
+from distlda.params import SAMPLER_CHOICES
 from distlda.vocabulary import Vocabulary
 
 logger = logging.getLogger("distlda.models.ldamodel")
@@ -129,7 +130,7 @@ FIELDS = {
     "optimize_burnin": (_int(0), 20),
     "sweeps_done": (_int(0), 0),
     # added to version 1 with the MH sampler (becb4a4), without a bump
-    "sampler": (_one_of("auto", "sparse", "dense", "mh"), "sparse"),
+    "sampler": (_one_of(*SAMPLER_CHOICES), "sparse"),
     "mh_steps": (_optional(_int(1)), None),
     # version 2
     "num_docs": (_int(0), None),

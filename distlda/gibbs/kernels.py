@@ -465,6 +465,22 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
     return moved
 
 
+@njit(inline="always", **_JIT)
+def search_cumulative(cum, K, u):
+    """The first index ``k < K`` with ``u <= cum[k]`` in non-decreasing cumulative weights
+    (binary search; ``K - 1`` when ``u`` is past them all, as rounding may leave it): the
+    categorical draw of the O(K) kernels, :func:`sweep_eta` and :func:`foldin`."""
+    lo = 0
+    hi = K - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cum[mid] < u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(error_model="numpy", **_JIT)  # x/0 is inf: caught below
 def sweep_eta(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, eta_kw, eta_sum, seed,
               fallbacks=None):
@@ -513,15 +529,7 @@ def sweep_eta(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, eta_kw, et
                 if fallbacks is not None:
                     fallbacks[0] += 1
             else:
-                lo = 0
-                hi = K - 1
-                while lo < hi:  # binary search in the cumulative weights
-                    mid = (lo + hi) >> 1
-                    if cum[mid] < u:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                new = lo
+                new = search_cumulative(cum, K, u)
             ndk[new] += 1
             nwk[w, new] += 1
             nk[new] += 1
@@ -680,15 +688,7 @@ def foldin(words, doc_ptr, counts, scale, offset, alpha, iterations, burnin, see
                     if fallbacks is not None:
                         fallbacks[0] += 1
                 else:
-                    # binary search in the cumulative weights
-                    lo = 0
-                    hi = K - 1
-                    while lo < hi:
-                        mid = (lo + hi) >> 1
-                        if cum[mid] < u:
-                            lo = mid + 1
-                        else:
-                            hi = mid
+                    lo = search_cumulative(cum, K, u)
                 z[i] = lo
                 ndk[lo] += 1
             if it >= iterations - nsamples:

@@ -16,13 +16,14 @@ import os
 
 import numpy as np
 
+from distlda import params as _params
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
 
 logger = logging.getLogger("distlda.sampler")
 
 #: The samplers :func:`sweep` runs.
-SAMPLERS = ("sparse", "dense", "mh")
+SAMPLERS = _params.SAMPLERS
 #: The exact ones: they sweep vocabulary blocks (threads, cluster workers) and mix alike.
 EXACT = ("sparse", "dense")
 #: Added to a chunk's seed once per step of a sweep (the golden ratio, so steps decorrelate).
@@ -185,12 +186,8 @@ def _sweep_sparse(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, 
         for w in words_list:
             local_counts += np.bincount(w, minlength=nwk.shape[0])
         word_lists = K_.build_word_lists(nwk, local_counts)
-    moved = 0
-    for words, topics, doc_ptr, (lo, hi), seed in zip(words_list, topics_list, docptr_list,
-                                                      ranges, seeds):
-        moved += K_.sweep_sparse(words, topics, doc_ptr, lo, hi, nwk, nk, *word_lists,
-                                 alpha, beta, vbeta, int(seed), fallbacks)
-    return moved
+    return _per_chunk(K_.sweep_sparse, words_list, topics_list, docptr_list, ranges, seeds,
+                      (nwk, nk, *word_lists, alpha, beta, vbeta), fallbacks)
 
 
 def _sweep_eta(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, eta_kw, eta_sum,

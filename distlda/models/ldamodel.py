@@ -19,6 +19,7 @@ from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_firs
 from distlda.params import (
     PRIOR_MAX,
     PRIOR_MIN,
+    SAMPLER_CHOICES,
     _check_int,
     _check_prob,
     _resolve_alpha,
@@ -178,9 +179,9 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         self.dtype = check_dtype(dtype)
         self.inference_iterations = _check_int("inference_iterations", inference_iterations, 1)
         self.workers = available_cores() if workers is None else _check_int("workers", workers, 1)
-        if sampler not in ("auto", "sparse", "dense", "mh"):
-            raise ValueError(f"Invalid 'sampler' parameter: {sampler!r} (use 'auto', 'sparse', "
-                             f"'dense' or 'mh')")
+        if sampler not in SAMPLER_CHOICES:
+            raise ValueError(f"Invalid 'sampler' parameter: {sampler!r} (use one of "
+                             f"{', '.join(map(repr, SAMPLER_CHOICES))})")
         self.sampler = sampler
         self.mh_steps = None if mh_steps is None else _check_int("mh_steps", mh_steps, 1)
         if distributed not in (None, True, False):
