@@ -27,6 +27,49 @@ def test_dense_sampler_samples_the_enumerated_posterior():
     assert np.abs(got_same - same).max() < 0.02
 
 
+@pytest.mark.parametrize("K, spread", [(9, 3), (17, 17)])
+def test_dense_run_of_one_word_draws_the_exact_joint_step(K, spread):
+    """Three tokens of one word in a row (the masses are kept over the run and patched for the
+    topics each token changed): after one step, their new topics must follow the Gibbs chain
+    p(z0') p(z1' | z0') p(z2' | z0', z1'), each factor the exact conditional given the tokens
+    already moved. A patch missed (a stale mass for the previous token's old or new topic)
+    moves some cell by many standard deviations."""
+    rng = np.random.default_rng(K + spread)
+    V, n_doc, run = 4, 40, 3
+    doc = rng.integers(0, V, n_doc).astype(np.int32)
+    doc[:run] = 1
+    topics = rng.integers(0, spread, n_doc).astype(np.int32)
+    other_w = rng.integers(0, V, 800).astype(np.int32)
+    other_t = rng.integers(0, spread, 800).astype(np.int32)
+    alpha = rng.uniform(0.05, 0.5, K)
+    beta = 0.05
+    nwk = np.zeros((V, K), np.int32)
+    nk = np.zeros(K, np.int32)
+    K_.count_assignments(doc, topics, nwk, nk, 1)
+    K_.count_assignments(other_w, other_t, nwk, nk, 1)
+    want = np.ones((K,) * run)       # the chain's law of (z0', z1', z2'), by enumeration
+    for cell in np.ndindex(*want.shape):
+        z, a, b = topics.copy(), nwk.copy(), nk.copy()
+        for i, k in enumerate(cell):
+            want[cell] *= ref.conditional(z, i, 1, a, b, alpha, beta, V)[k]
+            a[1, z[i]] -= 1
+            b[z[i]] -= 1
+            z[i] = k
+            a[1, k] += 1
+            b[k] += 1
+    doc_ptr = np.array([0, n_doc], np.int64)
+    lo, hi = np.array([0], np.int64), np.array([run], np.int64)
+    got = np.zeros_like(want)
+    n = 40000
+    for seed in range(n):
+        t, a, b = topics.copy(), nwk.copy(), nk.copy()
+        K_.sweep_dense(doc, t, doc_ptr, lo, hi, a, b, alpha, beta, V * beta, seed)
+        got[tuple(t[:run])] += 1
+    # the pairs (z0', z1') and (z1', z2') and each cell within 5 binomial deviations
+    for g, w in [(got, want), (got.sum(2), want.sum(2)), (got.sum(0), want.sum(0))]:
+        assert np.all(np.abs(g / n - w) < 5 * np.sqrt(w * (1 - w) / n) + 5e-4)
+
+
 def test_dense_counts_exact_after_every_sweep():
     rng = np.random.default_rng(4)
     V, K = 40, 19

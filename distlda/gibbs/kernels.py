@@ -372,8 +372,12 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
     the likeliest move: 20-25% faster a sweep), then skips whole blocks of :data:`DRAW_BLOCK`
     topics by their sums and scans one block; the draw stays exact whatever the order, since
     the order does not depend on the uniform number. The count rows of the next
-    :data:`PREFETCH_AHEAD` tokens' words are prefetched. Below K=500 a token costs less than
-    in :func:`sweep_sparse` (about 70 ns at K=100 against 137 on one core). The dense O(K)
+    :data:`PREFETCH_AHEAD` tokens' words are prefetched. A run of tokens of one word (a
+    document's tokens come grouped by word: two thirds of them on long documents) keeps the
+    masses and patches the two entries each token changed, so the O(K) loop runs once a run
+    (1.4x a sweep on kerneldoc, 720 tokens a document; 1.1x on debdesc's 37). Below K=500 a
+    token costs less than in :func:`sweep_sparse` (about 70 ns at K=100 against 137 on one
+    Zen 4 core). The dense O(K)
     form is the standard collapsed Gibbs step (Griffiths & Steyvers 2004); tomotopy's dense
     sampler makes the same trade at small K.
 
@@ -404,18 +408,24 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
             ndk[topics[i]] += 1
         for k in range(K):
             coef[k] = (alpha[k] + ndk[k]) * inv[k]
+        prev_w = -1              # the word whose masses `mass` holds
+        total = 0.0
         for i in range(lo, hi):
             if i + PREFETCH_AHEAD < hi:
                 _prefetch_row(nwk, words[i + PREFETCH_AHEAD])
             w = words[i]
             t = topics[i]
             # the masses with the token still in, then topic t's entry patched: its counts
-            # change by scalar stores that a vector load right after would stall on
-            total = 0.0
-            for k in range(K):  # the vectorized loop
-                v = coef[k] * (nwk[w, k] + beta)
-                mass[k] = v
-                total += v
+            # change by scalar stores that a vector load right after would stall on. A run
+            # of one word (a document's tokens come grouped by word) keeps the masses: the
+            # previous token patched the two entries it changed.
+            if w != prev_w:
+                total = 0.0
+                for k in range(K):  # the vectorized loop
+                    v = coef[k] * (nwk[w, k] + beta)
+                    mass[k] = v
+                    total += v
+                prev_w = w
             ndk[t] -= 1
             nwk[w, t] -= 1
             nk[t] -= 1
@@ -432,6 +442,7 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
                 new = min(int(r * K), K - 1)
                 if fallbacks is not None:
                     fallbacks[0] += 1
+                prev_w = -1  # recompute the masses for the next token
             elif u < v:  # the token keeps its topic, the likeliest case: tested first
                 new = t
             else:  # the other topics in order (t's mass taken out of the scan)
@@ -453,11 +464,15 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
                     if u < 0.0:
                         new = k
                         break
+                mass[t] = v
             ndk[new] += 1
             nwk[w, new] += 1
             nk[new] += 1
             inv[new] = 1.0 / (nk[new] + vbeta)
             coef[new] = (alpha[new] + ndk[new]) * inv[new]
+            v = coef[new] * (nwk[w, new] + beta)  # mass[t] is current: t's counts are out
+            total += v - mass[new]
+            mass[new] = v
             moved += new != t
             topics[i] = new
         for i in range(doc_ptr[d], doc_ptr[d + 1]):
