@@ -5,6 +5,8 @@ Usage::
 
     python benchmarks/bench_quality.py                    # 3 corpora x K 50,100,200 x 1,2 threads
     python benchmarks/bench_quality.py --quick            # synth-small, K=100, 1 thread, ~1 min
+    python benchmarks/bench_quality.py --corpora synth,debdesc,kerneldoc --topics 100 \\
+        --threads 1 --seeds 3                             # the issue-15 bar, 3 chains each
     python benchmarks/bench_quality.py --corpora debdesc --topics 100 --threads 1 \\
         --samplers auto,sparse,dense,mh
 
@@ -21,7 +23,12 @@ random start's), then bisection after it, and linear interpolation between the t
 around the crossing.
 
 Reported per target T: ``time to tomotopy's LL at T / T`` (lower is better; 0.5 is "half the
-time"; ``>x`` when distlda did not get there in its run). Also tokens/s over the whole run of
+time"; ``>x`` when distlda did not get there in its run). With ``--seeds N`` each library runs
+N chains (seeds ``--seed`` on): the targets are the mean of tomotopy's chains' fits, and a
+cell is the median of distlda's chains' ratios, with their range. Once both libraries are
+near their plateau the fit of one chain depends on the mode it finds (chains of one sampler
+differ by about 0.01 nats there), so a single chain's time to a late target measures luck as
+much as speed: use ``--seeds 3`` or more for the late targets. Also tokens/s over the whole run of
 each library (tokens x sweeps / training seconds) and both held-out log-likelihoods at 30 s:
 the issue-15 table. ONE evaluator scores every state: document completion
 (``distlda.evaluation.heldout_loglik``) on the same seeded held-out documents, from
@@ -100,7 +107,7 @@ def run_tomotopy(files, K, threads, args):
     train = common.load_csr(files.train)
     held = _heldout(files, args["heldout_docs"], args["seed"])
     vocab = common.load_vocab(files.vocab)
-    mdl = tp.LDAModel(k=K, alpha=args["alpha"], eta=args["eta"], seed=args["seed"])
+    mdl = tp.LDAModel(k=K, alpha=args["alpha"], eta=args["eta"], seed=args["chain"])
     mdl.optim_interval = 0
     for words in common.csr_to_word_docs(train, vocab):
         mdl.add_doc(words)
@@ -144,7 +151,7 @@ def run_distlda(files, K, threads, sampler, goals, args):
     opts = dict(num_topics=K, alpha=args["alpha"], eta=args["eta"], distributed=False,
                 workers=threads, sampler=sampler, eval_every=0)
     LdaModel(train[:20], iterations=2, **opts)          # load the kernels from numba's cache
-    lda = LdaModel(train, iterations=0, random_state=args["seed"], **opts)
+    lda = LdaModel(train, iterations=0, random_state=args["chain"], **opts)
     limit = max(args["targets"])
     snaps = [(0.0, np.asarray(lda.sstats, dtype=np.int32))]
     checked = {"next": 5.0}
@@ -233,6 +240,9 @@ def parse_args(argv=None):
     p.add_argument("--grid", type=float, help="seconds between distlda's state copies "
                                               f"(default {FULL['grid']})")
     p.add_argument("--out", help="table file (default benchmarks/out/quality-<date>-<time>.txt)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="chains a library (seeds --seed, --seed+1, ...): targets are the mean "
+                        "of tomotopy's, cells the median of distlda's (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke run: synth-small, K=100, 1 thread")
     common.add_model_args(p, FULL, QUICK)
     args = common.fill_defaults(p.parse_args(argv), FULL, QUICK)
@@ -242,6 +252,50 @@ def parse_args(argv=None):
     args.targets = common.split_list(args.targets, float)
     args.samplers = common.split_list(args.samplers, str)
     return args
+
+
+def _mean(runs, key):
+    return {t: float(np.mean([r[key][t] for r in runs])) for t in runs[0][key]}
+
+
+def _rate(runs):
+    return float(np.mean([r["tokens"] * r["sweeps"] / r["seconds"] for r in runs]))
+
+
+def _cell(runs, t):
+    """The median over chains of time-to-target / target, and their range when several
+    (``>x``: a chain that did not get there, x its length / target)."""
+    cells = sorted((r["reach"][t] / t, "") if r["reach"][t] is not None
+                   else (np.inf, f">{r['seconds'] / t:.2f}") for r in runs)
+    shown = [text or f"{x:.2f}" for x, text in cells]
+    mid = len(cells) // 2
+    if len(cells) % 2:
+        med = shown[mid]
+    else:  # two middle chains: their mean, or the slower one's when it did not get there
+        pair = cells[mid - 1][0] + cells[mid][0]
+        med = f"{pair / 2:.2f}" if np.isfinite(pair) else shown[mid]
+    return med if len(cells) == 1 else f"{med} [{shown[0]}-{shown[-1]}]"
+
+
+def _one_setting(files, K, thr, args, child):
+    """Rows of one corpus, K and thread count: tomotopy's seeds, then each distlda sampler's."""
+    seeds = [args.seed + i for i in range(args.seeds)]
+    tts = [in_child(run_tomotopy, files, K, thr, dict(child, chain=s)) for s in seeds]
+    goals = {t: _mean(tts, "ll")[t] for t in args.targets}   # the mean of tomotopy's chains
+    rows = []
+    for sampler in args.samplers:
+        common.log(f"K={K} threads={thr}: distlda {sampler} x{len(seeds)}")
+        dls = [in_child(run_distlda, files, K, thr, sampler, goals, dict(child, chain=s))
+               for s in seeds]
+        label = sampler if sampler != "auto" else \
+            "auto=" + dls[0]["sampler"].rsplit(", ", 1)[-1].split()[0]
+        rows.append([K, thr, label, f"{_rate(tts) / 1e6:.2f}M", f"{_rate(dls) / 1e6:.2f}M",
+                     f"{_rate(dls) / _rate(tts):.2f}",
+                     f"{np.mean([d['ll_table'] for d in dls]):.4f}",
+                     f"{_mean(tts, 'll')[args.table_at]:.4f}",
+                     *[_cell(dls, t) for t in args.targets]])
+        common.log(" | ".join(map(str, rows[-1])))
+    return rows
 
 
 def main(argv=None):
@@ -260,26 +314,15 @@ def main(argv=None):
         files = common.corpus_files(name, shared)
         for K in args.topics:
             for thr in args.threads:
-                common.log(f"{name} K={K} threads={thr}: tomotopy")
-                tt = in_child(run_tomotopy, files, K, thr, child)
-                tt_rate = tt["tokens"] * tt["sweeps"] / tt["seconds"]
-                goals = {t: tt["ll"][t] for t in args.targets}
-                for sampler in args.samplers:
-                    common.log(f"{name} K={K} threads={thr}: distlda {sampler}")
-                    dl = in_child(run_distlda, files, K, thr, sampler, goals, child)
-                    rate = dl["tokens"] * dl["sweeps"] / dl["seconds"]
-                    cells = [f"{dl['reach'][t] / t:.2f}" if dl["reach"][t] is not None
-                             else f">{dl['seconds'] / t:.2f}" for t in args.targets]
-                    label = sampler if sampler != "auto" else \
-                        "auto=" + dl["sampler"].rsplit(", ", 1)[-1].split()[0]
-                    rows.append([name, K, thr, label, f"{tt_rate / 1e6:.2f}M",
-                                 f"{rate / 1e6:.2f}M", f"{rate / tt_rate:.2f}",
-                                 f"{dl['ll_table']:.4f}", f"{tt['ll'][args.table_at]:.4f}",
-                                 *cells])
-                    common.log(" | ".join(map(str, rows[-1])))
+                common.log(f"{name} K={K} threads={thr}: tomotopy x{args.seeds}")
+                rows += [[name] + r for r in _one_setting(files, K, thr, args, child)]
     title = (f"Time to tomotopy's held-out LL (distlda seconds / tomotopy seconds; lower is "
              f"better), alpha={args.alpha}, eta={args.eta}, evaluator: document completion, "
-             f"{args.heldout_docs} held-out docs, {args.eval_iters} fold-in sweeps")
+             f"{args.heldout_docs} held-out docs, {args.eval_iters} fold-in sweeps, "
+             f"{args.seeds} chain(s) a library, seeds {args.seed}.."
+             f"{args.seed + args.seeds - 1}" + ("; targets: the mean of tomotopy's chains; "
+                                               "cells: the median of distlda's [range]"
+                                               if args.seeds > 1 else ""))
     text = "\n".join(common.environment_summary() + ["", common.format_table(heads, rows, title)])
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
