@@ -26,16 +26,18 @@ def test_sparse_sampler_dense_rows_sample_the_exact_posterior():
     assert np.abs(got_same - same).max() < 0.02
 
 
-@pytest.mark.parametrize("sampler, K, spread", [
-    ("sparse", 40, 40), ("sparse", 40, 3), ("sparse", 100, 100), ("sparse", 7, 7),
-    ("dense", 7, 7), ("dense", 8, 8), ("dense", 9, 2), ("dense", 17, 17), ("dense", 100, 100),
-    ("dense", 100, 3)])
-def test_exact_sampler_step_draws_the_exact_conditional(sampler, K, spread):
+@pytest.mark.parametrize("sampler, K, spread, scale", [
+    ("sparse", 40, 40, 1), ("sparse", 40, 3, 1), ("sparse", 100, 100, 1), ("sparse", 7, 7, 1),
+    ("dense", 7, 7, 1), ("dense", 8, 8, 1), ("dense", 9, 2, 1), ("dense", 17, 17, 1),
+    ("dense", 100, 100, 1), ("dense", 100, 3, 1), ("dense", 17, 17, 1e60)])
+def test_exact_sampler_step_draws_the_exact_conditional(sampler, K, spread, scale):
     """One token resampled many times from the same state: its new topic must follow
     p(z = k | rest) ~ (n_dk + alpha_k)(n_wk + beta)/(n_k + V beta). Sparse: whether the
     word's q bucket goes over its list (few topics: ``spread`` 3) or over the dense row.
-    Dense: whatever K is against its draw's blocks of 8 (a tail block, one, many), and although
-    the token's own topic is tested first (``spread`` 2-3: most often the likeliest)."""
+    Dense: whatever K is against its draw's blocks of 8 (a tail block, one, many), although
+    the token's own topic is tested first (``spread`` 2-3: most often the likeliest), and with
+    alpha times 1e60, where its float32 masses overflow and the token is drawn in float64
+    (not a fallback: no uniform draw is counted)."""
     rng = np.random.default_rng(K + spread)
     V = 5
     doc = rng.integers(0, V, 60).astype(np.int32)
@@ -43,13 +45,14 @@ def test_exact_sampler_step_draws_the_exact_conditional(sampler, K, spread):
     topics = rng.integers(0, spread, 60).astype(np.int32)
     other_w = rng.integers(0, V, 3000).astype(np.int32)  # the rest of the corpus
     other_t = rng.integers(0, spread, 3000).astype(np.int32)
-    alpha = rng.uniform(0.05, 0.5, K)
+    alpha = rng.uniform(0.05, 0.5, K) * scale
     beta = 0.05
     nwk = np.zeros((V, K), np.int32)
     nk = np.zeros(K, np.int32)
     K_.count_assignments(doc, topics, nwk, nk, 1)
     K_.count_assignments(other_w, other_t, nwk, nk, 1)
     p = ref.conditional(topics, 0, 2, nwk, nk, alpha, beta, V)  # token 0 is word 2
+    fallbacks = np.zeros(1, np.int64)
     doc_ptr = np.array([0, 60], np.int64)
     lo, hi = np.array([0], np.int64), np.array([1], np.int64)
     draws = np.zeros(K)
@@ -57,7 +60,8 @@ def test_exact_sampler_step_draws_the_exact_conditional(sampler, K, spread):
     for seed in range(n):
         t, a, b = topics.copy(), nwk.copy(), nk.copy()
         if sampler == "dense":
-            K_.sweep_dense(doc, t, doc_ptr, lo, hi, a, b, alpha, beta, V * beta, seed)
+            K_.sweep_dense(doc, t, doc_ptr, lo, hi, a, b, alpha, beta, V * beta, seed,
+                           fallbacks)
         else:
             lists = K_.build_word_lists(a, np.full(V, 60))
             K_.sweep_sparse(doc, t, doc_ptr, lo, hi, a, b, *lists, alpha, beta, V * beta, seed)
@@ -65,6 +69,7 @@ def test_exact_sampler_step_draws_the_exact_conditional(sampler, K, spread):
     # each topic within 5 binomial standard deviations (a topic weighted 1.5x too much in
     # the dense branch, at p = 0.01, fails this by 2x)
     assert np.all(np.abs(draws / n - p) < 5 * np.sqrt(p * (1 - p) / n) + 5e-4)
+    assert fallbacks[0] == 0
 
 
 def test_step_seeds_are_the_one_rule_threads_and_workers_share():
