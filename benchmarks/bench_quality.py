@@ -281,7 +281,8 @@ def _one_setting(files, K, thr, args, child):
     """Rows of one corpus, K and thread count: tomotopy's seeds, then each distlda sampler's."""
     seeds = [args.seed + i for i in range(args.seeds)]
     tts = [in_child(run_tomotopy, files, K, thr, dict(child, chain=s)) for s in seeds]
-    goals = {t: _mean(tts, "ll")[t] for t in args.targets}   # the mean of tomotopy's chains
+    tt_ll, tt_rate = _mean(tts, "ll"), _rate(tts)          # the mean of tomotopy's chains
+    goals = {t: tt_ll[t] for t in args.targets}
     rows = []
     for sampler in args.samplers:
         common.log(f"K={K} threads={thr}: distlda {sampler} x{len(seeds)}")
@@ -289,10 +290,10 @@ def _one_setting(files, K, thr, args, child):
                for s in seeds]
         label = sampler if sampler != "auto" else \
             "auto=" + dls[0]["sampler"].rsplit(", ", 1)[-1].split()[0]
-        rows.append([K, thr, label, f"{_rate(tts) / 1e6:.2f}M", f"{_rate(dls) / 1e6:.2f}M",
-                     f"{_rate(dls) / _rate(tts):.2f}",
-                     f"{np.mean([d['ll_table'] for d in dls]):.4f}",
-                     f"{_mean(tts, 'll')[args.table_at]:.4f}",
+        rate = _rate(dls)
+        rows.append([K, thr, label, f"{tt_rate / 1e6:.2f}M", f"{rate / 1e6:.2f}M",
+                     f"{rate / tt_rate:.2f}", f"{np.mean([d['ll_table'] for d in dls]):.4f}",
+                     f"{tt_ll[args.table_at]:.4f}",
                      *[_cell(dls, t) for t in args.targets]])
         common.log(" | ".join(map(str, rows[-1])))
     return rows

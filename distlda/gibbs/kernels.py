@@ -360,17 +360,6 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
 DRAW_BLOCK = 8
 
 
-@njit(inline="always", **_JIT)
-def search_linear(mass, K, u):
-    """The first ``k < K`` whose running sum of ``mass`` passes ``u`` (``K - 1`` when rounding
-    leaves ``u`` past them all): the float64 draw of :func:`sweep_dense`'s rare tokens."""
-    for k in range(K - 1):
-        u -= mass[k]
-        if u < 0.0:
-            return k
-    return K - 1
-
-
 @njit(fastmath=FASTMATH, error_model="numpy", **_JIT)  # x/0 is inf: caught below
 def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vbeta, seed,
                 fallbacks=None):
@@ -408,12 +397,10 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
     for k in range(K):
         inv[k] = 1.0 / (nk[k] + vbeta)
     ndk = np.zeros(K, np.int32)
-    # float32 masses: twice the topics a vector instruction (tomotopy's choice too); rounding
-    # is 6e-8 of a topic's mass, far below any run's Monte Carlo error. A token whose float32
-    # masses overflow or all vanish (extreme priors) is drawn again in float64.
+    # float32 (see above): coef and mass; cum64 holds the rare float64 draw's running sums
     coef = np.empty(K, np.float32)  # (alpha_k + n_dk) / (n_k + V beta) of the current document
     mass = np.empty(K, np.float32)  # the token's unnormalised p(z = k)
-    mass64 = np.empty(K)         # the float64 draw's masses
+    cum64 = np.empty(K)
     beta32 = np.float32(beta)
     B = DRAW_BLOCK
     moved = 0
@@ -460,12 +447,12 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
             if not (u < total and total > 0.0):  # float32 overflowed or vanished: float64
                 total = 0.0
                 for k in range(K):
-                    mass64[k] = (alpha[k] + ndk[k]) * inv[k] * (nwk[w, k] + beta)
-                    total += mass64[k]
+                    total += (alpha[k] + ndk[k]) * inv[k] * (nwk[w, k] + beta)
+                    cum64[k] = total
                 state, r = _rand(state)
                 u = r * total
                 if u < total and total > 0.0:
-                    new = search_linear(mass64, K, u)
+                    new = search_cumulative(cum64, K, u)
                 else:  # inf or NaN masses in float64 too: a uniform topic
                     state, r = _rand(state)
                     new = min(int(r * K), K - 1)
@@ -513,7 +500,8 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
 def search_cumulative(cum, K, u):
     """The first index ``k < K`` with ``u <= cum[k]`` in non-decreasing cumulative weights
     (binary search; ``K - 1`` when ``u`` is past them all, as rounding may leave it): the
-    categorical draw of the O(K) kernels, :func:`sweep_eta` and :func:`foldin`."""
+    categorical draw of the O(K) kernels, :func:`sweep_eta` and :func:`foldin`, and of
+    :func:`sweep_dense`'s float64 redraw."""
     lo = 0
     hi = K - 1
     while lo < hi:
