@@ -356,7 +356,7 @@ def sweep_sparse(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, wt_ptr, wt_len
 
 
 #: Topics per block of the dense draw: whole blocks are skipped by their sums, then one block
-#: is scanned (8 float64, one AVX-512 register; 16 measured 5-10% slower per sweep).
+#: is scanned (8 float32, one AVX2 register; 12 and 16 measured slower per sweep).
 DRAW_BLOCK = 8
 
 
@@ -365,24 +365,24 @@ def sweep_dense(words, topics, doc_ptr, tok_lo, tok_hi, nwk, nk, alpha, beta, vb
                 fallbacks=None):
     """One exact collapsed Gibbs sweep over a chunk, O(K) a token in vector instructions.
 
-    p(z=k | rest) is proportional to (alpha_k + n_dk)(n_wk + beta)/(n_k + V beta), computed
-    for all K topics as ``c_k * (n_wk + beta)`` with ``c_k = (alpha_k + n_dk)/(n_k + V beta)``
-    kept per document and patched for the two topics a token changes. That loop runs in SIMD
-    (AVX-512: 8 topics an instruction). The draw tests the token's own topic first (staying is
-    the likeliest move: 20-25% faster a sweep), then skips whole blocks of :data:`DRAW_BLOCK`
-    topics by their sums and scans one block; the draw stays exact whatever the order, since
-    the order does not depend on the uniform number. The count rows of the next
-    :data:`PREFETCH_AHEAD` tokens' words are prefetched. A run of tokens of one word (a
+    p(z=k | rest) is proportional to (alpha_k + n_dk)(n_wk + beta)/(n_k + V beta), computed for
+    all K topics as ``c_k * (n_wk + beta)`` with ``c_k = (alpha_k + n_dk)/(n_k + V beta)`` kept
+    per document and patched for the two topics a token changes. That loop runs in SIMD
+    (float32: 8 topics an AVX2 instruction, 16 with AVX-512). The draw tests the token's own
+    topic first (staying is the likeliest move: 20-25% faster a sweep), then skips whole blocks
+    of :data:`DRAW_BLOCK` topics by their sums and scans one block; the draw stays exact
+    whatever the order, since the order does not depend on the uniform number. The count rows of
+    the next :data:`PREFETCH_AHEAD` tokens' words are prefetched. A run of tokens of one word (a
     document's tokens come grouped by word: two thirds of them on long documents) keeps the
     masses and patches the two entries each token changed, so the O(K) loop runs once a run
-    (1.4x a sweep on kerneldoc, 720 tokens a document; 1.1x on debdesc's 37). The masses and
-    the draw's running sums are float32, twice the topics a vector instruction (1.1-1.2x a
-    sweep): rounding moves a topic's probability by about 1e-6 of itself, far below the Monte
-    Carlo error of any run, and a token whose float32 masses overflow or all vanish (extreme
-    priors) is drawn again in float64. Below K=500 a token costs less than in
-    :func:`sweep_sparse` (about 70 ns at K=100 against 137 on one Zen 4 core). The dense O(K)
-    form is the standard collapsed Gibbs step (Griffiths & Steyvers 2004); tomotopy's dense
-    sampler makes the same trade at small K.
+    (1.4x a sweep on kerneldoc, 720 tokens a document; 1.1x on debdesc's 37). The masses and the
+    draw's running sums are float32, twice the topics a vector instruction (1.1-1.2x a sweep):
+    rounding moves a topic's probability by about 1e-6 of itself, far below the Monte Carlo
+    error of any run, and a token whose float32 masses overflow or all vanish (extreme priors)
+    is drawn again in float64. Below K=500 a token costs less than in :func:`sweep_sparse` (2x
+    at K=100, see :func:`~distlda.gibbs.sampling.choose_sampler`). The dense O(K) form is the
+    standard collapsed Gibbs step (Griffiths & Steyvers 2004); tomotopy's dense sampler makes
+    the same trade at small K.
 
     Same contract as :func:`sweep_sparse`, without its word lists: only tokens
     ``tok_lo[d] <= i < tok_hi[d]`` of document ``d`` move (the others still count in the
