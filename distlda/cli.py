@@ -104,9 +104,9 @@ def _add_train(sub) -> None:
                    help="with --alpha auto: first sweep at which alpha is re-estimated")
     from distlda.params import SAMPLER_CHOICES
     g.add_argument("--sampler", choices=SAMPLER_CHOICES, default="auto",
-                   help="'dense': exact, O(K) in vector instructions, fastest below K=500; "
+                   help="'dense': exact, O(K) in vector instructions, fastest below K=1000; "
                         "'sparse': exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at "
-                        "large K; 'auto': dense below K=500, mh from there")
+                        "large K; 'auto': dense below K=1000, mh from there")
     g.add_argument("--mh-steps", type=int, default=None, metavar="N",
                    help="Metropolis-Hastings steps per token and phase (default 2)")
     g.add_argument("--chunksize", type=int, default=2000, metavar="DOCS",

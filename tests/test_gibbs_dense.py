@@ -134,5 +134,8 @@ def test_auto_picks_dense_at_small_K_and_mh_at_large_K():
     assert sampling.choose_sampler(100, 150.0) == "dense"
     assert sampling.choose_sampler(100, 37.0) == "dense"
     assert sampling.choose_sampler(100, 720.0) == "dense"
+    # measured (choose_sampler's table): dense to K=700 on the real corpora, MH at K=1000
+    assert sampling.choose_sampler(700, 37.0) == "dense"
+    assert sampling.choose_sampler(999, 720.0) == "dense"
     assert sampling.choose_sampler(1000, 150.0) == "mh"
     assert sampling.resolve("dense", 5000, 10.0) == "dense"

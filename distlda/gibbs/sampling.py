@@ -45,37 +45,44 @@ def report_fallbacks(fallbacks, where: str) -> None:
 
 #: ``sampler="auto"`` takes "mh" from this many topics on, "dense" below (see
 #: :func:`choose_sampler`).
-AUTO_MH_MIN_TOPICS = 500
+AUTO_MH_MIN_TOPICS = 1000
 
 
 def choose_sampler(num_topics: int, mean_doc_length: float) -> str:
     """The sampler that reaches the better model in the same time: what ``sampler="auto"`` is.
 
     The exact dense sampler (:func:`~distlda.gibbs.kernels.sweep_dense`) costs O(K) a token in
-    vector instructions, ~70 ns at K=100 and ~290 ns at K=500 on one core; it mixes as well
-    per sweep as any exact Gibbs sampler (SparseLDA, tomotopy). The MH sampler costs O(1),
-    ~100 ns at any K, but needs 2-3x the sweeps. Measured by time to quality, not throughput:
-    held-out log-likelihood per token (document completion) after 6 s of sampling, one thread,
-    same start, ``python benchmarks/bench_mh.py --corpus C --topics 200,300,500,1000
-    --samplers dense,mh2 --budget 6`` (dense / mh; the better in bold):
+    vector instructions; it mixes as well per sweep as any exact Gibbs sampler (SparseLDA,
+    tomotopy). The MH sampler costs O(1) a token at any K, but needs 2-3x the sweeps. Measured
+    by time to quality, not throughput: held-out log-likelihood per token (document
+    completion) after 6 s and after 30 s of sampling, one thread, same start, ``python
+    benchmarks/bench_mh.py --corpus C --topics 300,500,1000 --samplers dense,mh2 --budget 6``
+    (and ``--topics 500,700 --budget 30``), dense / mh, the better in bold (one AMD EPYC
+    Zen 1 core, float32 dense draw):
 
-    ====  ========================  ======================  =========================
-    K     synth-small (150 tok/doc)  debdesc (37 tok/doc)   kerneldoc (720 tok/doc)
-    ====  ========================  ======================  =========================
-    200   **-8.959** / -9.250       **-7.037** / -7.220     **-6.956** / -7.026
-    300   **-9.057** / -9.186       **-7.073** / -7.239     **-6.914** / -6.954
-    500   -9.369 / **-9.308**       **-7.205** / -7.228     **-6.854** / -6.895
-    1000  -9.528 / **-9.372**       -7.419 / **-7.302**     -6.830 / **-6.770**
-    ====  ========================  ======================  =========================
+    ========  =========================  ======================  ========================
+    K, s      synth-small (150 tok/doc)  debdesc (37 tok/doc)    kerneldoc (720 tok/doc)
+    ========  =========================  ======================  ========================
+    300, 6    **-9.175** / -9.455        **-7.098** / -7.394     **-6.908** / -7.000
+    500, 6    -9.499 / **-9.458**        **-7.199** / -7.426     **-6.837** / -6.943
+    500, 30   -9.081 / **-9.051**        **-6.899** / -6.970     **-6.698** / -6.750
+    700, 30   -9.164 / **-9.111**        **-6.958** / -7.018     **-6.657** / -6.701
+    1000, 6   -9.535 / **-9.494**        **-7.488** / -7.507     **-6.819** / -6.850
+    ========  =========================  ======================  ========================
 
-    Below K=200 dense wins by more still (benchmarks/bench_quality.py: 1.5-2x tomotopy's
-    throughput at K=50-200, where SparseLDA is 0.7-1.1x). The crossover lies at K~500 for
-    short, medium and long documents alike, so document length does not enter the rule today;
-    it is an argument so that a future kernel whose cost depends on it can say so here.
-    SparseLDA ("sparse") is never the automatic choice: dense beats it at every K up to 500
-    (2x at K=100 to 1.5x at K=500, same chain) and MH beyond; it stays for users who want exact
+    The crossover is not one K for every corpus: on the two real corpora dense wins at every K
+    measured, up to 1000, by 0.02-0.3 nats; on synth-small MH wins from K=500 by 0.03-0.05
+    (there dense runs at 1.9M tokens/s at K=500 against 4.7M on debdesc: its 20,000 words
+    have no Zipf head, so the count rows it reads most likely miss the cache). Document length does not decide it (debdesc and kerneldoc agree). The rule
+    follows the real corpora up to K=1000 and keeps "mh" from there, where it was measured
+    against tomotopy (benchmarks/bench_quality.py at K=1000, 6.9-8.8x its throughput) and
+    where dense's lead at 6 s is the smallest and shrinks with the budget. Below K=200 dense
+    wins by more still (1.5-2.6x tomotopy's throughput at K=50-200, where SparseLDA is
+    0.7-1.1x). SparseLDA ("sparse") is never the automatic choice: dense beats it at every K
+    up to 500 (2x at K=100 to 1.5x at K=500, same chain); it stays for users who want exact
     sampling at large K, and it (with :func:`~distlda.gibbs.kernels.sweep_eta`) serves the
-    non-uniform priors.
+    non-uniform priors. ``mean_doc_length`` is an argument so that a future rule whose choice
+    depends on it can say so here.
 
     Parameters
     ----------
