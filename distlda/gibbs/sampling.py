@@ -73,10 +73,11 @@ def choose_sampler(num_topics: int, mean_doc_length: float) -> str:
     The crossover is not one K for every corpus: on the two real corpora dense wins at every K
     measured, up to 1000, by 0.02-0.3 nats; on synth-small MH wins from K=500 by 0.03-0.05
     (there dense runs at 1.9M tokens/s at K=500 against 4.7M on debdesc: its 20,000 words
-    have no Zipf head, so the count rows it reads most likely miss the cache). Document length does not decide it (debdesc and kerneldoc agree). The rule
-    follows the real corpora up to K=1000 and keeps "mh" from there, where it was measured
-    against tomotopy (benchmarks/bench_quality.py at K=1000, 6.9-8.8x its throughput) and
-    where dense's lead at 6 s is the smallest and shrinks with the budget. Below K=200 dense
+    have no Zipf head, so the count rows it reads most likely miss the cache). Document length
+    does not decide it (debdesc and kerneldoc agree). The rule follows the real corpora up to
+    K=1000 and keeps "mh" from there, where it was measured against tomotopy
+    (benchmarks/bench_quality.py at K=1000, 6.9-8.8x its throughput) and where dense's lead at
+    6 s is the smallest and shrinks with the budget. Below K=200 dense
     wins by more still (1.5-2.6x tomotopy's throughput at K=50-200, where SparseLDA is
     0.7-1.1x). SparseLDA ("sparse") is never the automatic choice: dense beats it at every K
     up to 500 (2x at K=100 to 1.5x at K=500, same chain); it stays for users who want exact

@@ -84,10 +84,11 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     sampler : {"auto", "dense", "sparse", "mh"}
         "dense": exact collapsed Gibbs, O(K) per token in vector instructions (about 70 ns a
         token at K=100), the fastest to a given quality below K=1000 on real corpora.
-        "sparse": exact SparseLDA Gibbs, O(K_d + K_w) per token. Both mix best per sweep. "mh": WarpLDA-style
-        Metropolis-Hastings, O(1) per token, much faster sweeps at large K but more sweeps to
-        the same quality. "auto" (default) picks "dense" below K=1000 and "mh" from there
-        (measured by time to quality: :func:`distlda.gibbs.sampling.choose_sampler`).
+        "sparse": exact SparseLDA Gibbs, O(K_d + K_w) per token. Both mix best per sweep.
+        "mh": WarpLDA-style Metropolis-Hastings, O(1) per token, much faster sweeps at large K
+        but more sweeps to the same quality. "auto" (default) picks "dense" below K=1000 and
+        "mh" from there (measured by time to quality:
+        :func:`distlda.gibbs.sampling.choose_sampler`).
     mh_steps : int, optional
         Metropolis-Hastings steps per token and phase with ``sampler="mh"`` (default 2).
     optimize_interval, optimize_burnin : int
