@@ -72,3 +72,43 @@ def test_state_modules_run_without_pyro5(module):
     code = (f"import sys; import distlda.cluster.{module}; "
             f"sys.exit(1 if any(m.startswith('Pyro5') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def _reads_environment(tree) -> list[int]:
+    """Lines that read the process environment (os.environ, os.getenv, os.environb)."""
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb")
+            and isinstance(node.value, ast.Name) and node.value.id == "os"]
+
+
+def test_only_the_config_module_reads_the_environment():
+    readers = [f"{p.relative_to(PKG.parent)}:{line}" for p in MODULES
+               if p.name != "config.py" or p.parent != PKG
+               for line in _reads_environment(ast.parse(p.read_text()))]
+    assert not readers, "read environment knobs through distlda.config:\n" + "\n".join(readers)
+    assert _reads_environment(ast.parse("import os\nx = os.environ.get('X', os.getenv('Y'))"))
+
+
+def _registry_literals(tree) -> list[int]:
+    """Lines of string literals that spell a cluster registration (not logger names or
+    docstrings)."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "getLogger":
+            skip.update(id(a) for a in node.args)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body \
+                and isinstance(node.body[0], ast.Expr):
+            skip.add(id(node.body[0].value))
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in skip
+            and (node.value == "distlda.dispatcher" or "distlda.worker." in node.value)]
+
+
+def test_registry_names_are_written_in_one_module():
+    writers = [f"{p.relative_to(PKG.parent)}:{line}" for p in MODULES
+               if p.relative_to(PKG).as_posix() != "cluster/names.py"
+               for line in _registry_literals(ast.parse(p.read_text()))]
+    assert not writers, "use distlda.cluster.names:\n" + "\n".join(writers)
+    # the check can fail: it sees the literal in a module that writes it
+    assert _registry_literals(ast.parse('N = "distlda.worker."\nlog = getLogger("x")'))

@@ -25,15 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from distlda import config
 from distlda.cluster import codec as _wire
+from distlda.cluster import names, transport
 from distlda.cluster import tls as _tls
-from distlda.cluster import transport
 from distlda.cluster.messages import ChunkLoad, SessionConfig, is_dispatcher
 from distlda.gibbs import blocks
 
 logger = logging.getLogger(__name__)
 
-DISPATCHER = "distlda.dispatcher"
+DISPATCHER = names.DISPATCHER
 #: Seconds allowed to each step of the decision (name server, dispatcher lookup, ping).
 DECIDE_TIMEOUT = 0.5
 #: Seconds a registered dispatcher may take to answer when the cluster was asked for.
@@ -88,7 +89,7 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     """
     conf = _ns_conf(ns_conf)
     host, port = conf.get("host"), conf.get("port")
-    direct = host is not None or bool(os.environ.get("PYRO_NS_HOST"))
+    direct = host is not None or bool(config.ns_host())
     broadcast = bool(conf.get("broadcast", True)) and not direct
     where = (transport.ns_address(host, port) if not broadcast else
              f"{transport.ns_address('localhost', port)} or by broadcast")
@@ -140,7 +141,7 @@ def choose_executor(distributed, ns_conf: dict, workers: int, tls=None):
         logger.info("serial: training in-process with %d thread(s)", workers)
         return None
     t0 = time.perf_counter()
-    hint = use_tls(tls if tls is not None else os.environ.get("DISTLDA_TLS") or None)
+    hint = use_tls(tls if tls is not None else config.tls_folder())
     try:
         uri, info = find_dispatcher(ns_conf, wait=DISPATCHER_WAIT if distributed else 1.0,
                                     hint=hint)

@@ -15,12 +15,13 @@ any K and V fits through Pyro5 (whose messages stop at 1 GiB).
 from __future__ import annotations
 
 import math
-import os
 import threading
 import uuid
 from typing import Any, Callable
 
 import numpy as np
+
+from distlda import config
 
 #: dtypes a peer may send (anything else is refused rather than interpreted).
 _ALLOWED = {"|u1", "|i1", "<i2", "<u2", "<i4", "<u4", "<i8", "<f8"}
@@ -90,7 +91,7 @@ def dec_topics(d: dict) -> np.ndarray:
 # ---------------------------------------------------------------------------- big messages
 #: Largest piece of array data one call carries: far below Pyro5's 1 GiB message limit, and
 #: small enough that a piece's copies in flight stay a small share of what each side holds.
-PIECE_BYTES = int(os.environ.get("DISTLDA_PIECE_BYTES", 32 << 20))  # tests set it small
+PIECE_BYTES = config.piece_bytes()  # $DISTLDA_PIECE_BYTES: tests set it small
 
 
 def stage_out(msg, limit: int | None = None):

@@ -23,16 +23,16 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import logging
-import os
 import threading
 import time
 
-from distlda.cluster import process, tls, transport
+from distlda import config
+from distlda.cluster import names, process, tls, transport
 
 logger = logging.getLogger("distlda.nameserver")
 
 #: Registrations the name server checks (the cluster's own; others are left alone).
-CHECKED_PREFIXES = ("distlda.worker.", "distlda.dispatcher")
+CHECKED_PREFIXES = names.CHECKED
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", type=float, default=20.0,
                    help="seconds a registered worker or dispatcher may go unanswered before "
                         "its registration is removed")
-    p.add_argument("--tls", default=os.environ.get("DISTLDA_TLS") or None, metavar="DIR",
+    p.add_argument("--tls", default=config.tls_folder(), metavar="DIR",
                    help="mutual TLS with the certificates of 'python -m distlda certs DIR' "
                         "(default: $DISTLDA_TLS; without either, plain connections)")
     p.add_argument("--check-every", type=float, default=5.0,
@@ -56,8 +56,8 @@ def choose_host(host: str | None) -> tuple[str, str]:
     """(address to bind, where the choice came from)."""
     if host:
         return host, "--host"
-    if os.environ.get("PYRO_HOST"):
-        return os.environ["PYRO_HOST"], "$PYRO_HOST"
+    if config.pyro_host():
+        return str(config.pyro_host()), "$PYRO_HOST"
     lan = transport.lan_address()
     if lan:
         return lan, "this machine's LAN address"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 
+from distlda import config
 from distlda.cluster import tls, transport
 
 logger = logging.getLogger("distlda.process")
@@ -32,7 +32,7 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                    help="most memory a training session may need here, in GiB: a larger one is "
                         "refused before anything is allocated (default: 80%% of this machine's "
                         "memory)")
-    p.add_argument("--tls", default=os.environ.get("DISTLDA_TLS") or None, metavar="DIR",
+    p.add_argument("--tls", default=config.tls_folder(), metavar="DIR",
                    help="mutual TLS with the certificates of 'python -m distlda certs DIR' "
                         "(default: $DISTLDA_TLS; without either, plain connections)")
     p.add_argument("-v", "--verbose", action="count", default=0,
@@ -88,13 +88,13 @@ def connect(args, what: str) -> None:
     if getattr(args, "tls", None):
         folder = tls.TLSFolder(args.tls)  # a host certificate to find the name server with
         transport.use_tls(str(folder.ca_file), *folder.any_host())
-        if args.host or os.environ.get("PYRO_HOST"):  # known: fail before waiting for the NS
-            folder.for_address(args.host or os.environ["PYRO_HOST"])
+        if args.host or config.pyro_host():  # known: fail before waiting for the NS
+            folder.for_address(args.host or config.pyro_host())
     ns_host, ns_port = transport.find_ns(args.ns_host, args.ns_port, what)
     if args.host:
         host, source = args.host, "--host"
-    elif os.environ.get("PYRO_HOST"):
-        host, source = os.environ["PYRO_HOST"], "$PYRO_HOST"
+    elif config.pyro_host():
+        host, source = str(config.pyro_host()), "$PYRO_HOST"
     else:
         host, source = transport.route_address(ns_host), "the route to the name server"
     if transport.is_loopback(host) and not transport.is_loopback(ns_host):

@@ -18,12 +18,12 @@ import logging
 import threading
 import time
 
-from distlda.cluster import transport
+from distlda.cluster import names, transport
 from distlda.cluster.membership import Member, Membership
 
 logger = logging.getLogger("distlda.dispatcher")
 
-WORKER_PREFIX = "distlda.worker."
+WORKER_PREFIX = names.WORKER_PREFIX
 
 
 class Roster:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import socket
 import threading
 import time
@@ -23,6 +22,8 @@ import Pyro5.api
 import Pyro5.core
 import Pyro5.errors
 from Pyro5 import config as _config
+
+from distlda import config
 
 logger = logging.getLogger("distlda.transport")
 
@@ -38,7 +39,7 @@ expose = Pyro5.api.expose
 #: Seconds a server keeps a connection that sends nothing: then it closes it, so idle
 #: sockets cannot hold a server's threads. Our own proxies reconnect before that
 #: (:data:`RECONNECT_AFTER`).
-IDLE_TIMEOUT = float(os.environ.get("DISTLDA_IDLE_TIMEOUT", 30.0))  # tests set it short
+IDLE_TIMEOUT = config.idle_timeout()  # $DISTLDA_IDLE_TIMEOUT: tests set it short
 RECONNECT_AFTER = IDLE_TIMEOUT * 2 / 3
 #: Threads of a thread-pool server (Pyro5's default of 80 is filled by 80 idle sockets),
 #: and the most connections one remote (non-loopback) address may hold at once.
@@ -254,7 +255,7 @@ def locate_ns(host=None, port=None, timeout: float = 5.0, broadcast: bool = Fals
     With ``broadcast`` and neither a host nor ``$PYRO_NS_HOST``, a name server on localhost is
     tried first, then one answering a broadcast (:func:`broadcast_ns`).
     """
-    if host is None and broadcast and not os.environ.get("PYRO_NS_HOST"):
+    if host is None and broadcast and not config.ns_host():
         try:
             return ns_proxy("localhost", port or _config.NS_PORT, min(timeout, 1.0))
         except Pyro5.errors.PyroError:
@@ -274,7 +275,7 @@ def ns_address(host=None, port=None) -> str:
 
 
 def _broadcast_addrs() -> list[str]:
-    addrs = os.environ.get("PYRO_BROADCAST_ADDRS") or _config.BROADCAST_ADDRS
+    addrs = config.broadcast_addrs() or _config.BROADCAST_ADDRS
     if isinstance(addrs, str):
         addrs = [a.strip() for a in addrs.split(",") if a.strip()]
     return list(addrs)

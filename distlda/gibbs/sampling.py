@@ -12,10 +12,10 @@ both use them.
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
+from distlda import config
 from distlda import params as _params
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
@@ -30,9 +30,8 @@ EXACT = ("sparse", "dense")
 STEP_SEED = 0x9E3779B9
 
 
-def check_mode() -> bool:
-    """``DISTLDA_CHECK=1``: executors count fallback draws (and workers verify their slices)."""
-    return os.environ.get("DISTLDA_CHECK", "") not in ("", "0")
+#: ``DISTLDA_CHECK=1``: executors count fallback draws (and workers verify their slices).
+check_mode = config.check_mode
 
 
 def report_fallbacks(fallbacks, where: str) -> None:

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from distlda.cluster import codec, process, transport
+from distlda.cluster import codec, names, process, transport
 from distlda.cluster.coordinator import Coordinator, Roster
 from distlda.cluster.messages import (
     DISPATCHER_SERVICE,
@@ -41,8 +41,7 @@ from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.dispatcher")
 
-NAME = "distlda.dispatcher"
-META = "distlda.dispatcher"
+NAME = META = names.DISPATCHER
 
 __all__ = ["LdaDispatcher", "NAME", "main"]
 

@@ -25,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from distlda.cluster import codec, process, transport
+from distlda import config
+from distlda.cluster import codec, names, process, transport
 from distlda.cluster.messages import (
     ChunkLoad,
     Job,
@@ -41,7 +42,7 @@ from distlda.cluster.worker_session import StaleView, WorkerSession
 
 logger = logging.getLogger("distlda.worker")
 
-PREFIX = "distlda.worker."
+PREFIX = names.WORKER_PREFIX
 META = "distlda.worker"
 
 __all__ = ["LdaWorker", "PREFIX", "StaleView", "main"]
@@ -193,7 +194,7 @@ def _test_hold():
     """Tests only: with ``DISTLDA_TEST_HOLD=PHASE:DIR``, a job waits at the start of PHASE
     while ``DIR/hold`` exists (at most 120 s), with ``DIR/<pid>.held`` saying so, so that a
     test can kill a worker at an exact phase instead of polling for it."""
-    spec = os.environ.get("DISTLDA_TEST_HOLD")
+    spec = config.test_hold()
     if not spec:
         return None
     phase, folder = spec.split(":", 1)
@@ -218,7 +219,7 @@ def main(argv=None) -> int:
     p.add_argument("--name", default=None,
                    help=f"name server name (default {PREFIX}<hostname>.<pid>)")
     args = p.parse_args(argv)
-    name = args.name or f"{PREFIX}{socket.gethostname()}.{os.getpid()}"
+    name = args.name or names.worker_name(socket.gethostname(), os.getpid())
     if not name.startswith(PREFIX):
         p.error(f"--name must start with {PREFIX!r}")
     process.setup(args)
