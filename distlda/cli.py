@@ -429,6 +429,12 @@ def _info(args, msg: str) -> None:
 
 
 # ---------------------------------------------------------------------- commands
+def _table_settings() -> list:
+    """(LdaModel keyword, argparse name) of every setting the table gives an option."""
+    from distlda.params import PARAMS
+    return [(p.name, p.cli.dest or p.name) for p in PARAMS if p.cli is not None]
+
+
 def _table_options(fixed_on_resume: bool | None = None) -> list:
     """(argparse name, flag, rule) of the table's command-line options."""
     from distlda.params import PARAMS
@@ -525,13 +531,9 @@ def cmd_train(args) -> int:
                 "filters (--no-below, --no-above, --keep-n)", len(id2word), args.num_topics)
         _info(args, f"training {args.num_topics} topics on {what}, {args.iterations} sweeps")
         _say_if_compiling(args)
-        lda = LdaModel(corpus, num_topics=args.num_topics, id2word=id2word, alpha=alpha,
-                       eta=args.eta, iterations=args.iterations, random_state=args.seed,
-                       distributed=distributed, ns_conf=ns_conf, workers=args.threads,
-                       chunksize=args.chunksize, eval_every=args.eval_every,
-                       sampler=args.sampler, mh_steps=args.mh_steps,
-                       optimize_interval=args.optimize_interval,
-                       optimize_burnin=args.optimize_burnin, progress=progress)
+        settings = {name: getattr(args, dest) for name, dest in _table_settings()}
+        lda = LdaModel(corpus, id2word=id2word, distributed=distributed, ns_conf=ns_conf,
+                       progress=progress, **dict(settings, alpha=alpha))
     secs = time.perf_counter() - t0
     _info(args, f"trained on {lda.num_docs} documents, {lda.num_tokens} tokens, {lda.num_terms} "
                 f"terms in {secs:.1f} s ({lda.executor_info}); log-likelihood "

@@ -19,6 +19,8 @@ from distlda.interop import GensimInteropMixin
 from distlda.monitor import SweepStats, check_callbacks, note_first_compile
 from distlda.params import (
     PARAM,
+    PRIOR_MAX,  # noqa: F401 (named by the constructor's docs; imported from here)
+    PRIOR_MIN,  # noqa: F401
     Integer,
     ModelSpec,
     _resolve_alpha,
