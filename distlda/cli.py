@@ -112,8 +112,8 @@ def _add_params(group, name: str) -> None:
                 extra["type"] = o.type
             if o.choices is not None:
                 extra["choices"] = o.choices
-            group.add_argument(*o.flags, dest=o.dest or param.name, default=o.default,
-                               help=o.help, **extra)
+            group.add_argument(*o.flags, dest=o.dest or param.name,
+                               default=param.cli_default, help=o.help, **extra)
 
 
 def _add_corpus_options(p, vocab: bool = True) -> None:

@@ -12,8 +12,9 @@ Format versions (``format_version`` in ``meta``; every change to the format bump
 
 - **1** (distlda 0.1, until issue 12). Written in three variants, since fields were added
   without a bump: the first had no ``optimize_*``/``sweeps_done`` fields, the second no
-  ``sampler``/``mh_steps``. Missing fields take the defaults in :data:`FIELDS`, which are
-  what the code that wrote them did (only the sparse sampler existed; alpha was fixed).
+  ``sampler``/``mh_steps``. Missing fields take the defaults in :data:`FIELDS` (for the
+  settings, ``older`` in :data:`distlda.params.PARAMS`), which are what the code that wrote
+  them did (only the sparse sampler existed; alpha was fixed).
 - **2**: adds ``num_docs`` and ``num_tokens`` (checked against the arrays), and inference
   seeds each document from ``infer_seed`` and its words (so a version-1 model's inference
   answers differ from the ones the old code gave, though they are equally valid draws).
@@ -276,8 +277,9 @@ def load_model(cls, fname: str):
 
 
 def model_from_saved(cls, meta: dict, arrays: dict):
-    """The model of a checked :func:`~distlda.persistence.read_archive` result, made by
-    ``cls.from_state``; ValueError when the parts do not fit together."""
+    """The model of a checked :func:`~distlda.persistence.read_archive` result: its spec
+    (``ModelSpec.from_dict``) and Gibbs state through ``cls.from_state``, the one way a
+    model is assembled; ValueError when the parts do not fit together."""
     K, V = meta["num_topics"], meta["num_terms"]
     rng = np.random.default_rng()
     try:

@@ -161,10 +161,27 @@ def test_the_table_drives_the_file_the_command_line_and_the_session():
     for p in params.PARAMS:
         if p.cli is not None:
             dest = p.cli.dest or p.name
-            assert getattr(train, dest) == p.cli.default
+            assert getattr(train, dest) == p.cli_default
             assert (dest in _MODEL_OPTIONS) == p.cli.fixed_on_resume
     # K's lower bound, written once: the session message takes it from the table
     assert SESSION_RULES["num_topics"].lo == params.PARAM["num_topics"].rule.lo
     good = SessionConfig(3, 10, np.full(3, 0.5), 0.1, num_chunks=1, num_tokens=5).to_wire()
     with pytest.raises(ProtocolError, match=r"num_topics: expected an integer in \[1, "):
         SessionConfig.from_wire(dict(good, num_topics=0))
+
+
+def test_the_constructor_takes_every_setting_with_the_tables_default():
+    import inspect
+    signature = inspect.signature(LdaModel).parameters
+    derived = {"optimize_alpha", "optimize_eta", "fixed_vocab", "infer_seed"}
+    for p in params.PARAMS:
+        if p.name not in derived:
+            assert signature[p.name].default == p.default, p.name
+
+
+def test_optimize_burnin_is_written_once_outside_its_use():
+    """The example of the issue: optimize_burnin's rule, default, option and field live in
+    the table; only the training step uses it (the constructor names it as a keyword)."""
+    users = sorted(str(path.relative_to(PKG.parent)) for path in PKG.rglob("*.py")
+                   if "optimize_burnin" in path.read_text())
+    assert users == ["distlda/models/ldamodel.py", "distlda/params.py", "distlda/training.py"]

@@ -19,6 +19,7 @@ from distlda.interop import GensimInteropMixin
 from distlda.monitor import SweepStats, check_callbacks, note_first_compile
 from distlda.params import (
     PARAM,
+    PARAMS,
     PRIOR_MAX,  # noqa: F401 (named by the constructor's docs; imported from here)
     PRIOR_MIN,  # noqa: F401
     Integer,
@@ -32,6 +33,8 @@ from distlda.topics import TopicsMixin
 from distlda.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
+#: The constructor's defaults: the parameter table's.
+_D = {p.name: p.default for p in PARAMS}
 
 
 class _Setting:
@@ -193,17 +196,22 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     optimize_interval = _Setting()
     optimize_burnin = _Setting()
 
-    def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
-                 distributed: bool | None = None, chunksize: int = 2000,
-                 passes: int | None = None, update_every=None, alpha="symmetric", eta=None,
-                 decay=None, offset=None, eval_every: int | None = 10, iterations: int = 200,
-                 gamma_threshold=None, minimum_probability: float = 0.01, random_state=None,
-                 ns_conf: dict | None = None, minimum_phi_value: float = 0.01,
-                 per_word_topics: bool = False, callbacks: Sequence[Callable] | None = None,
-                 dtype=np.float64, *, workers: int | None = None,
-                 inference_iterations: int = 50, sampler: str = "auto",
-                 mh_steps: int | None = None, optimize_interval: int = 10,
-                 optimize_burnin: int = 20, progress: bool | None = None, tls=None):
+    def __init__(self, corpus=None, num_topics: int = _D["num_topics"], id2word=None,
+                 distributed: bool | None = _D["distributed"], chunksize: int = _D["chunksize"],
+                 passes: int | None = _D["passes"], update_every=None, alpha=_D["alpha"],
+                 eta=_D["eta"], decay=None, offset=None,
+                 eval_every: int | None = _D["eval_every"], iterations: int = _D["iterations"],
+                 gamma_threshold=None, minimum_probability: float = _D["minimum_probability"],
+                 random_state=_D["random_state"], ns_conf: dict | None = _D["ns_conf"],
+                 minimum_phi_value: float = _D["minimum_phi_value"],
+                 per_word_topics: bool = _D["per_word_topics"],
+                 callbacks: Sequence[Callable] | None = None, dtype=_D["dtype"], *,
+                 workers: int | None = _D["workers"],
+                 inference_iterations: int = _D["inference_iterations"],
+                 sampler: str = _D["sampler"], mh_steps: int | None = _D["mh_steps"],
+                 optimize_interval: int = _D["optimize_interval"],
+                 optimize_burnin: int = _D["optimize_burnin"],
+                 progress: bool | None = _D["progress"], tls=_D["tls"]):
         # the positional order is gensim's, so that gensim code runs unchanged; distlda's own
         # settings are keyword-only
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
