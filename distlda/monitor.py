@@ -50,7 +50,8 @@ class SweepStats:
 
 
 class SweepMonitor:
-    """The ``on_sweep(it, loglik=None, histograms=None)`` of one training call.
+    """What one training call shows and records after each sweep (called by the training
+    loop, :func:`distlda.training.train`, after the model's own step).
 
     Parameters
     ----------
@@ -58,9 +59,9 @@ class SweepMonitor:
     iterations : int
         Sweeps this call runs.
 
-    ``loglik`` (per token, or a function returning it) and ``histograms`` (a function
-    returning the document-topic count histograms) are passed by executors whose Gibbs state
-    lives elsewhere. Use as a context manager around the training (bar and log redirect).
+    ``loglik`` (per token, or a function returning it) is passed by executors whose Gibbs
+    state lives elsewhere. Use as a context manager around the training (bar and log
+    redirect).
     """
 
     def __init__(self, model, iterations: int):
@@ -91,7 +92,7 @@ class SweepMonitor:
             self._redirect.__exit__(*exc)
         return False
 
-    def __call__(self, it: int, loglik=None, histograms=None, sync=None) -> None:
+    def __call__(self, it: int, loglik=None, sync=None) -> None:
         """After sweep ``it`` (and the model's own step, :func:`distlda.training.step`, which
         counted it and learned the priors when due). ``sync()``, when given, brings the
         model's state up to date (on a cluster the client's copy is behind): called before

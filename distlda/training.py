@@ -76,7 +76,7 @@ def train(model, executor, iterations: int) -> None:
 
     def on_sweep(it, loglik=None, histograms=None, sync=None):
         step(model.spec, model.state, histograms)
-        monitor(it, loglik=loglik, histograms=histograms, sync=sync)
+        monitor(it, loglik=loglik, sync=sync)
 
     with monitor:
         try:
