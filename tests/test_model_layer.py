@@ -185,3 +185,31 @@ def test_optimize_burnin_is_written_once_outside_its_use():
     users = sorted(str(path.relative_to(PKG.parent)) for path in PKG.rglob("*.py")
                    if "optimize_burnin" in path.read_text())
     assert users == ["distlda/models/ldamodel.py", "distlda/params.py", "distlda/training.py"]
+
+
+def test_the_training_step_owns_the_prior_schedule(monkeypatch):
+    """alpha and eta are learned after sweeps s >= optimize_burnin with s % optimize_interval
+    == 0, counted across trainings, by the model's step before the monitor sees the sweep."""
+    from distlda import monitor, training
+    learned, seen_by_monitor = [], []
+    monkeypatch.setattr(training, "learn_alpha",
+                        lambda state, hist=None: learned.append(("alpha", state.sweeps_done)))
+    monkeypatch.setattr(training, "learn_eta",
+                        lambda state: learned.append(("eta", state.sweeps_done)))
+    real_call = monitor.SweepMonitor.__call__
+
+    def observe(self, it, **kw):
+        seen_by_monitor.append((it, self.model.state.sweeps_done, len(learned)))
+        return real_call(self, it, **kw)
+
+    monkeypatch.setattr(monitor.SweepMonitor, "__call__", observe)
+    lda = LdaModel([[(0, 1), (1, 2)], [(2, 1)]], num_topics=2, iterations=7, alpha="auto",
+                   eta="auto", optimize_interval=3, optimize_burnin=4, distributed=False,
+                   workers=1, random_state=0)
+    lda.train(5)
+    assert learned == [("alpha", 6), ("eta", 6), ("alpha", 9), ("eta", 9), ("alpha", 12),
+                       ("eta", 12)]
+    assert lda.state.sweeps_done == 12 and [h.sweep for h in lda.history] == list(range(1, 13))
+    # the monitor observes each sweep after the step counted it (and learned, when due)
+    assert seen_by_monitor[5] == (5, 6, 2) and seen_by_monitor[7] == (0, 8, 2)
+    assert "optimize" not in Path(monitor.__file__).read_text()
