@@ -2,10 +2,11 @@
 
 :class:`GensimCompatMixin` holds what :class:`distlda.models.LdaModel` offers so that code
 written for ``gensim.models.LdaModel`` runs unchanged (``eta`` in gensim's shape; ``state``,
-the Gibbs state, reads as gensim's ``LdaState``; ``get_document_topics`` with ``per_word_topics``, ``get_term_topics``, ``diff``,
-``top_topics``, ``bound``, gensim's ``save``/``load`` keywords); :func:`gensim_keywords`
-maps the constructor's variational-Bayes keywords. Each docstring says where a method means
-something other than in gensim and why. docs/parity.rst is the table of all of it.
+the Gibbs state, reads as gensim's ``LdaState``; ``get_document_topics`` with
+``per_word_topics``, ``get_term_topics``, ``diff``, ``top_topics``, ``bound``, gensim's
+``save``/``load`` keywords); :func:`gensim_keywords` maps the constructor's
+variational-Bayes keywords. Each docstring says where a method means something other than in
+gensim and why. docs/parity.rst is the table of all of it.
 """
 
 from __future__ import annotations

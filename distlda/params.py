@@ -402,9 +402,11 @@ class Param:
 
     ``rule`` checks what the constructor is given, or ``resolver`` turns it into what the
     model keeps (neither: the constructor resolves it against K and V, as alpha and eta);
-    ``none`` is what None stands for (:data:`REQUIRED`: None is checked like any value). A ``saved`` setting is the model file field of its name, checked by
-    ``file_rule`` (default ``rule``); ``since`` is the format version whose files have it,
-    and a file without it takes ``older``. ``in_spec``: kept in :class:`ModelSpec`.
+    ``none`` is what None stands for (:data:`REQUIRED`: None is checked like any value). A
+    ``saved`` setting is the model file field of its name, checked by ``file_rule``
+    (default ``rule``); ``since`` is the format version whose files have it, and a file
+    without it takes ``older``. ``in_spec``: kept in :class:`ModelSpec`. ``cli``: the
+    option of ``distlda train``, if any.
     """
 
     name: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import numbers
 from typing import Callable, Sequence
@@ -50,7 +49,6 @@ class _Setting:
 
     def __set__(self, obj, value) -> None:
         obj._spec = obj.spec.replace(**{self.name: value})
-
 
 
 class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixin):
@@ -217,8 +215,13 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
                           gamma_threshold=gamma_threshold))
         K = PARAM["num_topics"].resolve(num_topics)
-        spec = ModelSpec.resolve(
-            chunksize=chunksize, iterations=iterations, passes=passes, eval_every=eval_every,
+        rng = _resolve_rng(random_state)
+        vocab = _resolve_id2word(id2word)
+        V = (max(vocab) + 1) if vocab else 0
+        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
+        sweeps = sweeps_for(passes, PARAM["iterations"].resolve(iterations))
+        spec = ModelSpec.resolve(  # each setting checked by its rule
+            chunksize=chunksize, iterations=sweeps, passes=passes, eval_every=eval_every,
             minimum_phi_value=minimum_phi_value, per_word_topics=per_word_topics, dtype=dtype,
             inference_iterations=inference_iterations,
             workers=available_cores() if workers is None else workers, sampler=sampler,
@@ -226,21 +229,14 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
             minimum_probability=minimum_probability, optimize_interval=optimize_interval,
             optimize_burnin=optimize_burnin, progress=progress,
             optimize_alpha=isinstance(alpha, str) and alpha == "auto",
-            optimize_eta=isinstance(eta, str) and eta == "auto")
-        rng = _resolve_rng(random_state)
-        vocab = _resolve_id2word(id2word)
-        V = (max(vocab) + 1) if vocab else 0
-        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
+            optimize_eta=isinstance(eta, str) and eta == "auto",
+            fixed_vocab=id2word is not None or eta_width > 0,
+            infer_seed=int(rng.integers(2 ** 32)))
         state = GibbsState(K, V or eta_width)  # checks K and V before anything of their size
         state.alpha = _resolve_alpha("symmetric" if spec.optimize_alpha else alpha, K)
         state.set_beta(_resolve_eta(eta, K, V or None))
-        if state.eta_kw is not None and spec.sampler == "mh":
-            raise ValueError("the mh sampler supports only a scalar eta: use sampler='sparse' "
-                             "or 'auto' with a per-word or seeded eta")
-        spec = dataclasses.replace(
-            spec, iterations=sweeps_for(passes, spec.iterations),
-            fixed_vocab=id2word is not None or eta_width > 0,
-            infer_seed=int(rng.integers(2 ** 32)))
+        if state.eta_kw is not None:
+            state.resolve_sampler(spec.sampler)  # the mh sampler refuses a non-uniform eta
         self._assemble(spec, state, vocab, rng)
         self._in_process_only()  # distributed=True with what the cluster cannot run: now
         self.random_state = random_state
@@ -450,7 +446,9 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
 
     def _sweeps(self, iterations: int | None) -> int:
         """``iterations`` checked, or the model's own."""
-        return self.iterations if iterations is None else PARAM["iterations"].resolve(iterations)
+        if iterations is None:
+            return self.iterations
+        return PARAM["iterations"].resolve(iterations)
 
     def log_likelihood_per_token(self) -> float:
         """Joint log p(words, topic assignments) of the Gibbs state, per token."""
