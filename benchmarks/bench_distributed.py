@@ -115,7 +115,7 @@ def measure(X, args, n_tok, short, long_, ns_conf=None, tls=None):
         marks.append((time.perf_counter(), time.process_time(), wire_bytes(args.wire_iface)))
 
     marks.append((time.perf_counter(), time.process_time(), wire_bytes(args.wire_iface)))
-    ex.run(lda._state, long_, lda._rng, on_sweep)
+    ex.run(lda.state, long_, lda.rng, on_sweep)
     wall = np.diff([m[0] for m in marks])[short:]
     cpu = np.diff([m[1] for m in marks])[short:]
     wire = (marks[-1][2] - marks[short][2]) / max(len(marks) - 1 - short, 1) / n_tok
@@ -164,7 +164,7 @@ def parallel_ceiling(lda, parts=2, repeats=5):
 
     from distlda.gibbs.local import partition
     from distlda.gibbs.sampling import sweep as sweep_chunks
-    st = lda._state
+    st = lda.state
     ch = st.chunks
     groups = partition([c.num_tokens for c in ch], parts)
 

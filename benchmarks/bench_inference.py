@@ -45,11 +45,12 @@ def fabricate(num_terms: int, num_topics: int, seed: int = 0, per_word: int = 5)
     lda = LdaModel(None, num_topics=num_topics, id2word={num_terms - 1: "last"},
                    random_state=seed, workers=1, inference_iterations=50)
     rng = np.random.default_rng(seed)
-    nwk = lda._state.nwk
+    nwk = lda.state.nwk
     rows = np.repeat(np.arange(num_terms), per_word)
     cols = rng.integers(0, num_topics, rows.shape[0])
     nwk[rows, cols] = rng.integers(1, 50, rows.shape[0], dtype=np.int32)
-    lda._state.nk[:] = nwk.sum(axis=0, dtype=np.int64)
+    lda.state.nk[:] = nwk.sum(axis=0, dtype=np.int64)
+    lda.state.touch()  # counts changed in place
     return lda
 
 
@@ -83,7 +84,7 @@ def measure(num_terms: int, num_topics: int, calls: int) -> dict:
     lda[doc2]
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return dict(V=num_terms, K=num_topics, counts_mib=lda._state.nwk.nbytes / 2 ** 20,
+    return dict(V=num_terms, K=num_topics, counts_mib=lda.state.nwk.nbytes / 2 ** 20,
                 first_ms=first * 1e3, ms2=t2 * 1e3, ms100=t100 * 1e3, batch_ms=tb * 1e3,
                 peak_kib=peak / 1024, rss_growth=rss_mib() - rss0)
 

@@ -178,7 +178,7 @@ def run_distlda(files, K, threads, sampler, goals, args):
         lda.train(10 ** 6)
     except _Budget:
         pass
-    seconds, sweeps = snaps[-1][0], lda._sweeps_done
+    seconds, sweeps = snaps[-1][0], lda.state.sweeps_done
     alpha = np.asarray(lda.alpha, dtype=np.float64)
     cache = {}
 

@@ -91,27 +91,7 @@ def _add_train(sub) -> None:
     g.add_argument("--keep-n", type=int, default=100000, metavar="N",
                    help="keep at most the N most frequent words (0: no limit)")
     g = t.add_argument_group("model")
-    g.add_argument("-k", "--num-topics", type=int, default=20, metavar="K", help="number of topics")
-    g.add_argument("-i", "--iterations", type=int, default=200, metavar="N",
-                   help="Gibbs sweeps to run (with --resume: sweeps to add)")
-    g.add_argument("--alpha", default="symmetric",
-                   help="document-topic prior: 'symmetric' (1/K), 'asymmetric', 'auto' (learned "
-                        "from the data every --optimize-interval sweeps) or a number")
-    g.add_argument("--eta", type=float, default=0.01, metavar="ETA", help="topic-word prior")
-    g.add_argument("--optimize-interval", type=int, default=10, metavar="N",
-                   help="with --alpha auto: re-estimate alpha every N sweeps")
-    g.add_argument("--optimize-burnin", type=int, default=20, metavar="N",
-                   help="with --alpha auto: first sweep at which alpha is re-estimated")
-    from distlda.params import SAMPLER_CHOICES
-    g.add_argument("--sampler", choices=SAMPLER_CHOICES, default="auto",
-                   help="'dense': exact, O(K) in vector instructions, fastest below K=1000; "
-                        "'sparse': exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at "
-                        "large K; 'auto': dense below K=1000, mh from there")
-    g.add_argument("--mh-steps", type=int, default=None, metavar="N",
-                   help="Metropolis-Hastings steps per token and phase (default 2)")
-    g.add_argument("--chunksize", type=int, default=2000, metavar="DOCS",
-                   help="documents per chunk, the unit of work of threads and cluster workers")
-    g.add_argument("--seed", type=int, default=42, metavar="N", help="random seed")
+    _add_params(g, "model")
     g.add_argument("--resume", metavar="MODEL",
                    help="continue training the model saved in MODEL (by -o) for --iterations more "
                         "sweeps, with its own topics, priors, sampler and random state; CORPUS, if "
@@ -119,6 +99,21 @@ def _add_train(sub) -> None:
     _add_run_options(t)
     _add_output_options(t, training=True)
     t.set_defaults(func=cmd_train)
+
+
+def _add_params(group, name: str) -> None:
+    """The options of the settings the parameter table gives to this help group."""
+    from distlda.params import PARAMS
+    for param in PARAMS:
+        o = param.cli
+        if o is not None and o.group == name:
+            extra: dict = {} if o.metavar is None else {"metavar": o.metavar}
+            if o.type is not None:
+                extra["type"] = o.type
+            if o.choices is not None:
+                extra["choices"] = o.choices
+            group.add_argument(*o.flags, dest=o.dest or param.name,
+                               default=param.cli_default, help=o.help, **extra)
 
 
 def _add_corpus_options(p, vocab: bool = True) -> None:
@@ -132,16 +127,13 @@ def _add_corpus_options(p, vocab: bool = True) -> None:
 
 def _add_run_options(p) -> None:
     g = p.add_argument_group("execution")
-    g.add_argument("--threads", "--workers", dest="threads", type=int, default=None, metavar="N",
-                   help="threads for in-process training (default: all cores)")
+    _add_params(g, "execution")
     g.add_argument("--distributed", choices=["auto", "yes", "no"], default="auto",
                    help="use a Pyro5 cluster: auto (if one is up), yes (or fail), no")
     g.add_argument("--ns-host", metavar="HOST",
                    help="Pyro5 name server host (default: $PYRO_NS_HOST, else localhost, "
                         "else found by broadcast)")
     g.add_argument("--ns-port", type=int, metavar="PORT", help="Pyro5 name server port")
-    g.add_argument("--eval-every", type=int, default=10, metavar="N",
-                   help="log speed and log-likelihood every N sweeps (0: never evaluate)")
     g.add_argument("-q", "--quiet", action="store_true",
                    help="print only the topics: no log lines and no progress bar")
 
@@ -391,7 +383,7 @@ def write_topic_word_weights(lda, path: str) -> None:
     import numpy as np
     counts = lda.sstats
     eta = np.broadcast_to(lda.eta, counts.shape)
-    words = [lda._word(i) for i in range(lda.num_terms)]
+    words = [lda.id2word.get(i, str(i)) for i in range(lda.num_terms)]
     with _open_out(path) as f:
         for k in range(lda.num_topics):
             row = counts[k]
@@ -437,25 +429,34 @@ def _info(args, msg: str) -> None:
 
 
 # ---------------------------------------------------------------------- commands
+def _table_settings() -> list:
+    """(LdaModel keyword, argparse name) of every setting the table gives an option."""
+    from distlda.params import PARAMS
+    return [(p.name, p.cli.dest or p.name) for p in PARAMS if p.cli is not None]
+
+
+def _table_options(fixed_on_resume: bool | None = None) -> list:
+    """(argparse name, flag, rule) of the table's command-line options."""
+    from distlda.params import PARAMS
+    return [(p.cli.dest or p.name, p.cli.flags[0], p.rule) for p in PARAMS
+            if p.cli is not None and fixed_on_resume in (None, p.cli.fixed_on_resume)]
+
+
 # Options that define a new model: with --resume the saved model's own values apply.
-_MODEL_OPTIONS = {"num_topics": "-k", "alpha": "--alpha", "eta": "--eta", "sampler": "--sampler",
-                  "mh_steps": "--mh-steps", "chunksize": "--chunksize", "seed": "--seed",
-                  "optimize_interval": "--optimize-interval",
-                  "optimize_burnin": "--optimize-burnin", "no_below": "--no-below",
-                  "no_above": "--no-above", "keep_n": "--keep-n"}
+_MODEL_OPTIONS = {**{dest: flag for dest, flag, _ in _table_options(fixed_on_resume=True)},
+                  "no_below": "--no-below", "no_above": "--no-above", "keep_n": "--keep-n"}
 
 
 def _check_numbers(args) -> None:
-    for dest, flag, low in (("num_topics", "-k", 1), ("iterations", "-i", 0),
-                            ("chunksize", "--chunksize", 1), ("eval_every", "--eval-every", 0),
-                            ("threads", "--threads", 1), ("no_below", "--no-below", 0),
-                            ("keep_n", "--keep-n", 0), ("topn", "--topn", 0),
-                            ("mh_steps", "--mh-steps", 1),
-                            ("optimize_interval", "--optimize-interval", 1),
-                            ("optimize_burnin", "--optimize-burnin", 0)):
+    from distlda.params import Integer, Optional
+    limits = [(dest, flag, rule) for dest, flag, rule in _table_options()
+              if isinstance(rule, (Integer, Optional))]
+    limits += [("no_below", "--no-below", Integer(0)), ("keep_n", "--keep-n", Integer(0)),
+               ("topn", "--topn", Integer(0))]
+    for dest, flag, rule in limits:
         value = getattr(args, dest, None)
-        if value is not None and value < low:
-            raise CliError(f"{flag} {value}: must be an integer >= {low}")
+        if value is not None and not rule.ok(value):
+            raise CliError(f"{flag} {value}: must be {rule.requirement}")
     if getattr(args, "no_above", None) is not None and not 0 < args.no_above <= 1:
         raise CliError(f"--no-above {args.no_above}: must be a fraction in (0, 1]")
     if getattr(args, "eta", None) is not None and not args.eta > 0:
@@ -512,7 +513,8 @@ def cmd_train(args) -> int:
         if args.threads:
             lda.workers = args.threads
         _info(args, f"continuing {args.resume} ({lda.num_topics} topics, {lda.num_docs} "
-                    f"documents, {lda._sweeps_done} sweeps so far) for {args.iterations} sweeps")
+                    f"documents, {lda.state.sweeps_done} sweeps so far) for {args.iterations} "
+                    f"sweeps")
         _say_if_compiling(args)
         if args.corpus:
             lda.update(_open_corpus_for_model(lda, args.corpus, args.format),
@@ -529,13 +531,9 @@ def cmd_train(args) -> int:
                 "filters (--no-below, --no-above, --keep-n)", len(id2word), args.num_topics)
         _info(args, f"training {args.num_topics} topics on {what}, {args.iterations} sweeps")
         _say_if_compiling(args)
-        lda = LdaModel(corpus, num_topics=args.num_topics, id2word=id2word, alpha=alpha,
-                       eta=args.eta, iterations=args.iterations, random_state=args.seed,
-                       distributed=distributed, ns_conf=ns_conf, workers=args.threads,
-                       chunksize=args.chunksize, eval_every=args.eval_every,
-                       sampler=args.sampler, mh_steps=args.mh_steps,
-                       optimize_interval=args.optimize_interval,
-                       optimize_burnin=args.optimize_burnin, progress=progress)
+        settings = {name: getattr(args, dest) for name, dest in _table_settings()}
+        lda = LdaModel(corpus, id2word=id2word, distributed=distributed, ns_conf=ns_conf,
+                       progress=progress, **dict(settings, alpha=alpha))
     secs = time.perf_counter() - t0
     _info(args, f"trained on {lda.num_docs} documents, {lda.num_tokens} tokens, {lda.num_terms} "
                 f"terms in {secs:.1f} s ({lda.executor_info}); log-likelihood "

@@ -1,11 +1,12 @@
 """gensim's ``LdaModel`` API on a Gibbs model: the keywords and methods gensim code calls.
 
 :class:`GensimCompatMixin` holds what :class:`distlda.models.LdaModel` offers so that code
-written for ``gensim.models.LdaModel`` runs unchanged (``eta`` and ``state`` in gensim's
-shapes, ``get_document_topics`` with ``per_word_topics``, ``get_term_topics``, ``diff``,
-``top_topics``, ``bound``, gensim's ``save``/``load`` keywords); :func:`gensim_keywords`
-maps the constructor's variational-Bayes keywords. Each docstring says where a method means
-something other than in gensim and why. docs/parity.rst is the table of all of it.
+written for ``gensim.models.LdaModel`` runs unchanged (``eta`` in gensim's shape; ``state``,
+the Gibbs state, reads as gensim's ``LdaState``; ``get_document_topics`` with
+``per_word_topics``, ``get_term_topics``, ``diff``, ``top_topics``, ``bound``, gensim's
+``save``/``load`` keywords); :func:`gensim_keywords` maps the constructor's
+variational-Bayes keywords. Each docstring says where a method means something other than in
+gensim and why. docs/parity.rst is the table of all of it.
 """
 
 from __future__ import annotations
@@ -19,14 +20,8 @@ from collections import defaultdict
 import numpy as np
 import scipy.sparse as sp
 
-from distlda.params import (
-    PRIOR_MAX,
-    PRIOR_MIN,
-    _check_int,
-    _check_prob,
-    _is_single_doc,
-    _resolve_eta,
-)
+from distlda.inference import inference_tables
+from distlda.params import FRACTION, PARAM, _is_single_doc, _resolve_eta
 
 logger = logging.getLogger("distlda.models.ldamodel")
 
@@ -34,7 +29,6 @@ logger = logging.getLogger("distlda.models.ldamodel")
 #: a Gibbs sampler: accepted, and ignored with one warning naming the ones given.
 VB_ONLY = ("update_every", "decay", "offset", "gamma_threshold", "chunks_as_numpy")
 
-_DTYPES = (np.float16, np.float32, np.float64)
 _MMAP = (None, "r", "r+", "w+", "c")
 #: ``save(ignore=...)`` names that never are in a model file anyway.
 _UNSAVED = {"state", "dispatcher", "callbacks", "history", "metrics", "executor_info"}
@@ -59,24 +53,12 @@ def sweeps_for(passes, iterations: int) -> int:
     """
     if passes is None:
         return iterations
-    passes = _check_int("passes", passes, 1)
+    passes = PARAM["passes"].resolve(passes)
     sweeps = max(passes, iterations)
     logger.info("passes=%d, iterations=%d: %d Gibbs sweeps (a sweep is one pass over the "
                 "corpus; distlda runs max(passes, iterations) of them)", passes, iterations,
                 sweeps)
     return sweeps
-
-
-def check_dtype(dtype) -> type:
-    """gensim's ``dtype`` keyword as a numpy float type (float16, float32 or float64)."""
-    try:
-        t = np.dtype(dtype).type
-    except TypeError:
-        t = None
-    if t not in _DTYPES:
-        raise ValueError(f"Invalid 'dtype' parameter: {dtype!r} (use np.float16, np.float32 or "
-                         f"np.float64)")
-    return t
 
 
 def is_gensim_metric(obj) -> bool:
@@ -108,34 +90,6 @@ class MetricsCallback:
             for name, value in self.callback.on_epoch_end(self.epoch).items():
                 model.metrics[name].append(value)
             self.epoch += 1
-
-
-class GibbsSuffStats:
-    """gensim's ``lda.state`` for a Gibbs model: a snapshot of the counts, read by tools.
-
-    Attributes
-    ----------
-    sstats : ndarray of shape (num_topics, num_terms), float64
-        Word-topic counts of the Gibbs sample (gensim: expected counts of the E-step).
-    eta : ndarray of shape (num_terms,) or (num_topics, num_terms)
-    numdocs : int
-        Documents trained on.
-    """
-
-    def __init__(self, model):
-        self.sstats = model._state.nwk.T.astype(np.float64)
-        self.eta = model.eta
-        self.numdocs = model.num_docs
-
-    def get_lambda(self) -> np.ndarray:
-        """``eta + sstats``: the Dirichlet parameters of the topics, shape (K, V)."""
-        return self.eta + self.sstats
-
-    def get_Elogbeta(self) -> np.ndarray:
-        """E[log beta] under Dirichlet(lambda) per topic, shape (K, V), as gensim's."""
-        from scipy.special import psi
-        lam = self.get_lambda()
-        return psi(lam) - psi(lam.sum(axis=1))[:, None]
 
 
 def _doc_result(model, bow, theta, table, minimum_probability, minimum_phi_value,
@@ -201,7 +155,7 @@ class TransformedCorpus:
 
     def _batch(self, docs):
         theta = self.model.fold_in(docs)
-        table = self.model._inference_tables()
+        table = inference_tables(self.model)
         o = self.options
         for bow, row in zip(docs, theta):
             yield _doc_result(self.model, bow, row, table, o["minimum_probability"],
@@ -234,13 +188,6 @@ def _distance_matrix(distance: str, d1, d2, diagonal: bool) -> np.ndarray:
 class GensimCompatMixin:
     """gensim's LdaModel methods and attributes on a Gibbs model (see the module docstring)."""
 
-    #: Defaults for models made by ``load`` (files of before these keywords).
-    minimum_phi_value: float = 0.01
-    per_word_topics: bool = False
-    dtype: type = np.float64
-    passes: int = 1
-    optimize_eta: bool = False
-
     # ------------------------------------------------------------------ priors
     @property
     def eta(self) -> np.ndarray:
@@ -250,44 +197,11 @@ class GensimCompatMixin:
         the same prior); of shape (num_topics, num_terms) for a topics x words eta. A copy:
         assign to ``eta`` to change the prior.
         """
-        st = self._state
-        if st.eta_kw is None:
-            return np.full(self.num_terms, st.beta)
-        return st.eta_kw[:, 0].copy() if st.eta_kw.shape[1] == 1 else st.eta_kw.T.copy()
+        return self.state.eta
 
     @eta.setter
     def eta(self, value) -> None:
-        self._state.set_beta(_resolve_eta(value, self.num_topics, self.num_terms))
-        self._infer_cache = None
-
-    def _learn_eta(self) -> None:
-        """Re-estimate a symmetric eta by Minka's fixed point (MALLET's
-        ``learnSymmetricConcentration``), for ``eta="auto"``."""
-        from scipy.special import psi
-        st = self._state
-        counts = st.nwk[st.nwk > 0].astype(np.float64)
-        V = self.num_terms
-        beta = st.beta
-        for _ in range(20):
-            num = (psi(counts + beta) - psi(beta)).sum()
-            den = V * (psi(st.nk + V * beta) - psi(V * beta)).sum()
-            if not den > 0:
-                break
-            beta = float(np.clip(beta * num / den, PRIOR_MIN, PRIOR_MAX))
-        st.set_beta(beta)
-        self._infer_cache = None
-        logger.info("eta re-estimated: %.4g", beta)
-
-    @property
-    def state(self) -> GibbsSuffStats:
-        """gensim's ``lda.state``: counts as float ``sstats`` (K x V), ``numdocs``,
-        ``get_lambda()``, ``get_Elogbeta()`` (a snapshot, rebuilt on each access)."""
-        return GibbsSuffStats(self)
-
-    @state.setter
-    def state(self, value) -> None:
-        raise AttributeError("a Gibbs model's state is its topic assignments, which counts "
-                             "cannot replace: copy the whole model (copy.deepcopy(lda)) instead")
+        self.state.set_beta(_resolve_eta(value, self.num_topics, self.num_terms))
 
     def sync_state(self, current_Elogbeta=None) -> None:
         """Nothing to do: gensim caches ``expElogbeta`` from ``state``, and here every
@@ -326,17 +240,17 @@ class GensimCompatMixin:
             ``(topics, [(word_id, [topic, ...]), ...], [(word_id, [(topic, phi), ...]), ...])``.
             The values are numpy scalars of the model's ``dtype``.
         """
-        mp = _check_prob("minimum_probability",
-                         self.minimum_probability if minimum_probability is None
-                         else minimum_probability)
+        mp = FRACTION.check("minimum_probability",
+                            self.minimum_probability if minimum_probability is None
+                            else minimum_probability)
         phi = self.minimum_phi_value if minimum_phi_value is None else minimum_phi_value
-        phi = _check_prob("minimum_phi_value", phi)
+        phi = FRACTION.check("minimum_phi_value", phi)
         if not _is_single_doc(bow):
             return TransformedCorpus(self, bow, dict(minimum_probability=mp,
                                                      minimum_phi_value=phi,
                                                      per_word_topics=bool(per_word_topics)))
         theta = self.fold_in([bow])[0]
-        return _doc_result(self, bow, theta, self._inference_tables(), mp, phi,
+        return _doc_result(self, bow, theta, inference_tables(self), mp, phi,
                            per_word_topics)
 
     def get_term_topics(self, word_id, minimum_probability: float | None = None):
@@ -355,9 +269,9 @@ class GensimCompatMixin:
         KeyError
             A word that is not in the vocabulary.
         """
-        mp = _check_prob("minimum_probability",
-                         self.minimum_probability if minimum_probability is None
-                         else minimum_probability)
+        mp = FRACTION.check("minimum_probability",
+                            self.minimum_probability if minimum_probability is None
+                            else minimum_probability)
         if isinstance(word_id, str):
             ids = [i for i, w in self.id2word.items() if w == word_id]
             if not ids:
@@ -366,7 +280,7 @@ class GensimCompatMixin:
         if isinstance(word_id, bool) or not isinstance(word_id, numbers.Integral) \
                 or not 0 <= word_id < self.num_terms:
             raise KeyError(f"word id {word_id!r} is not in [0, {self.num_terms})")
-        table, inv, _, offset = self._inference_tables()
+        table, inv, _, offset = inference_tables(self)
         col = (table[int(word_id)] + offset) * inv
         return [(k, self.dtype(p)) for k, p in enumerate(col) if p >= mp]
 
@@ -474,7 +388,8 @@ class GensimCompatMixin:
         shown = []
         for row in self.get_topics():
             best = np.argsort(-row, kind="stable")[:topn]
-            shown.append([(self.dtype(row[i]), self._word(int(i))) for i in best])
+            shown.append([(self.dtype(row[i]), self.id2word.get(int(i), str(int(i))))
+                          for i in best])
         return sorted(zip(shown, scores), key=lambda t: t[1], reverse=True)
 
     # ------------------------------------------------------------------ persistence

@@ -2,9 +2,9 @@
 
 :class:`InferenceMixin` holds what :class:`distlda.models.LdaModel` offers on documents it was
 not trained on (``fold_in``, ``inference``, ``lda[bow]``, ``log_perplexity``; gensim's
-``get_document_topics`` is in :mod:`distlda.gensim_compat`); it expects the model's
-``_state``, ``num_topics``, ``num_terms``, ``alpha``, ``chunksize``, ``workers``,
-``inference_iterations``, ``minimum_probability``, ``per_word_topics`` and ``_infer_seed``.
+``get_document_topics`` is in :mod:`distlda.gensim_compat`); it reads the model's ``state``,
+``spec`` and public attributes, never a private one. What fold-in reads is cached on the state
+(:meth:`~distlda.gibbs.state.GibbsState.memo`), so it is rebuilt whenever the state changes.
 """
 
 from __future__ import annotations
@@ -18,9 +18,32 @@ import scipy.sparse as sp
 
 from distlda.gibbs import kernels as K_
 from distlda.gibbs.chunks import count_matrix, iter_chunks
-from distlda.params import _check_int, _is_single_doc
+from distlda.params import Integer, _is_single_doc
 
 logger = logging.getLogger("distlda.models.ldamodel")
+
+
+def _count_matrix(model, corpus) -> "sp.csr_matrix":
+    """The corpus as a documents x num_terms CSR count matrix (streamed once, checked)."""
+    return count_matrix(iter_chunks(corpus, model.num_terms, model.chunksize), "words",
+                        model.num_terms)
+
+
+def inference_tables(model):
+    """(nwk, 1 / (n_k + V eta), alpha, eta) for :func:`~distlda.gibbs.kernels.foldin`,
+    cached on the state until it changes. With a non-uniform eta: (p(word | topic) as
+    V x K float64, ones, alpha, 0)."""
+    st = model.state
+
+    def build():
+        alpha = np.ascontiguousarray(st.alpha, dtype=np.float64)
+        if st.eta_kw is None:
+            return st.nwk, 1.0 / (st.nk + st.beta * st.num_terms), alpha, st.beta
+        # no single offset: fold in against the topic-word probabilities
+        table = np.ascontiguousarray(model.get_topics().T)
+        return table, np.ones(st.num_topics), alpha, 0.0
+
+    return st.memo("foldin", build)
 
 
 class InferenceMixin:
@@ -57,15 +80,16 @@ class InferenceMixin:
         ValueError
             A malformed document or a word id outside the model's vocabulary.
         """
-        iterations = self.inference_iterations if iterations is None else _check_int("iterations", iterations, 1)
-        nwk, inv, alpha, offset = self._inference_tables()
+        iterations = (self.inference_iterations if iterations is None
+                      else Integer(1).check("iterations", iterations))
+        nwk, inv, alpha, offset = inference_tables(self)
         chunks = list(iter_chunks(corpus, self.num_terms, self.chunksize))
         fallbacks = np.zeros(len(chunks), np.int64)  # one counter per chunk (thread-safe)
 
         def fold(i):
             c = chunks[i]
             return K_.foldin(c.words, c.doc_ptr, nwk, inv, offset, alpha, iterations,
-                             iterations // 2, self._infer_seed, fallbacks[i:i + 1])
+                             iterations // 2, self.spec.infer_seed, fallbacks[i:i + 1])
 
         threads = min(self.workers, len(chunks))
         if threads > 1:  # fold-in is nogil; per-document seeds make the split irrelevant
@@ -114,7 +138,7 @@ class InferenceMixin:
         """
         if _is_single_doc(chunk) and not (isinstance(chunk, list) and not chunk):
             chunk = [chunk]
-        X = self._as_count_matrix(chunk)
+        X = _count_matrix(self, chunk)
         theta = self.fold_in(X, iterations)
         lengths = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
         gamma = theta * (lengths + float(np.sum(self.alpha)))[:, None]
@@ -127,30 +151,6 @@ class InferenceMixin:
         ratio = sp.csr_matrix((coo.data / denom, (coo.row, coo.col)), shape=X.shape)
         sstats = np.asarray((ratio.T @ theta).T) * phi
         return gamma, sstats
-
-    def _as_count_matrix(self, corpus) -> "sp.csr_matrix":
-        """The corpus as a documents x num_terms CSR count matrix (streamed once, checked)."""
-        return count_matrix(iter_chunks(corpus, self.num_terms, self.chunksize), "words",
-                            self.num_terms)
-
-    def _inference_tables(self):
-        """(nwk, 1 / (n_k + V eta), alpha, eta) for :func:`~distlda.gibbs.kernels.foldin`,
-        cached. With a non-uniform eta: (p(word | topic) as V x K float64, ones, alpha, 0).
-
-        The cache is dropped whenever training changes the counts or alpha; it is also
-        rebuilt if ``alpha`` or the state was replaced by assignment.
-        """
-        cache = self._infer_cache
-        st = self._state
-        if cache is None or cache[0] is not st.nwk or cache[5] is not self.alpha:
-            alpha = np.ascontiguousarray(self.alpha, dtype=np.float64)
-            if st.eta_kw is None:
-                table, inv, offset = st.nwk, 1.0 / (st.nk + st.beta * self.num_terms), st.beta
-            else:  # no single offset: fold in against the topic-word probabilities
-                table = np.ascontiguousarray(self.get_topics().T)
-                inv, offset = np.ones(self.num_topics), 0.0
-            cache = self._infer_cache = (st.nwk, table, inv, alpha, offset, self.alpha)
-        return cache[1:5]
 
     def __getitem__(self, bow):
         """Topics of one document, or a list of them for a corpus (gensim's ``lda[...]``)."""
@@ -170,7 +170,7 @@ class InferenceMixin:
         from distlda.evaluation import heldout_loglik
         iterations = self.inference_iterations if iterations is None else iterations
         ll = heldout_loglik(self.get_topics(), self.alpha, chunk, iterations=iterations,
-                            random_state=self._infer_seed, chunksize=self.chunksize)
+                            random_state=self.spec.infer_seed, chunksize=self.chunksize)
         logger.info("%.3f per-token held-out log-likelihood (document completion), "
                     "perplexity %.1f", ll, math.exp(-ll))
         return ll

@@ -163,45 +163,15 @@ def from_gensim(cls, gensim_model, corpus, random_state=None, **kwargs):
                 random_state=random_state, **kwargs)
     model.update(corpus, iterations=0)  # chunks with uniform topics, checked against V
     rng = np.random.default_rng(random_state)
-    for index in range(len(model._state.chunks)):
-        _seed_chunk(model._state, index, gensim_model, phi, rng)
-    model._infer_cache = None
+    for index in range(len(model.state.chunks)):
+        _seed_chunk(model.state, index, gensim_model, phi, rng)  # commits: the state changes
     if iterations:
         model.train(iterations)
     return model
 
 
-class _LambdaView:
-    """What gensim's consumers read of ``LdaModel.state`` (gensim's ``LdaState``):
-    ``sstats`` (K x V expected counts; here the Gibbs counts), ``eta``, ``numdocs`` and
-    ``get_lambda()`` = ``eta + sstats``, whose rows normalised are ``get_topics()``."""
-
-    def __init__(self, model):
-        self.sstats = model.sstats.astype(np.float64)
-        self.eta = np.broadcast_to(np.asarray(model.eta, dtype=np.float64),
-                                   (model.num_terms,)) if np.ndim(model.eta) < 2 else model.eta
-        self.numdocs = model.num_docs
-
-    def get_lambda(self) -> np.ndarray:
-        return self.eta + self.sstats
-
-
-class _StateFallback:
-    """A non-data descriptor: an instance attribute ``state``, or one LdaModel's own class
-    defines, takes precedence over this view."""
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return _LambdaView(obj)
-
-
 class GensimInteropMixin:
     """``to_gensim`` and ``from_gensim`` on :class:`~distlda.models.LdaModel`."""
-
-    #: gensim's ``LdaState`` view (``sstats``, ``eta``, ``numdocs``, ``get_lambda()``), read
-    #: by ``pyLDAvis.gensim_models``.
-    state = _StateFallback()
 
     def to_gensim(self, random_state=None):
         """This model as a ``gensim.models.LdaModel``; see :func:`distlda.interop.to_gensim`."""

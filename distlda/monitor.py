@@ -1,9 +1,9 @@
 """What a training shows and records per sweep: logs, the progress bar, history, callbacks.
 
-:class:`SweepMonitor` is the ``on_sweep`` function every executor calls after each sweep
-(serial, threads or cluster): it counts the sweep, learns alpha when due, logs the rate and
-(every ``eval_every`` sweeps) the log-likelihood, appends a :class:`SweepStats` to the
-model's history, calls the user's callbacks and moves the bar. Log lines and the bar share
+:class:`SweepMonitor` observes: after the model's own step (:mod:`distlda.training`, which
+counts the sweep and learns the priors when due) it logs the rate and (every ``eval_every``
+sweeps) the log-likelihood, appends a :class:`SweepStats` to the model's history, calls the
+user's callbacks and moves the bar. Log lines and the bar share
 the terminal through tqdm's logging redirect, so they never interleave.
 """
 
@@ -50,7 +50,8 @@ class SweepStats:
 
 
 class SweepMonitor:
-    """The ``on_sweep(it, loglik=None, histograms=None)`` of one training call.
+    """What one training call shows and records after each sweep (called by the training
+    loop, :func:`distlda.training.train`, after the model's own step).
 
     Parameters
     ----------
@@ -58,15 +59,15 @@ class SweepMonitor:
     iterations : int
         Sweeps this call runs.
 
-    ``loglik`` (per token, or a function returning it) and ``histograms`` (a function
-    returning the document-topic count histograms) are passed by executors whose Gibbs state
-    lives elsewhere. Use as a context manager around the training (bar and log redirect).
+    ``loglik`` (per token, or a function returning it) is passed by executors whose Gibbs
+    state lives elsewhere. Use as a context manager around the training (bar and log
+    redirect).
     """
 
     def __init__(self, model, iterations: int):
         self.model = model
         self.iterations = iterations
-        self.n_tokens = model._state.num_tokens
+        self.n_tokens = model.state.num_tokens
         self.bar = progress_bar(iterations) if want_bar(model.progress) else None
         self.t_start = time.perf_counter()
         self.last = dict(t=self.t_start, it=-1, t_sweep=self.t_start, loglik=None)
@@ -76,7 +77,7 @@ class SweepMonitor:
         if metrics:  # gensim's Metric objects run together, through gensim's Callback
             self.callbacks = [cb for cb in self.callbacks if not is_gensim_metric(cb)]
             self.callbacks.append(MetricsCallback(model, metrics, iterations,
-                                                  getattr(model, "passes", 1)))
+                                                  model.passes))
         self._redirect = contextlib.nullcontext()
 
     def __enter__(self):
@@ -91,25 +92,20 @@ class SweepMonitor:
             self._redirect.__exit__(*exc)
         return False
 
-    def __call__(self, it: int, loglik=None, histograms=None, sync=None) -> None:
-        """After sweep ``it``. ``sync()``, when given, brings the model's state up to date
-        (on a cluster the client's copy is behind): called before any user callback."""
+    def __call__(self, it: int, loglik=None, sync=None) -> None:
+        """After sweep ``it`` (and the model's own step, :func:`distlda.training.step`, which
+        counted it and learned the priors when due). ``sync()``, when given, brings the
+        model's state up to date (on a cluster the client's copy is behind): called before
+        any user callback."""
         m, last = self.model, self.last
         now = time.perf_counter()
         secs = max(now - last["t_sweep"], 1e-9)
         rate = self.n_tokens / secs
         logger.debug("sweep %d/%d: %.0f tokens/s", it + 1, self.iterations, rate)
-        m._sweeps_done += 1
-        if (m.optimize_alpha and m._sweeps_done >= m.optimize_burnin
-                and m._sweeps_done % m.optimize_interval == 0):
-            m._learn_alpha(histograms)
-        if (getattr(m, "optimize_eta", False) and m._sweeps_done >= m.optimize_burnin
-                and m._sweeps_done % m.optimize_interval == 0):
-            m._learn_eta()
         value = None
         if (it + 1) % self.report_every == 0 or it + 1 == self.iterations:
             value = self._report(it, now, loglik)
-        stats = SweepStats(sweep=m._sweeps_done, seconds=secs, elapsed=now - self.t_start,
+        stats = SweepStats(sweep=m.state.sweeps_done, seconds=secs, elapsed=now - self.t_start,
                            tokens_per_second=rate, log_likelihood=value)
         m.history.append(stats)
         if self.bar is not None:

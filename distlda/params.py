@@ -3,8 +3,12 @@ and says what is allowed (and the model file reader applies the same rules)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,16 +30,136 @@ SAMPLERS = ("sparse", "dense", "mh")
 SAMPLER_CHOICES = ("auto", *SAMPLERS)
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Invalid {name!r} parameter: {value!r} (an integer >= {minimum} is required)")
-    return int(value)
+#: eta when the caller gives none (None): 0.01, the usual collapsed-Gibbs choice (Griffiths and
+#: Steyvers 2004, MALLET), not gensim's 1/K: a small eta gives sparser, more distinct topics
+#: and keeps the sparse sampler's word buckets small.
+DEFAULT_ETA = 0.01
 
 
-def _check_prob(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"Invalid {name!r} parameter: {value!r} (a number in [0, 1] is required)")
-    return float(value)
+# ---------------------------------------------------------------------- rules
+class Rule:
+    """What a value of a setting must be: one vocabulary for the constructor, the model file,
+    the command line and the cluster's session message (each words its own error around
+    :attr:`requirement`)."""
+
+    #: What is required, as a noun phrase ("an integer >= 1").
+    requirement = "a value"
+
+    def ok(self, value) -> bool:
+        raise NotImplementedError
+
+    def problem(self, value) -> str:
+        """What ``value`` fails, the first requirement first (the model file reader's
+        words)."""
+        return f"{self.requirement} is required, got {value!r}"
+
+    def convert(self, value):
+        """The value as the model keeps it (called after :meth:`ok`)."""
+        return value
+
+    def invalid(self, name: str, value) -> str:
+        """The constructor's error message."""
+        return f"Invalid {name!r} parameter: {value!r} ({self.requirement} is required)"
+
+    def check(self, name: str, value):
+        """``value`` converted, or ValueError naming ``name`` and the requirement."""
+        if not self.ok(value):
+            raise ValueError(self.invalid(name, value))
+        return self.convert(value)
+
+
+class Integer(Rule):
+    """An int (not a bool) >= ``lo``, and <= ``hi`` or < ``below`` when given."""
+
+    def __init__(self, lo: int, hi: int | None = None, below: int | None = None):
+        self.lo, self.hi, self.below = lo, hi, below
+        self.requirement = (f"an integer in [{lo}, {hi}]" if hi is not None else
+                            f"an integer >= {lo}" + ("" if below is None else f" and < {below}"))
+
+    def ok(self, value) -> bool:
+        return (not isinstance(value, bool) and isinstance(value, numbers.Integral)
+                and value >= self.lo and (self.hi is None or value <= self.hi)
+                and (self.below is None or value < self.below))
+
+    def convert(self, value) -> int:
+        return int(value)
+
+
+class Number(Rule):
+    """A finite real number (not a bool) in [``lo``, ``hi``]."""
+
+    def __init__(self, lo: float = -np.inf, hi: float = np.inf, requirement: str = ""):
+        self.lo, self.hi = lo, hi
+        self.requirement = requirement or "a finite number"
+
+    def ok(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        try:
+            return math.isfinite(value) and self.lo <= value <= self.hi
+        except OverflowError:  # an int beyond float64
+            return False
+
+    def problem(self, value) -> str:
+        requirement = self.requirement if FINITE.ok(value) else FINITE.requirement
+        return f"{requirement} is required, got {value!r}"
+
+    def convert(self, value) -> float:
+        return float(value)
+
+
+class OneOf(Rule):
+    """One of ``choices`` (of the same type: ``1`` is not ``True``)."""
+
+    def __init__(self, *choices, use: str = ""):
+        self.choices = choices
+        self.requirement = f"one of {choices!r}"
+        self.use = use or "one of " + ", ".join(map(repr, choices))
+
+    def ok(self, value) -> bool:
+        return any(value is c or (isinstance(value, type(c)) and not isinstance(value, bool)
+                                  and value == c) for c in self.choices)
+
+    def invalid(self, name: str, value) -> str:
+        return f"Invalid {name!r} parameter: {value!r} (use {self.use})"
+
+
+class OfType(Rule):
+    """An instance of ``types`` (a bool only where ``bool`` is one of them)."""
+
+    def __init__(self, *types: type):
+        self.types = types
+        self.requirement = "a " + " or ".join(t.__name__ for t in types)
+
+    def ok(self, value) -> bool:
+        return isinstance(value, self.types) and (bool in self.types
+                                                  or not isinstance(value, bool))
+
+    def problem(self, value) -> str:
+        return f"{self.requirement} is required, got {type(value).__name__}"
+
+
+class Optional(Rule):
+    """None, or a value ``rule`` accepts."""
+
+    def __init__(self, rule: Rule):
+        self.rule = rule
+        self.requirement = rule.requirement
+
+    def ok(self, value) -> bool:
+        return value is None or self.rule.ok(value)
+
+    def problem(self, value) -> str:
+        return self.rule.problem(value)
+
+    def convert(self, value):
+        return None if value is None else self.rule.convert(value)
+
+
+FINITE = Number()
+FRACTION = Number(0.0, 1.0, "a number in [0, 1]")
+#: One prior value (each alpha_k, a scalar eta): see :data:`PRIOR_MIN`.
+PRIOR = Number(PRIOR_MIN, PRIOR_MAX, f"a number in [{PRIOR_MIN:g}, {PRIOR_MAX:g}]")
 
 
 def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
@@ -72,10 +196,6 @@ def _check_prior_range(name: str, a: np.ndarray) -> None:
                          f"arithmetic cannot overflow)")
 
 
-#: eta when the caller gives none (None): 0.01, the usual collapsed-Gibbs choice (Griffiths and
-#: Steyvers 2004, MALLET), not gensim's 1/K: a small eta gives sparser, more distinct topics
-#: and keeps the sparse sampler's word buckets small.
-DEFAULT_ETA = 0.01
 
 
 def _resolve_eta(eta, num_topics: int, num_terms: int | None = None):
@@ -254,3 +374,233 @@ def _as_bow(doc, num_terms: int | None, where: str):
         raise ValueError(f"{where}: a count vector of {width} words for a vocabulary of "
                          f"{num_terms} (vectorise with the vocabulary the model was trained on)")
     return list(zip(ids.tolist(), counts.tolist()))
+
+
+# ---------------------------------------------------------------------- the table
+#: ``Param.older`` of a field every model file version has.
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How ``distlda train`` offers a setting."""
+
+    flags: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    type: Callable | None = int
+    dest: str | None = None  # the argparse name, when not the parameter's
+    group: str = "model"  # "model" or "execution": the help section
+    fixed_on_resume: bool = True  # --resume keeps the saved model's value: giving it is an error
+    choices: tuple | None = None
+    default: Any = REQUIRED  # REQUIRED: the library's
+
+
+@dataclass(frozen=True)
+class Param:
+    """One setting of :class:`~distlda.models.LdaModel`, written once.
+
+    ``rule`` checks what the constructor is given, or ``resolver`` turns it into what the
+    model keeps (neither: the constructor resolves it against K and V, as alpha and eta);
+    ``none`` is what None stands for (:data:`REQUIRED`: None is checked like any value). A
+    ``saved`` setting is the model file field of its name, checked by ``file_rule``
+    (default ``rule``); ``since`` is the format version whose files have it, and a file
+    without it takes ``older``. ``in_spec``: kept in :class:`ModelSpec`. ``cli``: the
+    option of ``distlda train``, if any.
+    """
+
+    name: str
+    default: Any
+    rule: Rule | None
+    cli: Cli | None = None
+    none: Any = REQUIRED
+    saved: bool = True
+    file_rule: Rule | None = None
+    since: int = 1
+    older: Any = REQUIRED
+    in_spec: bool = True
+    resolver: Callable[[Any], Any] | None = None
+
+    @property
+    def cli_default(self):
+        """The command line's default (the library's unless the table says otherwise)."""
+        assert self.cli is not None, self.name
+        return self.default if self.cli.default is REQUIRED else self.cli.default
+
+    def resolve(self, value):
+        """The constructor's ``value`` as the model keeps it, or ValueError naming it."""
+        if self.resolver is not None:
+            return self.resolver(value)
+        if value is None and self.none is not REQUIRED:
+            return self.none
+        return value if self.rule is None else self.rule.check(self.name, value)
+
+    @property
+    def stored(self) -> Rule:
+        """The rule of the model file field."""
+        rule = self.file_rule or self.rule
+        assert rule is not None, self.name
+        return rule
+
+
+_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def check_dtype(dtype) -> type:
+    """gensim's ``dtype`` keyword as a numpy float type (float16, float32 or float64)."""
+    try:
+        t = np.dtype(dtype).type
+    except TypeError:
+        t = None
+    if t not in _DTYPES:
+        raise ValueError(f"Invalid 'dtype' parameter: {dtype!r} (use np.float16, np.float32 or "
+                         f"np.float64)")
+    return t
+
+
+_SAMPLER_HELP = ("'dense': exact, O(K) in vector instructions, fastest below K=1000; 'sparse': "
+                 "exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at large K; 'auto': "
+                 "dense below K=1000, mh from there")
+
+#: Every setting of LdaModel: its default, rule, command-line option and model file field. The
+#: constructor, :class:`ModelSpec`, the model file's fields (:mod:`distlda.persistence`), the
+#: ``train`` command's options (:mod:`distlda.cli`) and the cluster's session message
+#: (:class:`~distlda.cluster.messages.SessionConfig`) are derived from it. CLI options appear
+#: in this order. Adding a setting: a row here, its use, its tests.
+PARAMS: tuple[Param, ...] = (
+    Param("num_topics", 100, Integer(1), Cli(("-k", "--num-topics"), "number of topics", "K",
+                                             default=20), in_spec=False),
+    Param("iterations", 200, Integer(0),
+          Cli(("-i", "--iterations"), "Gibbs sweeps to run (with --resume: sweeps to add)",
+              "N", fixed_on_resume=False)),
+    Param("alpha", "symmetric", None,
+          Cli(("--alpha",), "document-topic prior: 'symmetric' (1/K), "
+              "'asymmetric', 'auto' (learned from the data every --optimize-interval sweeps) "
+              "or a number", type=None), saved=False, in_spec=False),
+    Param("eta", None, None, Cli(("--eta",), "topic-word prior", "ETA", float,
+                                 default=DEFAULT_ETA),
+          saved=False, in_spec=False),
+    Param("optimize_interval", 10, Integer(1),
+          Cli(("--optimize-interval",),
+              "with --alpha auto: re-estimate alpha every N sweeps", "N"), older=10),
+    Param("optimize_burnin", 20, Integer(0),
+          Cli(("--optimize-burnin",),
+              "with --alpha auto: first sweep at which alpha is re-estimated", "N"), older=20),
+    Param("sampler", "auto", OneOf(*SAMPLER_CHOICES),
+          Cli(("--sampler",), _SAMPLER_HELP, type=None, choices=SAMPLER_CHOICES),
+          older="sparse"),
+    Param("mh_steps", None, Optional(Integer(1)),
+          Cli(("--mh-steps",),
+              "Metropolis-Hastings steps per token and phase (default 2)", "N"), older=None),
+    Param("chunksize", 2000, Integer(1),
+          Cli(("--chunksize",), "documents per chunk, the unit of work of threads and "
+              "cluster workers", "DOCS")),
+    Param("random_state", None, None, Cli(("--seed",), "random seed", "N", dest="seed",
+                                          default=42),
+          saved=False, in_spec=False),
+    Param("workers", None, Integer(1),
+          Cli(("--threads", "--workers"),
+              "threads for in-process training (default: all cores)", "N", dest="threads",
+              group="execution", fixed_on_resume=False)),
+    Param("eval_every", 10, Integer(0),
+          Cli(("--eval-every",),
+              "log speed and log-likelihood every N sweeps (0: never evaluate)", "N",
+              group="execution", fixed_on_resume=False), none=0),
+    Param("passes", None, Integer(1), none=1, since=3, older=1),
+    Param("minimum_probability", 0.01, FRACTION),
+    Param("minimum_phi_value", 0.01, FRACTION, since=3, older=0.01),
+    Param("per_word_topics", False, None, file_rule=OfType(bool), since=3, older=False,
+          resolver=bool),
+    Param("dtype", np.float64, None, file_rule=OneOf("float16", "float32", "float64"),
+          since=3, older="float64", resolver=check_dtype),
+    Param("inference_iterations", 50, Integer(1)),
+    Param("distributed", None, OneOf(None, True, False, use="None, True or False")),
+    Param("ns_conf", None, None, file_rule=OfType(dict), resolver=lambda v: dict(v or {})),
+    Param("tls", None, None, saved=False),
+    Param("progress", None, None, saved=False),
+    Param("optimize_alpha", False, OfType(bool), older=False),
+    Param("optimize_eta", False, OfType(bool), since=3, older=False),
+    Param("fixed_vocab", False, OfType(bool)),
+    Param("infer_seed", 0, Integer(0, below=2 ** 32)),
+)
+PARAM = {p.name: p for p in PARAMS}
+
+
+def _default(name: str):
+    return field(default=PARAM[name].default)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The settings of a model, resolved once: what :attr:`LdaModel.spec` holds.
+
+    Every field is a row of :data:`PARAMS` and was checked by its rule. The prior, K and V
+    are not here: the Gibbs state owns them. ``fixed_vocab`` (V set by ``id2word`` or an eta
+    array), ``infer_seed`` (fold-in's seed, drawn once) and ``optimize_alpha``/``_eta`` (the
+    priors given as "auto") are resolved by the constructor. Change a setting with
+    :meth:`replace`, which checks it by the same rule.
+    """
+
+    chunksize: int = _default("chunksize")
+    iterations: int = _default("iterations")
+    passes: int = 1
+    eval_every: int = _default("eval_every")
+    minimum_probability: float = _default("minimum_probability")
+    minimum_phi_value: float = _default("minimum_phi_value")
+    per_word_topics: bool = _default("per_word_topics")
+    dtype: type = _default("dtype")
+    inference_iterations: int = _default("inference_iterations")
+    workers: int = 1
+    sampler: str = _default("sampler")
+    mh_steps: int | None = _default("mh_steps")
+    distributed: bool | None = _default("distributed")
+    ns_conf: dict = field(default_factory=dict)
+    tls: Any = _default("tls")
+    progress: bool | None = _default("progress")
+    optimize_alpha: bool = _default("optimize_alpha")
+    optimize_eta: bool = _default("optimize_eta")
+    optimize_interval: int = _default("optimize_interval")
+    optimize_burnin: int = _default("optimize_burnin")
+    fixed_vocab: bool = _default("fixed_vocab")
+    infer_seed: int = _default("infer_seed")
+
+    @classmethod
+    def resolve(cls, **given) -> "ModelSpec":
+        """A spec of the given constructor values, each checked once by its rule."""
+        return cls(**_resolved(given))
+
+    def replace(self, **changes) -> "ModelSpec":
+        """This spec with ``changes``, checked by their rules."""
+        return dataclasses.replace(self, **_resolved(changes))
+
+    def to_dict(self) -> dict:
+        """The model file's fields of this spec (JSON values)."""
+        out = {p.name: getattr(self, p.name) for p in PARAMS if p.in_spec and p.saved}
+        out["dtype"] = np.dtype(self.dtype).name
+        return out
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "ModelSpec":
+        """The spec of a model file's checked fields (:func:`~distlda.persistence.read_archive`)."""
+        kept = {p.name: fields[p.name] for p in PARAMS if p.in_spec and p.saved}
+        kept["dtype"] = np.dtype(kept["dtype"]).type
+        return cls(**kept)
+
+
+def _resolved(given: dict) -> dict:
+    return {name: PARAM[name].resolve(value) for name, value in given.items()}
+
+
+def bounded(name: str, hi: int) -> Rule:
+    """The integer rule of setting ``name``, with ``hi`` as its largest value too (for a
+    receiver whose sizes are bounded, as the cluster's session message)."""
+    rule = PARAM[name].rule
+    inner = rule.rule if isinstance(rule, Optional) else rule
+    assert isinstance(inner, Integer), name
+    out = Integer(inner.lo, hi)
+    return Optional(out) if isinstance(rule, Optional) else out
+
+
+def file_fields() -> dict:
+    """The model file fields of the settings: name -> (rule, value of files without it)."""
+    return {p.name: (p.stored, p.older) for p in PARAMS if p.saved}

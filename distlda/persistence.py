@@ -12,8 +12,9 @@ Format versions (``format_version`` in ``meta``; every change to the format bump
 
 - **1** (distlda 0.1, until issue 12). Written in three variants, since fields were added
   without a bump: the first had no ``optimize_*``/``sweeps_done`` fields, the second no
-  ``sampler``/``mh_steps``. Missing fields take the defaults in :data:`FIELDS`, which are
-  what the code that wrote them did (only the sparse sampler existed; alpha was fixed).
+  ``sampler``/``mh_steps``. Missing fields take the defaults in :data:`FIELDS` (for the
+  settings, ``older`` in :data:`distlda.params.PARAMS`), which are what the code that wrote
+  them did (only the sparse sampler existed; alpha was fixed).
 - **2**: adds ``num_docs`` and ``num_tokens`` (checked against the arrays), and inference
   seeds each document from ``infer_seed`` and its words (so a version-1 model's inference
   answers differ from the ones the old code gave, though they are equally valid draws).
@@ -33,12 +34,20 @@ from __future__ import annotations
 import io
 import json
 import logging
-import numbers
 import zipfile
 
 import numpy as np
 
-from distlda.params import SAMPLER_CHOICES
+from distlda.params import (
+    FINITE,
+    REQUIRED,
+    Integer,
+    ModelSpec,
+    OfType,
+    OneOf,
+    Rule,
+    file_fields,
+)
 from distlda.vocabulary import Vocabulary
 
 logger = logging.getLogger("distlda.models.ldamodel")
@@ -53,95 +62,36 @@ SUPPORTED_VERSIONS = (1, 2, 3)
 #: this is damaged (checked before anything of the claimed size is allocated).
 _MAX_RATIO = 1100
 
-_REQUIRED = object()
+def _id2word_ok(v) -> bool:
+    return v is None or isinstance(v, list) and all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[0], int)
+        and not isinstance(e[0], bool) and e[0] >= 0 and isinstance(e[1], str) for e in v)
 
 
-def _int(lo, hi=None):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
-            raise ValueError(f"an integer >= {lo}{'' if hi is None else f' and < {hi}'} "
-                             f"is required, got {v!r}")
-    return check
+class _Id2word(Rule):
+    requirement = "a list of [word id, word] pairs"
+    ok = staticmethod(_id2word_ok)
+
+    def problem(self, value) -> str:
+        return f"{self.requirement} is required"
 
 
-def _number(v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-        raise ValueError(f"a finite number is required, got {v!r}")
-
-
-def _prob(v):
-    _number(v)
-    if not 0 <= v <= 1:
-        raise ValueError(f"a number in [0, 1] is required, got {v!r}")
-
-
-def _one_of(*choices):
-    def check(v):
-        if not any(v is c or (type(v) is type(c) and v == c) for c in choices):
-            raise ValueError(f"one of {choices!r} is required, got {v!r}")
-    return check
-
-
-def _type(*types):
-    def check(v):
-        if not isinstance(v, types) or isinstance(v, bool) and bool not in types:
-            raise ValueError(f"a {' or '.join(t.__name__ for t in types)} is required, "
-                             f"got {type(v).__name__}")
-    return check
-
-
-def _optional(check):
-    def opt(v):
-        if v is not None:
-            check(v)
-    return opt
-
-
-def _id2word(v):
-    if v is None:
-        return
-    if not isinstance(v, list) or not all(
-            isinstance(e, list) and len(e) == 2 and isinstance(e[0], int)
-            and not isinstance(e[0], bool) and e[0] >= 0 and isinstance(e[1], str) for e in v):
-        raise ValueError("a list of [word id, word] pairs is required")
-
-
-#: meta fields: name -> (check, default for version-1 files that lack it; _REQUIRED: none).
-#: Version-2 files must have every field.
-FIELDS = {
-    "num_topics": (_int(1), _REQUIRED),
-    "num_terms": (_int(0), _REQUIRED),
-    "eta": (_number, _REQUIRED),
-    "chunksize": (_int(1), _REQUIRED),
-    "iterations": (_int(0), _REQUIRED),
-    "eval_every": (_int(0), _REQUIRED),
-    "workers": (_int(1), _REQUIRED),
-    "minimum_probability": (_prob, _REQUIRED),
-    "inference_iterations": (_int(1), _REQUIRED),
-    "distributed": (_one_of(None, True, False), _REQUIRED),
-    "ns_conf": (_type(dict), _REQUIRED),
-    "fixed_vocab": (_type(bool), _REQUIRED),
-    "infer_seed": (_int(0, 2 ** 32), _REQUIRED),
-    "rng_state": (_type(dict), _REQUIRED),
-    "id2word": (_id2word, _REQUIRED),
+#: meta fields: name -> (rule, value of files that lack it; REQUIRED: every version has it).
+#: The settings' fields come from the parameter table (:data:`distlda.params.PARAMS`); these
+#: are the Gibbs state's.
+FIELDS: dict = {
+    **file_fields(),
+    "num_terms": (Integer(0), REQUIRED),
+    "eta": (FINITE, REQUIRED),
+    "rng_state": (OfType(dict), REQUIRED),
+    "id2word": (_Id2word(), REQUIRED),
     # added to version 1 with alpha="auto" (7c14653), without a bump
-    "optimize_alpha": (_type(bool), False),
-    "optimize_interval": (_int(1), 10),
-    "optimize_burnin": (_int(0), 20),
-    "sweeps_done": (_int(0), 0),
-    # added to version 1 with the MH sampler (becb4a4), without a bump
-    "sampler": (_one_of(*SAMPLER_CHOICES), "sparse"),
-    "mh_steps": (_optional(_int(1)), None),
+    "sweeps_done": (Integer(0), 0),
     # version 2
-    "num_docs": (_int(0), None),
-    "num_tokens": (_int(0), None),
+    "num_docs": (Integer(0), None),
+    "num_tokens": (Integer(0), None),
     # version 3
-    "eta_kind": (_one_of("scalar", "word", "topic_word"), "scalar"),
-    "optimize_eta": (_type(bool), False),
-    "passes": (_int(1), 1),
-    "minimum_phi_value": (_prob, 0.01),
-    "per_word_topics": (_type(bool), False),
-    "dtype": (_one_of("float16", "float32", "float64"), "float64"),
+    "eta_kind": (OneOf("scalar", "word", "topic_word"), "scalar"),
 }
 
 #: arrays: name -> (dtype, ndim)
@@ -231,18 +181,17 @@ def _check_meta(meta, fail) -> dict:
                    + (": load it with a newer distlda" if isinstance(version, int)
                       and version > FORMAT_VERSION else ""))
     out = {}
-    for name, (check, default) in FIELDS.items():
+    for name, (rule, default) in FIELDS.items():
         if name not in meta:
-            if version == FORMAT_VERSION or default is _REQUIRED:
+            if version == FORMAT_VERSION or default is REQUIRED:
                 raise fail(f"damaged model file: its metadata lacks the field {name!r} "
                            f"(format version {version})")
             out[name] = default
             continue
-        try:
-            check(meta[name])
-        except ValueError as e:
-            raise fail(f"damaged model file: metadata field {name!r}: {e}") from None
-        out[name] = meta[name]
+        value = meta[name]
+        if not rule.ok(value):
+            raise fail(f"damaged model file: metadata field {name!r}: {rule.problem(value)}")
+        out[name] = value
     return out
 
 
@@ -292,31 +241,18 @@ def save_model(model, fname: str, with_id2word: bool = True) -> None:
     import smart_open
 
     from distlda import __version__
-    self = model
-    st = self._state
-    meta = dict(format=FORMAT, format_version=FORMAT_VERSION,
-                distlda_version=__version__,
-                num_topics=self.num_topics, num_terms=self.num_terms, eta=st.beta,
+    st = model.state
+    meta = dict(format=FORMAT, format_version=FORMAT_VERSION, distlda_version=__version__,
+                **model.spec.to_dict(),
+                num_topics=st.num_topics, num_terms=st.num_terms, eta=st.beta,
                 eta_kind=("scalar" if st.eta_kw is None else
                           "word" if st.eta_kw.shape[1] == 1 else "topic_word"),
-                optimize_eta=bool(self.optimize_eta), passes=self.passes,
-                minimum_phi_value=self.minimum_phi_value,
-                per_word_topics=bool(self.per_word_topics), dtype=np.dtype(self.dtype).name,
-                chunksize=self.chunksize, iterations=self.iterations,
-                eval_every=self.eval_every, workers=self.workers,
-                minimum_probability=self.minimum_probability,
-                inference_iterations=self.inference_iterations,
-                sampler=self.sampler, mh_steps=self.mh_steps,
-                optimize_alpha=self.optimize_alpha, optimize_interval=self.optimize_interval,
-                optimize_burnin=self.optimize_burnin, sweeps_done=self._sweeps_done,
-                distributed=self.distributed, ns_conf=self.ns_conf,
-                fixed_vocab=self._fixed_vocab, infer_seed=self._infer_seed,
-                rng_state=self._rng.bit_generator.state,
-                id2word=([[int(i), str(w)] for i, w in self.id2word.items()]
-                         if self.id2word and with_id2word else None),
+                sweeps_done=st.sweeps_done, rng_state=model.rng.bit_generator.state,
+                id2word=([[int(i), str(w)] for i, w in model.id2word.items()]
+                         if model.id2word and with_id2word else None),
                 num_docs=st.num_docs, num_tokens=st.num_tokens)
     arrays = dict(
-        alpha=np.asarray(self.alpha, np.float64), nwk=st.nwk, nk=st.nk,
+        alpha=np.asarray(st.alpha, np.float64), nwk=st.nwk, nk=st.nk,
         eta=(np.zeros((0, 0)) if st.eta_kw is None else np.ascontiguousarray(st.eta_kw.T)),
         words=_concat([c.words for c in st.chunks], np.int32),
         topics=_concat([c.topics for c in st.chunks], np.int32),
@@ -341,22 +277,24 @@ def load_model(cls, fname: str):
 
 
 def model_from_saved(cls, meta: dict, arrays: dict):
-    """The model of a checked :func:`~distlda.persistence.read_archive` result;
-    ValueError when the parts do not fit together."""
-    from distlda.gibbs.state import check_sizes
+    """The model of a checked :func:`~distlda.persistence.read_archive` result: its spec
+    (``ModelSpec.from_dict``) and Gibbs state through ``cls.from_state``, the one way a
+    model is assembled; ValueError when the parts do not fit together."""
+    K, V = meta["num_topics"], meta["num_terms"]
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = meta["rng_state"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"metadata field 'rng_state' is not a PCG64 state ({e!r})") from None
+    state = _restore_state(K, V, arrays, meta, _saved_eta(K, V, meta, arrays.get("eta")))
+    id2word = Vocabulary((int(i), w) for i, w in (meta["id2word"] or ()))
+    return cls.from_state(ModelSpec.from_dict(meta), state, id2word, rng)
+
+
+def _saved_eta(K: int, V: int, meta: dict, eta):
+    """The topic-word prior of a file: its field, or its array for a non-uniform prior."""
     from distlda.params import _resolve_eta
-    self = cls.__new__(cls)
-    for key in ("num_topics", "num_terms", "chunksize", "iterations", "eval_every",
-                "workers", "minimum_probability", "inference_iterations", "distributed",
-                "ns_conf", "optimize_alpha", "optimize_interval", "optimize_burnin",
-                "sampler", "mh_steps", "optimize_eta", "passes", "minimum_phi_value",
-                "per_word_topics"):
-        setattr(self, key, meta[key])
-    self.dtype = np.dtype(meta["dtype"]).type
-    K, V = self.num_topics, self.num_terms
-    check_sizes(K, V)
     beta = _resolve_eta(float(meta["eta"]), K)  # the range check of every eta value
-    eta = arrays.get("eta")
     if meta["eta_kind"] != "scalar":
         want = (1 if meta["eta_kind"] == "word" else K, V)
         if eta is None or eta.shape != want:
@@ -365,32 +303,17 @@ def model_from_saved(cls, meta: dict, arrays: dict):
         beta = _resolve_eta(eta[0] if want[0] == 1 else eta, K, V)
         if np.ndim(beta) == 0:
             raise ValueError("the saved eta array is uniform: it would be saved as one value")
-    self._beta = beta
-    self._fixed_vocab = meta["fixed_vocab"]
-    self._infer_seed = meta["infer_seed"]
-    self._sweeps_done = meta["sweeps_done"]
-    self.random_state = None
-    self._rng = np.random.default_rng()
-    try:
-        self._rng.bit_generator.state = meta["rng_state"]
-    except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"metadata field 'rng_state' is not a PCG64 state ({e!r})") from None
-    self.id2word = Vocabulary((int(i), w) for i, w in (meta["id2word"] or ()))
-    if self.id2word and max(self.id2word) >= V:
-        raise ValueError(f"id2word has word id {max(self.id2word)}, beyond num_terms={V}")
-    self._state = _restore_state(self, arrays, meta)
-    return self
+    return beta
 
 
-def _restore_state(self, a: dict, meta: dict):
+def _restore_state(K: int, V: int, a: dict, meta: dict, beta):
     """The Gibbs state of a checked archive; ValueError when the arrays do not fit together."""
     from distlda.gibbs.chunks import MAX_TOKENS, Chunk
     from distlda.gibbs.state import GibbsState
     from distlda.params import _resolve_alpha
-    K, V = self.num_topics, self.num_terms
     if a["alpha"].shape != (K,):
         raise ValueError(f"alpha has shape {a['alpha'].shape}, expected ({K},)")
-    self.alpha = _resolve_alpha(a["alpha"], K)
+    alpha = _resolve_alpha(a["alpha"], K)
     if a["nwk"].shape != (V, K) or a["nk"].shape != (K,):
         raise ValueError(f"counts of shape {a['nwk'].shape} and {a['nk'].shape}, expected "
                          f"({V}, {K}) and ({K},)")
@@ -407,24 +330,15 @@ def _restore_state(self, a: dict, meta: dict):
     for key, value in (("num_docs", doc_lens.shape[0]), ("num_tokens", N)):
         if meta[key] is not None and meta[key] != value:
             raise ValueError(f"the metadata says {key}={meta[key]}, the arrays hold {value}")
-    self.executor_info = None
-    self._infer_cache = None
-    st = GibbsState(K, V, self.alpha, self._beta)
-    del self._beta
-    st.nwk, st.nk = a["nwk"], a["nk"]
-    tok, doc = 0, 0
+    chunks, tok, doc = [], 0, 0
     for nd in chunk_docs:
         ptr = np.concatenate(([0], np.cumsum(doc_lens[doc:doc + nd]))).astype(np.int64)
         n = int(ptr[-1])
-        st.chunks.append(Chunk(words=words[tok:tok + n].copy(), doc_ptr=ptr,
-                               topics=topics[tok:tok + n].copy()))
+        chunks.append(Chunk(words=words[tok:tok + n].copy(), doc_ptr=ptr,
+                            topics=topics[tok:tok + n].copy()))
         tok += n
         doc += nd
-    nwk, nk = st.recount()  # the exactness invariant: the counts are the assignments'
-    if not (np.array_equal(nwk, st.nwk) and np.array_equal(nk, st.nk)):
-        raise ValueError("the word-topic counts differ from the counts of the saved topic "
-                         "assignments")
-    return st
+    return GibbsState.restore(alpha, beta, a["nwk"], a["nk"], chunks, meta["sweeps_done"])
 
 
 def _concat(arrays, dtype) -> np.ndarray:

@@ -9,9 +9,9 @@ import smart_open
 
 
 def _eta_text(model) -> str:
-    st = model._state
+    st = model.state
     if st.eta_kw is None:
-        learned = " (learned, 'auto')" if getattr(model, "optimize_eta", False) else ""
+        learned = " (learned, 'auto')" if model.spec.optimize_eta else ""
         return f"{st.beta:.4g} for every topic and word{learned}"
     kind = "per word" if st.eta_kw.shape[1] == 1 else "per topic and word"
     return f"{kind}: min {st.eta_kw.min():.4g}, mean {st.eta_kw.mean():.4g}, max {st.eta_kw.max():.4g}"
@@ -20,13 +20,14 @@ def _eta_text(model) -> str:
 def summary(model, topn: int) -> str:
     """The text of :meth:`distlda.models.LdaModel.summary`."""
     a = model.alpha
-    if model.optimize_alpha:
+    if model.spec.optimize_alpha:
         alpha = f"learned ('auto'): sum {a.sum():.4g}, min {a.min():.4g}, max {a.max():.4g}"
     elif np.allclose(a, a[0]):
         alpha = f"symmetric, {a[0]:.4g} per topic (sum {a.sum():.4g})"
     else:
         alpha = f"asymmetric: sum {a.sum():.4g}, min {a.min():.4g}, max {a.max():.4g}"
-    sampler = model._state.resolve_sampler(model.sampler) if model.num_tokens else model.sampler
+    spec = model.spec
+    sampler = model.state.resolve_sampler(spec.sampler) if model.num_tokens else spec.sampler
     ll = (f"{model.log_likelihood_per_token():.4f} per token (joint log p(w, z))"
           if model.num_tokens else "n/a (no documents)")
     lines = [
@@ -36,11 +37,11 @@ def summary(model, topn: int) -> str:
         f"alpha:      {alpha}",
         f"eta:        {_eta_text(model)}",
         f"sampler:    {sampler}" + (f" ({model.executor_info})" if model.executor_info else ""),
-        f"sweeps:     {model._sweeps_done}",
+        f"sweeps:     {model.state.sweeps_done}",
         f"log-likelihood: {ll}",
         "topics (share of tokens: top words):",
     ]
-    nk = model._state.nk
+    nk = model.state.nk
     total = max(int(nk.sum()), 1)
     for k in np.argsort(-nk, kind="stable"):
         words = " ".join(w for w, _ in model.show_topic(int(k), topn))

@@ -191,8 +191,8 @@ class GibbsLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             tokens at all, or a parameter out of its range (named in the message).
         """
         from distlda.models import LdaModel
-        from distlda.params import _check_int
-        _check_int("n_components", self.n_components, 1)
+        from distlda.params import Integer
+        Integer(1).check("n_components", self.n_components)
         changed = sorted(k for k, v in _VB_DEFAULTS.items() if getattr(self, k) != v)
         if changed:
             warnings.warn(f"GibbsLDA ignores {', '.join(changed)}: they tune scikit-learn's "

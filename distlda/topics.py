@@ -2,8 +2,9 @@
 
 :class:`TopicsMixin` holds the read-only views of the Gibbs state that
 :class:`distlda.models.LdaModel` offers (topic-word distributions, top words, document-topic
-counts); it expects the model's ``_state`` (:class:`distlda.gibbs.state.GibbsState`),
-``num_topics``, ``num_terms``, ``eta``, ``alpha`` and ``id2word``.
+counts); it reads the model's ``state`` (:class:`distlda.gibbs.state.GibbsState`) and public
+attributes (``num_topics``, ``num_terms``, ``alpha``, ``id2word``, ``dtype``), never a private
+one.
 """
 
 from __future__ import annotations
@@ -15,8 +16,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from distlda.gibbs.chunks import count_matrix
+from distlda.params import Integer
 
 logger = logging.getLogger("distlda.models.ldamodel")
+
+
+def topic_row(state, topicid: int) -> np.ndarray:
+    """Row ``topicid`` of :meth:`TopicsMixin.get_topics`, computed alone (O(V))."""
+    counts = state.nwk[:, topicid]
+    if state.eta_kw is None:
+        return (counts + state.beta) / (state.nk[topicid] + state.vbeta)
+    col = state.eta_kw[:, topicid if state.eta_kw.shape[1] > 1 else 0]
+    return (counts + col) / (state.nk[topicid] + state.eta_sum[topicid])
+
+
+def _check_topic(topicid, num_topics: int) -> int:
+    if not isinstance(topicid, numbers.Integral) or not 0 <= topicid < num_topics:
+        raise ValueError(f"topic id must be an integer in [0, {num_topics}), got {topicid!r}")
+    return int(topicid)
 
 
 class TopicsMixin:
@@ -30,25 +47,11 @@ class TopicsMixin:
         ndarray of shape (num_topics, num_terms), float64
             Rows sum to 1 (the posterior mean of each topic given the Gibbs sample).
         """
-        st = self._state
+        st = self.state
         nwk = st.nwk.T.astype(np.float64)
         if st.eta_kw is None:
-            return (nwk + st.beta) / (st.nk[:, None] + st.beta * self.num_terms)
+            return (nwk + st.beta) / (st.nk[:, None] + st.beta * st.num_terms)
         return (nwk + st.eta_kw.T) / (st.nk + st.eta_sum)[:, None]
-
-    def _topic_row(self, topicid: int) -> np.ndarray:
-        """Row ``topicid`` of :meth:`get_topics`, computed alone (O(V))."""
-        st = self._state
-        counts = st.nwk[:, topicid]
-        if st.eta_kw is None:
-            return (counts + st.beta) / (st.nk[topicid] + st.beta * self.num_terms)
-        col = st.eta_kw[:, topicid if st.eta_kw.shape[1] > 1 else 0]
-        return (counts + col) / (st.nk[topicid] + st.eta_sum[topicid])
-
-    def _check_topic(self, topicid) -> int:
-        if not isinstance(topicid, numbers.Integral) or not 0 <= topicid < self.num_topics:
-            raise ValueError(f"topic id must be an integer in [0, {self.num_topics}), got {topicid!r}")
-        return int(topicid)
 
     def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
         """The ``topn`` most probable word ids of a topic, as (word_id, probability).
@@ -59,21 +62,15 @@ class TopicsMixin:
             Most probable first; the probabilities are numpy scalars of the model's ``dtype``
             (float64 by default, gensim's float32 when ``dtype=np.float32`` was given).
         """
-        topicid = self._check_topic(topicid)
-        row = self._topic_row(topicid)
-        if isinstance(topn, bool) or not isinstance(topn, numbers.Integral) or topn < 0:
-            raise ValueError(f"Invalid 'topn' parameter: {topn!r} (an integer >= 0 is required)")
-        topn = min(int(topn), self.num_terms)
+        topicid = _check_topic(topicid, self.num_topics)
+        row = topic_row(self.state, topicid)
+        topn = min(Integer(0).check("topn", topn), self.num_terms)
         best = np.argsort(-row, kind="stable")[:topn]
-        dtype = getattr(self, "dtype", np.float64)
-        return [(int(i), dtype(row[i])) for i in best]
-
-    def _word(self, i: int) -> str:
-        return self.id2word.get(i, str(i)) if self.id2word else str(i)
+        return [(int(i), self.dtype(row[i])) for i in best]
 
     def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
         """The ``topn`` most probable words of a topic, as (word, probability)."""
-        return [(self._word(i), p) for i, p in self.get_topic_terms(topicid, topn)]
+        return [(self.id2word.get(i, str(i)), p) for i, p in self.get_topic_terms(topicid, topn)]
 
     def show_topics(self, num_topics: int = 10, num_words: int = 10, log: bool = False,
                     formatted: bool = True):
@@ -97,14 +94,14 @@ class TopicsMixin:
         if num_topics < 0 or num_topics >= self.num_topics:
             chosen = range(self.num_topics)
         else:
-            chosen = np.argsort(-self._state.nk, kind="stable")[:num_topics]
+            chosen = np.argsort(-self.state.nk, kind="stable")[:num_topics]
         shown = []
         for k in chosen:
             words = self.show_topic(int(k), num_words)
             topic = " + ".join(f'{p:.3f}*"{w}"' for w, p in words) if formatted else words
             shown.append((int(k), topic))
             if log:
-                logger.info("topic #%d (%d tokens): %s", k, self._state.nk[k],
+                logger.info("topic #%d (%d tokens): %s", k, self.state.nk[k],
                             topic if formatted else words)
         return shown
 
@@ -123,7 +120,7 @@ class TopicsMixin:
             (the constructor's corpus first, then each :meth:`update`'s); it sums to the
             document's length.
         """
-        return count_matrix(self._state.chunks, "topics", self.num_topics)
+        return count_matrix(self.state.chunks, "topics", self.num_topics)
 
     def document_topics(self) -> np.ndarray:
         """Topic mixtures of the training documents, read from the Gibbs counts (no inference).

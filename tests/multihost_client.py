@@ -58,7 +58,7 @@ def main(argv):
     lda = LdaModel(X, num_topics=K, iterations=iters, random_state=seed, eval_every=0,
                    chunksize=100, distributed=None)
     seconds = time.perf_counter() - t0
-    nwk, nk = lda._state.recount()
+    nwk, nk = lda.state.recount()
     print(json.dumps(dict(tokens=int(X.sum()), sstats=int(lda.sstats.sum()),
                           exact=bool((nwk.T == lda.sstats).all() and (nk == lda.sstats.sum(1)).all()),
                           executor=lda.executor_info, seconds=seconds)))

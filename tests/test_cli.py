@@ -171,7 +171,7 @@ def test_resume_continues_like_training_straight_through(tmp_path, mm_corpus, ca
     assert main([mm, *common, "-i", "12", "-o", straight]) == 0
     a, b = LdaModel.load(resumed), LdaModel.load(straight)
     np.testing.assert_array_equal(a.sstats, b.sstats)
-    assert a._sweeps_done == b._sweeps_done == 12
+    assert a.state.sweeps_done == b.state.sweeps_done == 12
     # settings that define the model cannot change on resume
     capsys.readouterr()
     assert main(["train", "--resume", first, "-k", "5", "-i", "1"]) == 2

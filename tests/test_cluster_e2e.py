@@ -63,15 +63,15 @@ def test_one_worker_runs_the_serial_sweep_function_bit_for_bit(cluster, sampler,
     X, _ = planted_corpus(D=300, V=200, K=5, L=50, seed=2)
     kw = dict(num_topics=5, iterations=0, random_state=7, chunksize=50, sampler=sampler)
     ref = LdaModel(X, distributed=False, **kw)
-    for c in ref._state.chunks:
+    for c in ref.state.chunks:
         blocks.sort_for_blocks(c)
-    LocalExecutor(1, sampler=sampler).run(ref._state, 15, ref._rng, lambda it: None)
+    LocalExecutor(1, sampler=sampler).run(ref.state, 15, ref.rng, lambda it: None)
     dist = LdaModel(X, distributed=False, **kw)
     if cluster.env.get("DISTLDA_PIECE_BYTES"):  # every array over 999 bytes goes in pieces
         from distlda.cluster import codec
         monkeypatch.setattr(codec, "PIECE_BYTES", 999)
     uri, _ = _client.find_dispatcher(cluster.ns_conf)
-    _client.DistributedExecutor(uri, 1, sampler=sampler).run(dist._state, 15, dist._rng,
+    _client.DistributedExecutor(uri, 1, sampler=sampler).run(dist.state, 15, dist.rng,
                                                              lambda it, **kw: None)
     np.testing.assert_array_equal(dist.sstats, ref.sstats)
     assert_exact(dist, X.sum())
@@ -203,7 +203,7 @@ def test_worker_added_mid_training_gets_work(cluster):
             cluster.wait_workers(2)
 
     ex = _client.DistributedExecutor(uri, 1)
-    ex.run(lda._state, 12, np.random.default_rng(0), on_sweep)
+    ex.run(lda.state, 12, np.random.default_rng(0), on_sweep)
     assert_exact(lda, X.sum())
     name = next(n for n in cluster.worker_names() if n.endswith(f".{added[0]}"))
     with cluster._ns() as ns:

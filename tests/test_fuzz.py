@@ -197,7 +197,7 @@ def test_fuzzing_live_processes_over_pyro_leaves_the_training_exact():
         assert "error" not in box, box.get("error")
         lda = box["result"]
         assert int(lda.sstats.sum()) == n_tok
-        np.testing.assert_array_equal(lda.sstats, lda._state.recount()[0].T)
+        np.testing.assert_array_equal(lda.sstats, lda.state.recount()[0].T)
         for uri in targets:  # every process still serves
             p = Pyro5.api.Proxy(uri)
             p._pyroSerializer = "msgpack"

@@ -73,16 +73,16 @@ def test_gensim_constructor_call_runs_with_one_warning_for_vb_keywords(caplog):
         assert name in str(vb[0].message)
     sweeps = [r for r in caplog.records if "Gibbs sweeps" in r.message]
     assert len(sweeps) == 1 and "passes=3, iterations=50: 50 Gibbs sweeps" in sweeps[0].message
-    assert lda._sweeps_done == 50 and lda.passes == 3 and lda.eval_every == 0
+    assert lda.state.sweeps_done == 50 and lda.passes == 3 and lda.eval_every == 0
 
 
 @pytest.mark.filterwarnings("ignore:LdaModel. decay")
 def test_passes_and_iterations_choose_the_sweeps():
-    assert LdaModel(corpus, num_topics=2, passes=80, iterations=20)._sweeps_done == 80
-    assert LdaModel(corpus, num_topics=2, passes=2, iterations=20)._sweeps_done == 20
+    assert LdaModel(corpus, num_topics=2, passes=80, iterations=20).state.sweeps_done == 80
+    assert LdaModel(corpus, num_topics=2, passes=2, iterations=20).state.sweeps_done == 20
     lda = LdaModel(corpus, num_topics=2, iterations=5)
     lda.update(corpus, passes=9, decay=0.7)  # gensim's update keywords
-    assert lda._sweeps_done == 5 + 9 and lda.num_docs == 18
+    assert lda.state.sweeps_done == 5 + 9 and lda.num_docs == 18
 
 
 @pytest.mark.parametrize("alpha, want", [

@@ -156,7 +156,7 @@ def test_non_scalar_eta_round_trips_and_gives_topics_and_inference(eta, tmp_path
                    distributed=False)
     np.testing.assert_array_equal(lda.eta, eta)
     topics = lda.get_topics()
-    st = lda._state
+    st = lda.state
     want = (st.nwk.T + np.broadcast_to(eta, (2, 4))) / (st.nk + np.broadcast_to(eta, (2, 4))
                                                         .sum(1))[:, None]
     np.testing.assert_allclose(topics, want, rtol=1e-12)
@@ -169,8 +169,8 @@ def test_non_scalar_eta_round_trips_and_gives_topics_and_inference(eta, tmp_path
     assert back.log_likelihood_per_token() == lda.log_likelihood_per_token()
     np.testing.assert_array_equal(back.fold_in(corpus()), lda.fold_in(corpus()))
     back.train(2)  # and it trains on, exactly
-    nwk, nk = back._state.recount()
-    np.testing.assert_array_equal(back._state.nwk, nwk)
+    nwk, nk = back.state.recount()
+    np.testing.assert_array_equal(back.state.nwk, nwk)
 
 
 def test_eta_forms_and_gensim_shapes():
@@ -178,7 +178,7 @@ def test_eta_forms_and_gensim_shapes():
     assert LdaModel(corpus(), num_topics=K, iterations=1).eta.tolist() == [0.01] * V
     assert LdaModel(num_topics=K, eta="symmetric", id2word=list("abcd")).eta.tolist() == [0.5] * V
     uniform = LdaModel(corpus(), num_topics=K, eta=[0.3] * V, iterations=1)
-    assert uniform._state.eta_kw is None and uniform.eta.tolist() == [0.3] * V  # fast path
+    assert uniform.state.eta_kw is None and uniform.eta.tolist() == [0.3] * V  # fast path
     with pytest.raises(ValueError, match="word id"):  # a vector eta fixes the vocabulary
         LdaModel([[(5, 1)]], num_topics=K, eta=[0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="mh"):
@@ -193,5 +193,5 @@ def test_eta_auto_learns_a_symmetric_value():
     lda = LdaModel(docs, num_topics=2, id2word=[str(i) for i in range(40)], eta="auto",
                    iterations=30, optimize_burnin=5, optimize_interval=5, random_state=1,
                    distributed=False)
-    assert lda.optimize_eta and lda._state.eta_kw is None
+    assert lda.optimize_eta and lda.state.eta_kw is None
     assert lda.eta[0] != 0.5 and lda.eta[0] < 0.2  # moved from 1/K towards the data

@@ -146,7 +146,7 @@ def test_from_gensim_starts_from_gensims_topics(small):
     _, bows, d = small
     g = GensimLda(bows, num_topics=3, id2word=d, passes=10, random_state=1)
     seeded = LdaModel.from_gensim(g, bows, random_state=0)
-    assert seeded.num_tokens == 240 and seeded._state.recount()[0].sum() == 240
+    assert seeded.num_tokens == 240 and seeded.state.recount()[0].sum() == 240
     np.testing.assert_array_equal(seeded.alpha, g.alpha)
     # no sweep run: the counts are a draw of gensim's solution, not uniform noise
     l1 = np.abs(seeded.get_topics() - g.get_topics()).sum(axis=1)

@@ -21,7 +21,7 @@ def train(corpus, **kw):
 def assert_exact(lda, n_tokens):
     """sstats sums to the token count and equals the counts recomputed from the assignments."""
     assert lda.sstats.sum() == n_tokens
-    nwk, nk = lda._state.recount()
+    nwk, nk = lda.state.recount()
     np.testing.assert_array_equal(nwk.T, lda.sstats)
     np.testing.assert_array_equal(nk, lda.sstats.sum(axis=1))
 

@@ -38,7 +38,7 @@ def test_every_past_version_loads_with_documented_defaults(name):
     assert lda.id2word == ref.id2word and lda.num_terms == 11
     if name == "model_v1_initial.npz":
         assert (lda.optimize_alpha, lda.optimize_interval, lda.optimize_burnin,
-                lda._sweeps_done) == (False, 10, 20, 0)
+                lda.state.sweeps_done) == (False, 10, 20, 0)
     if name in ("model_v1_initial.npz", "model_v1_auto_alpha.npz"):
         assert (lda.sampler, lda.mh_steps) == ("sparse", None)
     theta = lda.fold_in([[(0, 1), (3, 2)]])
@@ -53,7 +53,7 @@ def test_round_trip_keeps_state_and_inference(tmp_path):
     ref.save(str(f))
     back = LdaModel.load(str(f))
     np.testing.assert_array_equal(back.sstats, ref.sstats)
-    for a, b in zip(back._state.chunks, ref._state.chunks):
+    for a, b in zip(back.state.chunks, ref.state.chunks):
         np.testing.assert_array_equal(a.topics, b.topics)
         np.testing.assert_array_equal(a.doc_ptr, b.doc_ptr)
     doc = [(2, 1), (5, 3)]

@@ -200,11 +200,11 @@ def test_model_is_exact_or_refuses(docs, K, alpha, eta, chunksize, iterations, s
         return
     assert n_tokens > 0 and _prior_ok(alpha, True) and _prior_ok(eta, False)
     assert int(lda.sstats.sum()) == n_tokens == lda.num_tokens
-    for c in lda._state.chunks:
+    for c in lda.state.chunks:
         assert c.topics.size == 0 or (c.topics.min() >= 0 and c.topics.max() < K)
-    nwk, nk = lda._state.recount()
-    np.testing.assert_array_equal(nwk, lda._state.nwk)
-    np.testing.assert_array_equal(nk, lda._state.nk)
+    nwk, nk = lda.state.recount()
+    np.testing.assert_array_equal(nwk, lda.state.nwk)
+    np.testing.assert_array_equal(nk, lda.state.nk)
     assert np.isfinite(lda.log_likelihood_per_token())
     theta = lda.fold_in(docs)
     assert np.isfinite(theta).all()

@@ -8,6 +8,7 @@
 - inference gives a document the same answer whatever batch it is in.
 """
 
+import copy
 import tracemalloc
 
 import numpy as np
@@ -35,7 +36,7 @@ def small_corpus(seed=0):
 
 
 def assert_exact(lda, n_tokens):
-    st = lda._state
+    st = lda.state
     assert int(lda.sstats.sum()) == n_tokens == lda.num_tokens
     for c in st.chunks:
         assert c.topics.min() >= 0 and c.topics.max() < lda.num_topics
@@ -306,27 +307,28 @@ def test_inference_warns_of_fallback_draws(trained, caplog):
     assert "fell back" not in caplog.text
     saved = lda.alpha
     try:
-        lda.alpha = np.full(lda.num_topics, float("inf"))  # past validation, on purpose
+        lda.state.alpha = np.full(lda.num_topics, float("inf"))  # past validation, on purpose
         theta = lda.fold_in(docs[:3])
     finally:
-        lda.alpha = saved
+        lda.state.alpha = saved
     assert "fold-in draws had a non-finite topic mass" in caplog.text
     assert theta.shape == ref.shape
 
 
-def test_inference_cache_is_dropped_when_the_model_trains_again():
+def test_inference_cache_keys_on_the_state_version():
+    from distlda.inference import inference_tables
     X = small_corpus(4)
     lda = LdaModel(X, num_topics=4, iterations=5, random_state=1, distributed=False, workers=1)
     doc = to_bow(X[:1])[0]
     lda.fold_in([doc])
-    assert lda._infer_cache is not None
+    tables, version = inference_tables(lda), lda.state.version
+    assert inference_tables(lda) is tables  # cached while the state is unchanged
     lda.update(X[:10], iterations=5)
-    assert lda._infer_cache is None
-    fresh = LdaModel.__new__(LdaModel)
-    fresh.__dict__.update(lda.__dict__)
-    fresh._infer_cache = None
+    assert lda.state.version > version and inference_tables(lda) is not tables
+    fresh = copy.deepcopy(lda)
+    fresh.state.touch()  # the same counts, tables built anew
     np.testing.assert_array_equal(lda.fold_in([doc]), fresh.fold_in([doc]))
-    lda.alpha = lda.alpha * 2  # replaced by assignment: rebuilt
+    lda.alpha = lda.alpha * 2  # a new prior: rebuilt
     a = lda.fold_in([doc])
-    assert lda._inference_tables()[2][0] == pytest.approx(lda.alpha[0])
+    assert inference_tables(lda)[2][0] == pytest.approx(lda.alpha[0])
     assert np.isfinite(a).all()

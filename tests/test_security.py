@@ -54,7 +54,7 @@ def train(X, c, **kw):
 
 def exact(lda, tokens) -> None:
     assert int(lda.sstats.sum()) == tokens
-    np.testing.assert_array_equal(lda.sstats, lda._state.recount()[0].T)
+    np.testing.assert_array_equal(lda.sstats, lda.state.recount()[0].T)
 
 
 def no_id_in(answer) -> None:

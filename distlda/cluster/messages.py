@@ -27,7 +27,7 @@ import numpy as np
 from distlda.cluster import codec
 from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
-from distlda.params import PRIOR_MAX, PRIOR_MIN
+from distlda.params import PRIOR, PRIOR_MAX, PRIOR_MIN, Integer, OneOf, Rule, bounded
 
 #: What a dispatcher's ``ping`` says it is (the client checks it before sending any data).
 DISPATCHER_SERVICE = "distlda.dispatcher/1"
@@ -171,26 +171,38 @@ class SessionConfig:
     @classmethod
     def from_wire(cls, d) -> "SessionConfig":
         w = "session config"
-        K = _int(_get(d, "num_topics", w), f"{w}.num_topics", 1, MAX_TOPICS)
-        V = _int(_get(d, "num_terms", w), f"{w}.num_terms", 1, MAX_TERMS)
+        K = _field(_get(d, "num_topics", w), f"{w}.num_topics", SESSION_RULES["num_topics"])
+        V = _field(_get(d, "num_terms", w), f"{w}.num_terms", SESSION_RULES["num_terms"])
         alpha = arg_alpha(_get(d, "alpha", w), K, f"{w}.alpha")
-        beta = _get(d, "beta", w)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
-                PRIOR_MIN <= beta <= PRIOR_MAX):
-            raise ProtocolError(f"{w}.beta: expected a number in [{PRIOR_MIN:g}, "
-                                f"{PRIOR_MAX:g}], got {beta!r}")
+        beta = float(_field(_get(d, "beta", w), f"{w}.beta", SESSION_RULES["beta"]))
         sampler = d.get("sampler", "sparse")
-        if sampler not in SAMPLERS:
+        if not SESSION_RULES["sampler"].ok(sampler):
             raise ProtocolError(f"{w}.sampler: expected one of {SAMPLERS}, got {sampler!r}")
-        mh = d.get("mh_steps")
-        if mh is not None:
-            mh = _int(mh, f"{w}.mh_steps", 1, 1000)
+        mh = _field(d.get("mh_steps"), f"{w}.mh_steps", SESSION_RULES["mh_steps"])
         label = d.get("label", "")
         if not isinstance(label, str) or len(label) > 200:
             raise ProtocolError(f"{w}.label: expected a short string")
         tokens = _int(_get(d, "num_tokens", w), f"{w}.num_tokens", 0, MAX_TOKENS)
         chunks = _int(_get(d, "num_chunks", w), f"{w}.num_chunks", 0, max(tokens, 1))
-        return cls(K, V, alpha, float(beta), sampler, mh, label, chunks, tokens)
+        return cls(K, V, alpha, beta, sampler, mh, label, chunks, tokens)
+
+
+def _field(value, what: str, rule: Rule):
+    """``value`` if ``rule`` accepts it, else :class:`ProtocolError` naming the field."""
+    if not rule.ok(value):
+        raise ProtocolError(f"{what}: expected {rule.requirement}, got {value!r}")
+    return value
+
+
+#: The rules of a session's fields: the library's (:data:`distlda.params.PARAMS`), bounded
+#: by the sizes the samplers support.
+SESSION_RULES: dict[str, Rule] = {
+    "num_topics": bounded("num_topics", MAX_TOPICS),
+    "num_terms": Integer(1, MAX_TERMS),
+    "beta": PRIOR,
+    "sampler": OneOf(*SAMPLERS),
+    "mh_steps": bounded("mh_steps", 1000),
+}
 
 
 @dataclass(frozen=True)

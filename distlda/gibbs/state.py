@@ -17,6 +17,7 @@ import numpy as np
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS, Chunk
+from distlda.params import DEFAULT_ETA
 
 
 def memory_bytes() -> int:
@@ -63,10 +64,12 @@ class GibbsState:
     Parameters
     ----------
     num_topics, num_terms : int
-    alpha : ndarray of shape (num_topics,)
+    alpha : ndarray of shape (num_topics,), optional
+        Document-topic prior (default: 1/K each).
     beta : float, or ndarray of shape (num_terms,) or (num_topics, num_terms)
         Topic-word prior: one value (the sparse and MH samplers' case), one per word, or one
-        per topic and word (swept exactly by :func:`~distlda.gibbs.kernels.sweep_eta`).
+        per topic and word (swept exactly by :func:`~distlda.gibbs.kernels.sweep_eta`);
+        default :data:`~distlda.params.DEFAULT_ETA`.
 
     Attributes
     ----------
@@ -82,20 +85,64 @@ class GibbsState:
         A non-uniform prior, one row per word (None: ``beta`` everywhere).
     eta_sum : ndarray of shape (num_topics,), float64, or None
         With ``eta_kw``: sum over the vocabulary of each topic's prior.
+    version : int
+        Bumped by every change to the counts, the prior or the vocabulary (:meth:`touch`):
+        what is computed from the state is cached under it (:meth:`memo`).
+    sweeps_done : int
+        Sweeps the owner has run on this state (a model's training loop counts them).
     """
 
-    def __init__(self, num_topics: int, num_terms: int, alpha: np.ndarray, beta: float):
-        check_sizes(num_topics, num_terms)
+    def __init__(self, num_topics: int, num_terms: int, alpha: np.ndarray | None = None,
+                 beta=DEFAULT_ETA):
+        check_sizes(num_topics, num_terms)  # before anything of size K or V is allocated
+        self.version = 0
+        self.sweeps_done = 0
+        self._memo: dict = {}
         self.num_topics = int(num_topics)
         self.num_terms = int(num_terms)
-        self.alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+        self.alpha = np.full(self.num_topics, 1.0 / self.num_topics) if alpha is None else alpha
         self.set_beta(beta)
         self.chunks: list[Chunk] = []
         self.nwk = np.zeros((self.num_terms, self.num_topics), np.int32)
         self.nk = np.zeros(self.num_topics, np.int32)
 
+    @classmethod
+    def restore(cls, alpha: np.ndarray, beta, nwk: np.ndarray, nk: np.ndarray,
+                chunks: list[Chunk], sweeps_done: int = 0) -> "GibbsState":
+        """A state of saved parts; ValueError unless the counts are the assignments'."""
+        st = cls(nwk.shape[1], nwk.shape[0], alpha, beta)
+        st.nwk, st.nk, st.chunks, st.sweeps_done = nwk, nk, list(chunks), sweeps_done
+        recount = st.recount()  # the exactness invariant: the counts are the assignments'
+        if not (np.array_equal(recount[0], nwk) and np.array_equal(recount[1], nk)):
+            raise ValueError("the word-topic counts differ from the counts of the saved topic "
+                             "assignments")
+        return st
+
+    def touch(self) -> None:
+        """Say that the counts, the prior or the vocabulary changed (whoever changes them in
+        place, as the executors' sweeps do, calls it): cached values are stale."""
+        self.version += 1
+        self._memo.clear()
+
+    def memo(self, name: str, build):
+        """``build()``, computed once per :attr:`version` and kept under ``name``."""
+        if name not in self._memo:
+            self._memo[name] = build()
+        return self._memo[name]
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """The document-topic prior, shape (num_topics,), float64 (read each sweep)."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value) -> None:
+        self._alpha = np.ascontiguousarray(value, dtype=np.float64)
+        self.touch()
+
     def set_beta(self, beta) -> None:
         """Set the topic-word prior (a float, or a (V,) or (K, V) array; see the class)."""
+        self.touch()
         self.eta_kw = self.eta_sum = None
         if np.ndim(beta) == 0:
             self.beta = float(beta)
@@ -130,6 +177,7 @@ class GibbsState:
         K_.init_topics(chunk.topics, self.num_topics, seed)
         K_.count_assignments(chunk.words, chunk.topics, self.nwk, self.nk, 1)
         self.chunks.append(chunk)
+        self.touch()
 
     def commit(self, index: int, new_topics: np.ndarray) -> None:
         """Replace chunk ``index``'s committed topics by ``new_topics``, moving the counts."""
@@ -143,6 +191,7 @@ class GibbsState:
         K_.count_assignments(chunk.words, chunk.topics, self.nwk, self.nk, -1)
         K_.count_assignments(chunk.words, new_topics, self.nwk, self.nk, 1)
         chunk.topics = np.ascontiguousarray(new_topics)
+        self.touch()
 
     def recount(self) -> tuple[np.ndarray, np.ndarray]:
         """Counts recomputed from the assignments alone (for checks and tests)."""
@@ -183,4 +232,35 @@ class GibbsState:
             nwk[: self.num_terms] = self.nwk
             self.nwk = nwk
             self.num_terms = int(num_terms)
+            self.touch()
+
+    # ------------------------------------------------------------- gensim's LdaState, read
+    # What gensim's consumers (pyLDAvis, gensim's own tools) read of ``lda.state``.
+    @property
+    def numdocs(self) -> int:
+        """gensim's name of :attr:`num_docs`."""
+        return self.num_docs
+
+    @property
+    def sstats(self) -> np.ndarray:
+        """Word-topic counts as gensim's expected counts: (num_topics, num_terms), float64."""
+        return self.nwk.T.astype(np.float64)
+
+    @property
+    def eta(self) -> np.ndarray:
+        """The topic-word prior in gensim's shape: (num_terms,), or (num_topics, num_terms)
+        for a topics x words prior (a copy)."""
+        if self.eta_kw is None:
+            return np.full(self.num_terms, self.beta)
+        return self.eta_kw[:, 0].copy() if self.eta_kw.shape[1] == 1 else self.eta_kw.T.copy()
+
+    def get_lambda(self) -> np.ndarray:
+        """``eta + sstats``: the Dirichlet parameters of the topics, shape (K, V)."""
+        return self.eta + self.sstats
+
+    def get_Elogbeta(self) -> np.ndarray:
+        """E[log beta] under Dirichlet(lambda) per topic, shape (K, V), as gensim's."""
+        from scipy.special import psi
+        lam = self.get_lambda()
+        return psi(lam) - psi(lam.sum(axis=1))[:, None]
 

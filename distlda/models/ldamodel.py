@@ -8,29 +8,47 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from distlda.gensim_compat import GensimCompatMixin, check_dtype, sweeps_for, warn_vb_only
+from distlda import training
+from distlda.gensim_compat import GensimCompatMixin, sweeps_for, warn_vb_only
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor, available_cores
-from distlda.gibbs.state import GibbsState, check_sizes, max_terms_for
+from distlda.gibbs.state import GibbsState
 from distlda.inference import InferenceMixin
 from distlda.interop import GensimInteropMixin
-from distlda.monitor import SweepMonitor, SweepStats, check_callbacks, note_first_compile
+from distlda.monitor import SweepStats, check_callbacks, note_first_compile
 from distlda.params import (
-    PRIOR_MAX,
-    PRIOR_MIN,
-    SAMPLER_CHOICES,
-    _check_int,
-    _check_prob,
+    PARAM,
+    PARAMS,
+    PRIOR_MAX,  # noqa: F401 (named by the constructor's docs; imported from here)
+    PRIOR_MIN,  # noqa: F401
+    Integer,
+    ModelSpec,
     _resolve_alpha,
     _resolve_eta,
     _resolve_id2word,
     _resolve_rng,
 )
 from distlda.topics import TopicsMixin
+from distlda.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
+#: The constructor's defaults: the parameter table's.
+_D = {p.name: p.default for p in PARAMS}
 
+
+class _Setting:
+    """A setting of :attr:`LdaModel.spec` as a model attribute: assigning one checks it by its
+    rule (:data:`distlda.params.PARAMS`) and gives the model a new spec."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"``spec.{name}`` (assignable: checked by its rule)."
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj.spec, self.name)
+
+    def __set__(self, obj, value) -> None:
+        obj._spec = obj.spec.replace(**{self.name: value})
 
 
 class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixin):
@@ -133,6 +151,11 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
 
     Attributes
     ----------
+    spec : ModelSpec
+        The settings, resolved once (frozen; the settings are also attributes, assignable).
+    state : GibbsState
+        The Gibbs state: assignments, counts, alpha, eta, K and V (it also reads as gensim's
+        ``lda.state``: ``sstats``, ``numdocs``, ``get_lambda()``).
     alpha : ndarray of shape (num_topics,)
     eta : ndarray of shape (num_terms,) or (num_topics, num_terms)
     num_terms : int
@@ -150,78 +173,158 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     7
     """
 
-    # Default for models made by ``load`` (which sets attributes one by one).
-    progress: bool | None = None
-    tls = None
+    chunksize = _Setting()
+    iterations = _Setting()
+    passes = _Setting()
+    eval_every = _Setting()
+    minimum_probability = _Setting()
+    minimum_phi_value = _Setting()
+    per_word_topics = _Setting()
+    dtype = _Setting()
+    inference_iterations = _Setting()
+    workers = _Setting()
+    sampler = _Setting()
+    mh_steps = _Setting()
+    distributed = _Setting()
+    ns_conf = _Setting()
+    tls = _Setting()
+    progress = _Setting()
+    optimize_alpha = _Setting()
+    optimize_eta = _Setting()
+    optimize_interval = _Setting()
+    optimize_burnin = _Setting()
 
-    def __init__(self, corpus=None, num_topics: int = 100, id2word=None,
-                 distributed: bool | None = None, chunksize: int = 2000,
-                 passes: int | None = None, update_every=None, alpha="symmetric", eta=None,
-                 decay=None, offset=None, eval_every: int | None = 10, iterations: int = 200,
-                 gamma_threshold=None, minimum_probability: float = 0.01, random_state=None,
-                 ns_conf: dict | None = None, minimum_phi_value: float = 0.01,
-                 per_word_topics: bool = False, callbacks: Sequence[Callable] | None = None,
-                 dtype=np.float64, *, workers: int | None = None,
-                 inference_iterations: int = 50, sampler: str = "auto",
-                 mh_steps: int | None = None, optimize_interval: int = 10,
-                 optimize_burnin: int = 20, progress: bool | None = None, tls=None):
+    def __init__(self, corpus=None, num_topics: int = _D["num_topics"], id2word=None,
+                 distributed: bool | None = _D["distributed"], chunksize: int = _D["chunksize"],
+                 passes: int | None = _D["passes"], update_every=None, alpha=_D["alpha"],
+                 eta=_D["eta"], decay=None, offset=None,
+                 eval_every: int | None = _D["eval_every"], iterations: int = _D["iterations"],
+                 gamma_threshold=None, minimum_probability: float = _D["minimum_probability"],
+                 random_state=_D["random_state"], ns_conf: dict | None = _D["ns_conf"],
+                 minimum_phi_value: float = _D["minimum_phi_value"],
+                 per_word_topics: bool = _D["per_word_topics"],
+                 callbacks: Sequence[Callable] | None = None, dtype=_D["dtype"], *,
+                 workers: int | None = _D["workers"],
+                 inference_iterations: int = _D["inference_iterations"],
+                 sampler: str = _D["sampler"], mh_steps: int | None = _D["mh_steps"],
+                 optimize_interval: int = _D["optimize_interval"],
+                 optimize_burnin: int = _D["optimize_burnin"],
+                 progress: bool | None = _D["progress"], tls=_D["tls"]):
         # the positional order is gensim's, so that gensim code runs unchanged; distlda's own
         # settings are keyword-only
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
                           gamma_threshold=gamma_threshold))
-        self.num_topics = _check_int("num_topics", num_topics, 1)
-        check_sizes(self.num_topics, 0)  # K alone, before anything of size K is allocated
-        self.chunksize = _check_int("chunksize", chunksize, 1)
-        self.iterations = sweeps_for(passes, _check_int("iterations", iterations, 0))
-        self.passes = 1 if passes is None else int(passes)
-        self.eval_every = 0 if eval_every is None else _check_int("eval_every", eval_every, 0)
-        self.minimum_phi_value = _check_prob("minimum_phi_value", minimum_phi_value)
-        self.per_word_topics = bool(per_word_topics)
-        self.dtype = check_dtype(dtype)
-        self.inference_iterations = _check_int("inference_iterations", inference_iterations, 1)
-        self.workers = available_cores() if workers is None else _check_int("workers", workers, 1)
-        if sampler not in SAMPLER_CHOICES:
-            raise ValueError(f"Invalid 'sampler' parameter: {sampler!r} (use one of "
-                             f"{', '.join(map(repr, SAMPLER_CHOICES))})")
-        self.sampler = sampler
-        self.mh_steps = None if mh_steps is None else _check_int("mh_steps", mh_steps, 1)
-        if distributed not in (None, True, False):
-            raise ValueError(f"Invalid 'distributed' parameter: {distributed!r} "
-                             f"(use None, True or False)")
-        self.distributed = distributed
-        self.ns_conf = dict(ns_conf or {})
-        self.tls = tls
-        self.minimum_probability = _check_prob("minimum_probability", minimum_probability)
-        self.optimize_alpha = isinstance(alpha, str) and alpha == "auto"
-        self.optimize_interval = _check_int("optimize_interval", optimize_interval, 1)
-        self.optimize_burnin = _check_int("optimize_burnin", optimize_burnin, 0)
-        self.alpha = _resolve_alpha("symmetric" if self.optimize_alpha else alpha, self.num_topics)
-        self.optimize_eta = isinstance(eta, str) and eta == "auto"
-        self.random_state = random_state
-        self._rng = _resolve_rng(random_state)
-        self._infer_seed = int(self._rng.integers(2 ** 32))
-        self.id2word = _resolve_id2word(id2word)
-        self.num_terms = (max(self.id2word) + 1) if self.id2word else 0
-        self._state = self._state_for(eta, id2word is not None)
+        K = PARAM["num_topics"].resolve(num_topics)
+        rng = _resolve_rng(random_state)
+        vocab = _resolve_id2word(id2word)
+        V = (max(vocab) + 1) if vocab else 0
+        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
+        sweeps = sweeps_for(passes, PARAM["iterations"].resolve(iterations))
+        spec = ModelSpec.resolve(  # each setting checked by its rule
+            chunksize=chunksize, iterations=sweeps, passes=passes, eval_every=eval_every,
+            minimum_phi_value=minimum_phi_value, per_word_topics=per_word_topics, dtype=dtype,
+            inference_iterations=inference_iterations,
+            workers=available_cores() if workers is None else workers, sampler=sampler,
+            mh_steps=mh_steps, distributed=distributed, ns_conf=ns_conf, tls=tls,
+            minimum_probability=minimum_probability, optimize_interval=optimize_interval,
+            optimize_burnin=optimize_burnin, progress=progress,
+            optimize_alpha=isinstance(alpha, str) and alpha == "auto",
+            optimize_eta=isinstance(eta, str) and eta == "auto",
+            fixed_vocab=id2word is not None or eta_width > 0,
+            infer_seed=int(rng.integers(2 ** 32)))
+        state = GibbsState(K, V or eta_width)  # checks K and V before anything of their size
+        state.alpha = _resolve_alpha("symmetric" if spec.optimize_alpha else alpha, K)
+        state.set_beta(_resolve_eta(eta, K, V or None))
+        if state.eta_kw is not None:
+            state.resolve_sampler(spec.sampler)  # the mh sampler refuses a non-uniform eta
+        self._assemble(spec, state, vocab, rng)
         self._in_process_only()  # distributed=True with what the cluster cannot run: now
-        self._infer_cache = None
-        self.executor_info: str | None = None
-        self._sweeps_done = 0
+        self.random_state = random_state
         self.callbacks = callbacks
-        self.progress = progress
         if corpus is not None:
             self.update(corpus)
 
-    def _state_for(self, eta, fixed_vocab: bool) -> GibbsState:
-        """The empty Gibbs state with prior ``eta``; an eta array fixes the vocabulary."""
-        eta_width = 0 if eta is None or isinstance(eta, (str, numbers.Real)) else np.shape(eta)[-1]
-        beta = _resolve_eta(eta, self.num_topics, self.num_terms or None)
-        self.num_terms = self.num_terms or eta_width
-        self._fixed_vocab = fixed_vocab or eta_width > 0
-        if np.ndim(beta) and self.sampler == "mh":
-            raise ValueError("the mh sampler supports only a scalar eta: use sampler='sparse' "
-                             "or 'auto' with a per-word or seeded eta")
-        return GibbsState(self.num_topics, self.num_terms, self.alpha, beta)
+    def _assemble(self, spec: ModelSpec, state: GibbsState, id2word: Vocabulary,
+                  rng: np.random.Generator) -> None:
+        """What every model is made of; the one place that sets it (``__init__``,
+        :meth:`from_state`)."""
+        self._spec = spec
+        self._state = state
+        self._rng = rng
+        self.id2word = id2word
+        self.random_state = None
+        self.executor_info: str | None = None
+
+    @classmethod
+    def from_state(cls, spec: ModelSpec, state: GibbsState, id2word=None,
+                   rng: np.random.Generator | None = None) -> "LdaModel":
+        """A model of settings ``spec`` holding the Gibbs state ``state`` (what :meth:`load`
+        builds from a file).
+
+        Parameters
+        ----------
+        spec : ModelSpec
+        state : GibbsState
+        id2word : Vocabulary, optional
+            Word ids must be below ``state.num_terms``.
+        rng : numpy Generator, optional
+            The random stream training goes on with (default: a fresh one).
+
+        Raises
+        ------
+        ValueError
+            A vocabulary wider than the state, or a spec the state cannot run.
+        """
+        vocab = id2word if isinstance(id2word, Vocabulary) else _resolve_id2word(id2word)
+        if vocab and max(vocab) >= state.num_terms:
+            raise ValueError(f"id2word has word id {max(vocab)}, beyond "
+                             f"num_terms={state.num_terms}")
+        self = cls.__new__(cls)
+        self._assemble(spec, state, vocab, np.random.default_rng() if rng is None else rng)
+        return self
+
+    # ------------------------------------------------------------------ spec and state
+    @property
+    def spec(self) -> ModelSpec:
+        """The model's settings, resolved once (:class:`~distlda.params.ModelSpec`)."""
+        return self._spec
+
+    @property
+    def state(self) -> GibbsState:
+        """The Gibbs state: assignments, counts and the priors; also gensim's ``lda.state``
+        (``sstats`` as float K x V, ``numdocs``, ``eta``, ``get_lambda()``,
+        ``get_Elogbeta()``)."""
+        return self._state
+
+    @state.setter
+    def state(self, value) -> None:
+        raise AttributeError("a Gibbs model's state is its topic assignments, which counts "
+                             "cannot replace: copy the whole model (copy.deepcopy(lda)) instead")
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The random stream training draws from (saved with the model)."""
+        return self._rng
+
+    @property
+    def num_topics(self) -> int:
+        """K, the number of topics."""
+        return self._state.num_topics
+
+    @property
+    def num_terms(self) -> int:
+        """V, the vocabulary size (0 before a corpus or ``id2word`` fixed it)."""
+        return self._state.num_terms
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """The document-topic prior, shape (num_topics,); assign any form the constructor
+        takes."""
+        return self._state.alpha
+
+    @alpha.setter
+    def alpha(self, value) -> None:
+        self._state.alpha = _resolve_alpha(value, self.num_topics)
 
     # ------------------------------------------------------------------ training
     def update(self, corpus=None, iterations: int | None = None, *, passes: int | None = None,
@@ -253,16 +356,14 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         warn_vb_only(dict(decay=decay, offset=offset, update_every=update_every,
                           gamma_threshold=gamma_threshold, chunks_as_numpy=chunks_as_numpy))
         if eval_every is not None:
-            self.eval_every = _check_int("eval_every", eval_every, 0)
+            self.eval_every = eval_every
         if chunksize is not None:
-            self.chunksize = _check_int("chunksize", chunksize, 1)
-        iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
-        iterations = sweeps_for(passes, iterations)
+            self.chunksize = chunksize
+        iterations = sweeps_for(passes, self._sweeps(iterations))
         if corpus is None:
             self.train(iterations)
             return
-        self._infer_cache = None
-        new_chunks = self._chunks_of(corpus)
+        new_chunks = training.chunks_of(self, corpus)
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
         if n_docs == 0 and self._state.num_tokens:
@@ -273,7 +374,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         if n_tokens == 0:
             raise ValueError(f"corpus has {n_docs} documents but no tokens (all counts are 0)")
         note_first_compile(K_)
-        self._widen_vocabulary(corpus, new_chunks)
+        training.widen_vocabulary(self, corpus, new_chunks)
         for c in new_chunks:
             self._state.add_chunk(c, int(self._rng.integers(2 ** 32)))
         logger.info("training LDA: %d topics, %d documents, %d tokens (%d new), %d terms, "
@@ -281,44 +382,6 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                     self._state.num_tokens, n_tokens, self.num_terms, len(self._state.chunks),
                     iterations)
         self._train(iterations)
-
-    def _chunks_of(self, corpus) -> list:
-        """The corpus as validated chunks, every size limit checked first against what the
-        corpus declares (a matrix's shape, a reader's header), then while streaming."""
-        vocab = self.num_terms if self._fixed_vocab else None
-        if not self._fixed_vocab:
-            # Declared widths (a matrix's, a reader's header) before any token is expanded.
-            shape = getattr(corpus, "shape", None)
-            declared = [int(shape[1])] if shape is not None and len(shape) == 2 else []
-            declared.append(int(getattr(corpus, "num_terms", 0) or 0))
-            check_sizes(self.num_topics, max(declared))
-        shape = getattr(corpus, "shape", None)
-        declared_docs = int(shape[0]) if shape is not None and len(shape) == 2 else \
-            int(getattr(corpus, "num_docs", 0) or 0)
-        docs_left = MAX_DOCS - self._state.num_docs
-        if declared_docs > docs_left:
-            raise ValueError(f"the corpus declares {declared_docs} documents, more than the "
-                             f"{docs_left} this model can still take (at most {MAX_DOCS}): "
-                             f"train on fewer documents or several models")
-        return list(iter_chunks(corpus, vocab, self.chunksize,
-                                max_tokens=MAX_TOKENS - self._state.num_tokens,
-                                max_terms=max_terms_for(self.num_topics), max_docs=docs_left))
-
-    def _widen_vocabulary(self, corpus, new_chunks) -> None:
-        """Without ``id2word``, V is the widest of the largest id used, a matrix's width and a
-        reader's ``num_terms``."""
-        if self._fixed_vocab:
-            return
-        # V: the widest of the largest id used, a matrix's width, a reader's num_terms.
-        width = max((max(c.width, int(c.words.max()) + 1 if c.num_tokens else 0)
-                     for c in new_chunks), default=0)
-        shape = getattr(corpus, "shape", None)
-        if shape is not None and len(shape) == 2:
-            width = max(width, int(shape[1]))
-        width = max(width, int(getattr(corpus, "num_terms", 0) or 0))
-        if width > self.num_terms:
-            self._state.grow_vocabulary(width)
-            self.num_terms = width
 
     def train(self, iterations: int | None = None) -> None:
         """Run more Gibbs sweeps over the documents the model holds, adding none.
@@ -338,7 +401,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         ValueError
             If the model holds no documents yet (train it on a corpus first).
         """
-        iterations = self.iterations if iterations is None else _check_int("iterations", iterations, 0)
+        iterations = self._sweeps(iterations)
         if self._state.num_tokens == 0:
             raise ValueError("the model holds no documents yet: give it a corpus first "
                              "(LdaModel(corpus, ...) or update(corpus))")
@@ -375,50 +438,17 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         return ex
 
     def _train(self, iterations: int) -> None:
-        self._infer_cache = None  # the counts inference reads are about to change
         if iterations == 0:
             return
         executor = self._executor()
         self.executor_info = executor.describe()
-        if executor.sampler == "mh":
-            from distlda.gibbs import mh as _mh
-            note_first_compile(_mh)
-        monitor = SweepMonitor(self, iterations)
-        with monitor:
-            try:
-                self._run(executor, iterations, monitor)
-            finally:
-                self._infer_cache = None  # the fold-in cache holds the counts of before
+        training.train(self, executor, iterations)
 
-    def _run(self, executor, iterations: int, on_sweep) -> None:
-        """``executor.run``; when the dispatcher is lost the model keeps its last checkpoint,
-        and in auto mode the training ends in-process from there."""
-        from distlda.cluster.client import DispatcherLost
-        start = self._sweeps_done
-        try:
-            executor.run(self._state, iterations, self._rng, on_sweep)
-        except DispatcherLost as e:
-            kept = e.sweeps_kept
-            self._sweeps_done = start + kept  # the sweeps after the checkpoint are gone
-            if self.distributed is not None:  # True: the caller asked for the cluster
-                e.model = self  # the checkpointed model, for ``except DispatcherLost as e``
-                raise
-            left = iterations - kept
-            logger.warning("%s; training the other %d sweeps in-process", e, left)
-            local = LocalExecutor(self.workers)
-            local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
-            self.executor_info = f"{self.executor_info}, then {local.describe()}"
-            local.run(self._state, left, self._rng, lambda it, **kw: on_sweep(kept + it, **kw))
-
-    def _learn_alpha(self, histograms=None) -> None:
-        from distlda.gibbs.hyper import count_histograms, optimize_alpha
-        hist = (histograms() if histograms is not None
-                else count_histograms(self._state.chunks, self.num_topics))
-        self.alpha = np.clip(optimize_alpha(self.alpha, hist), PRIOR_MIN, PRIOR_MAX)
-        self._infer_cache = None
-        self._state.alpha = self.alpha  # executors read the prior from the state each sweep
-        logger.info("alpha re-estimated: sum %.4f, min %.4g, max %.4g",
-                    self.alpha.sum(), self.alpha.min(), self.alpha.max())
+    def _sweeps(self, iterations: int | None) -> int:
+        """``iterations`` checked, or the model's own."""
+        if iterations is None:
+            return self.iterations
+        return PARAM["iterations"].resolve(iterations)
 
     def log_likelihood_per_token(self) -> float:
         """Joint log p(words, topic assignments) of the Gibbs state, per token."""
@@ -457,7 +487,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
             first, with their share of the tokens.
         """
         from distlda import report
-        return report.summary(self, _check_int("topn", topn, 0))
+        return report.summary(self, Integer(0).check("topn", topn))
 
     def plot_convergence(self, path: str) -> None:
         """Plot log-likelihood and speed per sweep from :attr:`history` to an image file.

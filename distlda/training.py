@@ -1,0 +1,146 @@
+"""A model's training: the documents it takes in, and the loop in which the executor runs
+the sweeps, the model's own step after each counts it and learns the priors when due, and the
+monitor then observes and records.
+
+The schedule of the learned priors belongs here, not to the monitor: after sweep ``s`` (counted
+across every training of the model, :attr:`GibbsState.sweeps_done`), alpha="auto" and
+eta="auto" are re-estimated when ``s >= optimize_burnin`` and ``s % optimize_interval == 0``,
+alpha first. The step also marks the state changed (:meth:`GibbsState.touch`), since the
+executors move its counts in place.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
+from distlda.gibbs.local import LocalExecutor
+from distlda.gibbs.state import check_sizes, max_terms_for
+from distlda.monitor import SweepMonitor, note_first_compile
+from distlda.params import PRIOR_MAX, PRIOR_MIN
+
+logger = logging.getLogger("distlda.models.ldamodel")
+
+
+def learn_alpha(state, histograms=None) -> None:
+    """Re-estimate alpha by Minka's fixed point from the document-topic count histograms
+    (``histograms()``, or counted from the state's chunks)."""
+    from distlda.gibbs.hyper import count_histograms, optimize_alpha
+    hist = (histograms() if histograms is not None
+            else count_histograms(state.chunks, state.num_topics))
+    alpha = np.clip(optimize_alpha(state.alpha, hist), PRIOR_MIN, PRIOR_MAX)
+    state.alpha = alpha  # executors read the prior from the state each sweep
+    logger.info("alpha re-estimated: sum %.4f, min %.4g, max %.4g",
+                alpha.sum(), alpha.min(), alpha.max())
+
+
+def learn_eta(state) -> None:
+    """Re-estimate a symmetric eta by Minka's fixed point (MALLET's
+    ``learnSymmetricConcentration``), for ``eta="auto"``."""
+    from scipy.special import psi
+    counts = state.nwk[state.nwk > 0].astype(np.float64)
+    V = state.num_terms
+    beta = state.beta
+    for _ in range(20):
+        num = (psi(counts + beta) - psi(beta)).sum()
+        den = V * (psi(state.nk + V * beta) - psi(V * beta)).sum()
+        if not den > 0:
+            break
+        beta = float(np.clip(beta * num / den, PRIOR_MIN, PRIOR_MAX))
+    state.set_beta(beta)
+    logger.info("eta re-estimated: %.4g", beta)
+
+
+def step(spec, state, histograms=None) -> None:
+    """The model's own work after a sweep: count it, mark the state changed, learn the
+    priors when due (see the module docstring)."""
+    state.sweeps_done += 1
+    state.touch()
+    done = state.sweeps_done
+    due = done >= spec.optimize_burnin and done % spec.optimize_interval == 0
+    if due and spec.optimize_alpha:
+        learn_alpha(state, histograms)
+    if due and spec.optimize_eta:
+        learn_eta(state)
+
+
+def train(model, executor, iterations: int) -> None:
+    """Run ``iterations`` sweeps of ``model`` on ``executor``: after each, the model's
+    :func:`step`, then the monitor (logs, history, callbacks, bar)."""
+    if executor.sampler == "mh":
+        from distlda.gibbs import mh as _mh
+        note_first_compile(_mh)
+    monitor = SweepMonitor(model, iterations)
+
+    def on_sweep(it, loglik=None, histograms=None, sync=None):
+        step(model.spec, model.state, histograms)
+        monitor(it, loglik=loglik, sync=sync)
+
+    with monitor:
+        try:
+            _run(model, executor, iterations, on_sweep)
+        finally:
+            model.state.touch()  # a sweep cut short moved counts too
+
+
+def _run(model, executor, iterations: int, on_sweep) -> None:
+    """``executor.run``; when the dispatcher is lost the model keeps its last checkpoint,
+    and in auto mode the training ends in-process from there."""
+    from distlda.cluster.client import DispatcherLost
+    state = model.state
+    start = state.sweeps_done
+    try:
+        executor.run(state, iterations, model.rng, on_sweep)
+    except DispatcherLost as e:
+        kept = e.sweeps_kept
+        state.sweeps_done = start + kept  # the sweeps after the checkpoint are gone
+        if model.distributed is not None:  # True: the caller asked for the cluster
+            e.model = model  # the checkpointed model, for ``except DispatcherLost as e``
+            raise
+        left = iterations - kept
+        logger.warning("%s; training the other %d sweeps in-process", e, left)
+        local = LocalExecutor(model.workers)
+        local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
+        model.executor_info = f"{model.executor_info}, then {local.describe()}"
+        local.run(state, left, model.rng, lambda it, **kw: on_sweep(kept + it, **kw))
+
+
+# ---------------------------------------------------------------------- documents taken in
+def chunks_of(model, corpus) -> list:
+    """The corpus as validated chunks, every size limit checked first against what the
+    corpus declares (a matrix's shape, a reader's header), then while streaming."""
+    fixed, state = model.spec.fixed_vocab, model.state
+    vocab = state.num_terms if fixed else None
+    if not fixed:
+        # Declared widths (a matrix's, a reader's header) before any token is expanded.
+        shape = getattr(corpus, "shape", None)
+        declared = [int(shape[1])] if shape is not None and len(shape) == 2 else []
+        declared.append(int(getattr(corpus, "num_terms", 0) or 0))
+        check_sizes(state.num_topics, max(declared))
+    shape = getattr(corpus, "shape", None)
+    declared_docs = int(shape[0]) if shape is not None and len(shape) == 2 else \
+        int(getattr(corpus, "num_docs", 0) or 0)
+    docs_left = MAX_DOCS - state.num_docs
+    if declared_docs > docs_left:
+        raise ValueError(f"the corpus declares {declared_docs} documents, more than the "
+                         f"{docs_left} this model can still take (at most {MAX_DOCS}): "
+                         f"train on fewer documents or several models")
+    return list(iter_chunks(corpus, vocab, model.chunksize,
+                            max_tokens=MAX_TOKENS - state.num_tokens,
+                            max_terms=max_terms_for(state.num_topics), max_docs=docs_left))
+
+
+def widen_vocabulary(model, corpus, new_chunks) -> None:
+    """Without a fixed vocabulary, V is the widest of the largest id used, a matrix's width
+    and a reader's ``num_terms``."""
+    if model.spec.fixed_vocab:
+        return
+    width = max((max(c.width, int(c.words.max()) + 1 if c.num_tokens else 0)
+                 for c in new_chunks), default=0)
+    shape = getattr(corpus, "shape", None)
+    if shape is not None and len(shape) == 2:
+        width = max(width, int(shape[1]))
+    width = max(width, int(getattr(corpus, "num_terms", 0) or 0))
+    model.state.grow_vocabulary(width)  # only ever wider
