@@ -11,10 +11,10 @@ the document counts at random places (about 400 ns a step here). WarpLDA (Chen e
   the proposal's weight cancels the target's word factor; the new doc proposals are the topics
   of random *other* tokens of the same document (their topics are an alias table of n_dk^{-i})
   or a draw from alpha.
-- **word phase** (tokens grouped by word, through a cached index): the acceptance of a doc
-  proposal needs only the word's row of ``nwk`` (rebuilt from the word's tokens in a scratch
-  that stays in L1) and n_k; the new word proposals are the topics of random other tokens of
-  the same word, or uniform.
+- **word phase** (tokens grouped by word, through the index kept in the :class:`Workspace`):
+  the acceptance of a doc proposal needs only the word's row of ``nwk`` (rebuilt from the
+  word's tokens in a scratch that stays in L1) and n_k; the new word proposals are the topics
+  of random other tokens of the same word, or uniform.
 
 Proposals leave the token itself out (n^{-i}), so they do not depend on its current topic and
 every step is a valid independence-proposal MH step: with nothing delayed the chain has
