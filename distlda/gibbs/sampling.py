@@ -132,7 +132,7 @@ def step_seeds(seeds: np.ndarray, step: int) -> np.ndarray:
     return ((s + np.uint64(step) * np.uint64(STEP_SEED)) % np.uint64(2 ** 32)).astype(np.uint32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # the records hold arrays: compared by identity
 class Tokens:
     """The data slice a sweep resamples: per chunk, its tokens in document order.
 
@@ -162,7 +162,7 @@ class Tokens:
                    [c.doc_ptr for c in chunks], ranges)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prior:
     """The Dirichlet priors a sweep samples under.
 
@@ -190,7 +190,7 @@ class Prior:
         return cls(state.alpha, state.beta, state.vbeta, state.eta_kw, state.eta_sum)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SparseOptions:
     """SparseLDA (:func:`~distlda.gibbs.kernels.sweep_sparse`).
 
@@ -207,7 +207,7 @@ class SparseOptions:
     fallbacks: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DenseOptions:
     """The dense O(K) sampler (:func:`~distlda.gibbs.kernels.sweep_dense`).
 
@@ -220,7 +220,7 @@ class DenseOptions:
     fallbacks: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MhOptions:
     """Metropolis-Hastings (:func:`distlda.gibbs.mh.sweep_chunks_mh`: whole documents, the
     chunks swept jointly).
@@ -231,7 +231,8 @@ class MhOptions:
         MH steps per token and phase (default :data:`distlda.gibbs.mh.DEFAULT_MH_STEPS`).
     workspace : distlda.gibbs.mh.Workspace, optional
         The sampler's working memory, owned by the caller and kept across the sweeps of the
-        same chunks (None: a fresh one, which draws fresh proposals; see the class).
+        same chunks (None: a fresh one, which draws fresh proposals; see
+        :class:`~distlda.gibbs.mh.Workspace`).
     pool : concurrent.futures.Executor, optional
     threads : int
         With ``threads > 1``, each phase is split over that many threads of ``pool``.
@@ -280,7 +281,8 @@ def sweep(tokens: Tokens, nwk: np.ndarray, nk: np.ndarray, prior: Prior, options
         return None
     if not isinstance(options, (SparseOptions, DenseOptions)):
         raise TypeError(f"unknown sampler options {options!r}")
-    ranges = tokens.ranges or [(p[:-1], p[1:]) for p in tokens.doc_ptr]
+    ranges = (tokens.ranges if tokens.ranges is not None
+              else [(p[:-1], p[1:]) for p in tokens.doc_ptr])
     fallbacks = options.fallbacks
     if prior.eta_kw is not None:
         counts: tuple = (nwk, nk, prior.alpha, prior.eta_kw, prior.eta_sum)
