@@ -162,17 +162,19 @@ def parallel_ceiling(lda, parts=2, repeats=5):
 
     import numpy as np
 
+    from distlda.gibbs import sampling
     from distlda.gibbs.local import partition
-    from distlda.gibbs.sampling import sweep as sweep_chunks
     st = lda.state
     ch = st.chunks
     groups = partition([c.num_tokens for c in ch], parts)
+    prior = sampling.Prior.of(st)
 
     def run(group):
         nwk, nk = copies[tuple(group)]
-        sweep_chunks([ch[i].words for i in group], [ch[i].topics.copy() for i in group],
-                     [ch[i].doc_ptr for i in group], nwk, nk, st.alpha, st.beta, st.vbeta,
-                     np.arange(len(group)))
+        tokens = sampling.Tokens([ch[i].words for i in group],
+                                 [ch[i].topics.copy() for i in group],
+                                 [ch[i].doc_ptr for i in group])
+        sampling.sweep(tokens, nwk, nk, prior, sampling.SparseOptions(), np.arange(len(group)))
 
     best_one = best_par = float("inf")
     with ThreadPoolExecutor(parts) as pool:

@@ -35,8 +35,9 @@ import scipy.sparse as sp  # noqa: E402
 
 from distlda.evaluation import heldout_loglik  # noqa: E402
 from distlda.gibbs import kernels as K_  # noqa: E402
+from distlda.gibbs import mh as _mh  # noqa: E402
+from distlda.gibbs import sampling  # noqa: E402
 from distlda.gibbs.chunks import iter_chunks  # noqa: E402
-from distlda.gibbs.sampling import sweep as sweep_chunks  # noqa: E402
 from distlda.gibbs.state import GibbsState  # noqa: E402
 
 import common  # noqa: E402
@@ -79,7 +80,7 @@ def cut_documents(csr, length):
 
 
 class DistldaRun:
-    """A GibbsState swept by ``sweep_chunks`` (exactly what LocalExecutor does, one thread)."""
+    """A GibbsState swept by ``sampling.sweep`` (exactly what LocalExecutor does, one thread)."""
 
     def __init__(self, train, K, alpha, eta, seed, sampler, mh_steps):
         self.state = GibbsState(K, train.shape[1], np.full(K, alpha), eta)
@@ -88,13 +89,15 @@ class DistldaRun:
             self.state.add_chunk(c, int(rng.integers(2 ** 32)))
         self.rng = np.random.default_rng(seed + 1)
         self.sampler, self.mh_steps = sampler, mh_steps
+        # the MH sampler's memory, kept across this run's sweeps (as LocalExecutor keeps it)
+        self.options = (sampling.MhOptions(mh_steps, _mh.Workspace()) if sampler == "mh"
+                        else sampling.DenseOptions() if sampler == "dense"
+                        else sampling.SparseOptions())
 
     def sweep(self):
         st = self.state
-        sweep_chunks([c.words for c in st.chunks], [c.topics for c in st.chunks],
-                     [c.doc_ptr for c in st.chunks], st.nwk, st.nk, st.alpha, st.beta,
-                     st.vbeta, self.rng.integers(2 ** 32, size=len(st.chunks)),
-                     self.sampler, self.mh_steps)
+        sampling.sweep(sampling.Tokens.of(st.chunks), st.nwk, st.nk, sampling.Prior.of(st),
+                       self.options, self.rng.integers(2 ** 32, size=len(st.chunks)))
 
     def loglik(self):
         return self.state.log_likelihood() / self.state.num_tokens

@@ -10,6 +10,7 @@ from numba import njit
 from distlda.evaluation import heldout_loglik
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
+from distlda.gibbs import sampling
 from distlda.gibbs.chunks import iter_chunks
 from distlda.gibbs.state import GibbsState
 from distlda.models import LdaModel
@@ -65,12 +66,11 @@ def main():
                 st2 = GibbsState(K, V, np.full(K, 0.1), 0.01)
                 for i, ch in enumerate(iter_chunks(docs, None, 16)):
                     st2.add_chunk(ch, i)
+                opts = sampling.MhOptions(2, _mh.Workspace(), pool, threads)
                 for it in range(2):
-                    _mh.sweep_chunks_mh([x.words for x in st2.chunks],
-                                        [x.topics for x in st2.chunks],
-                                        [x.doc_ptr for x in st2.chunks], st2.nwk, st2.nk,
-                                        np.full(K, prior), prior, prior * V, [it], pool=pool,
-                                        threads=threads)
+                    sampling.sweep(sampling.Tokens.of(st2.chunks), st2.nwk, st2.nk,
+                                   sampling.Prior(np.full(K, prior), prior, prior * V), opts,
+                                   [it])
     # the model end to end: sparse and MH, one and two threads, inference and evaluation
     for sampler in ("sparse", "dense", "mh"):
         for workers in (1, 2):

@@ -337,3 +337,38 @@ def test_big_arrays_travel_in_pieces_and_come_back_whole():
         inbox.put("y", 8, 10, b"12345")
     with pytest.raises(ValueError, match="exceed"):
         codec.Staging(max_bytes=100).put("z", 0, 101, b"")
+
+
+def test_an_mh_worker_keeps_its_sampler_memory_across_jobs_and_drops_it_with_its_chunks():
+    """The MH sampler's workspace belongs to the worker session: jobs on the same chunks chain
+    exactly as serial sweeps that keep one workspace (not as sweeps that start afresh), and
+    loading chunks gives the next job a new one."""
+    from distlda.gibbs import mh as _mh
+    from distlda.gibbs import sampling
+    cfg = config(sampler="mh")
+    K, V = cfg.num_topics, cfg.num_terms
+    words, topics, doc_ptr, nwk, _ = job_inputs(K, V)
+    rows = np.unique(words).astype(np.int32)
+    w = worker_with_chunk(cfg, words, topics, doc_ptr)
+    local = np.searchsorted(rows, words).astype(np.int32)
+    kept, fresh = [(topics.copy(), nwk[rows].copy(), nwk.sum(axis=0).astype(np.int32))
+                   for _ in range(2)]
+    space, lock, differs = _mh.Workspace(), threading.RLock(), False
+    for j in range(4):
+        t, slice_nwk, nk = kept
+        job = Job(f"j{j}", [0], DenseSlice(rows, slice_nwk.copy()), nk.copy(),
+                  np.array([7 + j], np.uint32), np.asarray(cfg.alpha), None, False)
+        job = Job.from_wire(over_the_wire(job.to_wire()), cfg)
+        w.accept(job)
+        w.run(job, lock)
+        prior = sampling.Prior(np.asarray(cfg.alpha), cfg.beta, cfg.beta * V)
+        for (t, slice_nwk, nk), sp in ((kept, space), (fresh, _mh.Workspace())):
+            sampling.sweep(sampling.Tokens([local], [t], [doc_ptr]), slice_nwk, nk, prior,
+                           sampling.MhOptions(None, sp), [7 + j])
+        np.testing.assert_array_equal(w.chunks[0].topics, kept[0])
+        np.testing.assert_array_equal(w.slice.nwk, kept[1])
+        differs |= not np.array_equal(kept[0], fresh[0])
+    assert differs  # a workspace per job would have been another chain
+    before = w._workspaces[(0,)]
+    w.load([ChunkLoad(1, words, doc_ptr, topics.copy())])
+    assert w._workspaces == {} and before is not None

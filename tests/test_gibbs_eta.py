@@ -195,3 +195,28 @@ def test_eta_auto_learns_a_symmetric_value():
                    distributed=False)
     assert lda.optimize_eta and lda.state.eta_kw is None
     assert lda.eta[0] != 0.5 and lda.eta[0] < 0.2  # moved from 1/K towards the data
+
+
+@pytest.mark.parametrize("sampler", ["sparse", "dense"])
+def test_the_sweep_entry_point_takes_a_non_uniform_prior_from_the_state(sampler):
+    """``Prior.of(state)`` carries the state's eta_kw/eta_sum, and either exact sampler's
+    options then sweep with :func:`sweep_eta`, the same chain as the kernel called directly."""
+    from distlda.gibbs import sampling
+    rng = np.random.default_rng(4)
+    V, K = 12, 3
+    beta = rng.uniform(0.01, 0.5, (K, V))
+    st = GibbsState(K, V, np.full(K, 0.3), beta)
+    prior = sampling.Prior.of(st)
+    assert prior.eta_kw is st.eta_kw and prior.eta_sum is st.eta_sum and prior.vbeta == st.vbeta
+    words = rng.integers(0, V, 60).astype(np.int32)
+    doc_ptr = np.array([0, 20, 45, 60], np.int64)
+    topics = rng.integers(0, K, 60).astype(np.int32)
+    nwk, nk = np.zeros((V, K), np.int32), np.zeros(K, np.int32)
+    K_.count_assignments(words, topics, nwk, nk, 1)
+    want_t, want_nwk, want_nk = topics.copy(), nwk.copy(), nk.copy()
+    K_.sweep_eta(words, want_t, doc_ptr, doc_ptr[:-1], doc_ptr[1:], want_nwk, want_nk, st.alpha,
+                 st.eta_kw, st.eta_sum, 5)
+    options = sampling.SparseOptions() if sampler == "sparse" else sampling.DenseOptions()
+    sampling.sweep(sampling.Tokens([words], [topics], [doc_ptr]), nwk, nk, prior, options, [5])
+    np.testing.assert_array_equal(topics, want_t)
+    np.testing.assert_array_equal(nwk, want_nwk)

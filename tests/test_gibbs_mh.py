@@ -38,9 +38,21 @@ def counts(chunks, V, K):
     return nwk, nk
 
 
-def sweep(chunks, nwk, nk, alpha, beta, vbeta, rng, mh_steps=2, sampler="mh"):
-    sweep_chunks([c[0] for c in chunks], [c[1] for c in chunks], [c[2] for c in chunks], nwk, nk,
-                 alpha, beta, vbeta, rng.integers(2 ** 32, size=len(chunks)), sampler, mh_steps)
+def options(sampler, mh_steps=2, workspace=None, pool=None, threads=1):
+    if sampler == "mh":
+        return sampling.MhOptions(mh_steps, workspace, pool, threads)
+    return sampling.SparseOptions() if sampler == "sparse" else sampling.DenseOptions()
+
+
+def sweep(chunks, nwk, nk, alpha, beta, vbeta, rng, mh_steps=2, sampler="mh", workspace=None,
+          pool=None, threads=1):
+    """One sweep of ``chunks`` (tuples words, topics, doc_ptr); the MH sampler's memory is
+    ``workspace`` (keep one across the sweeps of a chain)."""
+    sweep_chunks(sampling.Tokens([c[0] for c in chunks], [c[1] for c in chunks],
+                                 [c[2] for c in chunks]),
+                 nwk, nk, sampling.Prior(alpha, beta, vbeta),
+                 options(sampler, mh_steps, workspace, pool, threads),
+                 rng.integers(2 ** 32, size=len(chunks)))
 
 
 @pytest.mark.parametrize("mh_steps", [1, 2, 3])
@@ -52,8 +64,9 @@ def test_counts_exact_after_every_sweep(mh_steps, asymmetric):
     nwk, nk = counts(chunks, V, K)
     alpha = rng.uniform(0.05, 1.0, K) if asymmetric else np.full(K, 0.1)
     before = [c[1].copy() for c in chunks]
+    space = _mh.Workspace()
     for _ in range(15):
-        sweep(chunks, nwk, nk, alpha, 0.01, 0.01 * V, rng, mh_steps)
+        sweep(chunks, nwk, nk, alpha, 0.01, 0.01 * V, rng, mh_steps, workspace=space)
         want_nwk, want_nk = counts(chunks, V, K)
         np.testing.assert_array_equal(nwk, want_nwk)
         np.testing.assert_array_equal(nk, want_nk)
@@ -68,12 +81,11 @@ def test_counts_exact_with_threads_sharing_the_counts(threads):
     V, K = 60, 9
     chunks = random_chunks(rng, 4, V, K, max_len=25, docs=30)
     nwk, nk = counts(chunks, V, K)
+    space = _mh.Workspace()
     with ThreadPoolExecutor(threads) as pool:
         for _ in range(15):
-            _mh.sweep_chunks_mh([c[0] for c in chunks], [c[1] for c in chunks],
-                                [c[2] for c in chunks], nwk, nk, np.full(K, 0.1), 0.01,
-                                0.01 * V, rng.integers(2 ** 32, size=4), 2, pool=pool,
-                                threads=threads)
+            sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng, workspace=space,
+                  pool=pool, threads=threads)
             want_nwk, want_nk = counts(chunks, V, K)
             np.testing.assert_array_equal(nwk, want_nwk)
             np.testing.assert_array_equal(nk, want_nk)
@@ -84,12 +96,11 @@ def test_threads_recover_planted_topics(planted):
     state = planted_state(X, phi.shape[0], seed=1)
     rng = np.random.default_rng(2)
     with ThreadPoolExecutor(2) as pool:
+        opts = sampling.MhOptions(2, _mh.Workspace(), pool, 2)
         for _ in range(150):
-            _mh.sweep_chunks_mh([c.words for c in state.chunks], [c.topics for c in state.chunks],
-                                [c.doc_ptr for c in state.chunks], state.nwk, state.nk,
-                                state.alpha, state.beta, state.vbeta,
-                                rng.integers(2 ** 32, size=len(state.chunks)), 2, pool=pool,
-                                threads=2)
+            sweep_chunks(sampling.Tokens.of(state.chunks), state.nwk, state.nk,
+                         sampling.Prior.of(state), opts,
+                         rng.integers(2 ** 32, size=len(state.chunks)))
     learned = (state.nwk.T + state.beta) / (state.nk[:, None] + state.vbeta)
     assert topic_recovery(learned, phi) >= 0.9
     nwk, nk = state.recount()
@@ -108,8 +119,9 @@ def test_counts_exact_on_a_model_slice_with_other_tokens():
     nk += rng.integers(0, 50, K).astype(np.int32)       # tokens of words outside the slice
     extra_nk = nk - counts(mine + others, V_slice, K)[1]
     other_nwk, other_nk = counts(others, V_slice, K)
+    space = _mh.Workspace()
     for _ in range(10):
-        sweep(mine, nwk, nk, np.full(K, 0.2), 0.05, 0.05 * V_full, rng)
+        sweep(mine, nwk, nk, np.full(K, 0.2), 0.05, 0.05 * V_full, rng, workspace=space)
         mine_nwk, mine_nk = counts(mine, V_slice, K)
         np.testing.assert_array_equal(nwk, mine_nwk + other_nwk)
         np.testing.assert_array_equal(nk, mine_nk + other_nk + extra_nk)
@@ -121,20 +133,102 @@ def test_topics_changed_between_sweeps_are_picked_up():
     V, K = 25, 4
     chunks = random_chunks(rng, 2, V, K)
     nwk, nk = counts(chunks, V, K)
-    sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng)
+    space = _mh.Workspace()
+    sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng, workspace=space)
     for words, topics, _ in chunks:          # re-initialise from outside, recount
         topics[:] = rng.integers(0, K, topics.shape[0])
     nwk, nk = counts(chunks, V, K)
-    sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng)
+    sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng, workspace=space)
     np.testing.assert_array_equal(nwk, counts(chunks, V, K)[0])
     np.testing.assert_array_equal(nk, counts(chunks, V, K)[1])
 
 
 def test_bad_mh_steps():
     with pytest.raises(ValueError, match="mh_steps"):
-        sweep_chunks([np.zeros(1, np.int32)], [np.zeros(1, np.int32)],
-                     [np.array([0, 1], np.int64)], np.ones((1, 1), np.int32),
-                     np.ones(1, np.int32), np.ones(1), 0.1, 0.1, [0], "mh", 0)
+        sweep_chunks(sampling.Tokens([np.zeros(1, np.int32)], [np.zeros(1, np.int32)],
+                                     [np.array([0, 1], np.int64)]),
+                     np.ones((1, 1), np.int32), np.ones(1, np.int32),
+                     sampling.Prior(np.ones(1), 0.1, 0.1), sampling.MhOptions(0), [0])
+
+
+def test_no_module_level_cache_of_working_memory():
+    """The sampler's memory belongs to whoever sweeps (a Workspace), never to the module."""
+    for name in ("_CACHE", "_CACHE_LOCK", "_work_for", "clear_cache"):
+        assert not hasattr(_mh, name), name
+
+
+def chain(chunks, V, K, sweeps, workspace_per_sweep=False, seed=11):
+    """Topics after ``sweeps`` MH sweeps of copies of ``chunks``, keeping one workspace (or
+    taking a new one each sweep)."""
+    chunks = [(w, t.copy(), p) for w, t, p in chunks]
+    nwk, nk = counts(chunks, V, K)
+    rng, space = np.random.default_rng(seed), _mh.Workspace()
+    for _ in range(sweeps):
+        sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng,
+              workspace=_mh.Workspace() if workspace_per_sweep else space)
+    return np.concatenate([c[1] for c in chunks])
+
+
+def test_a_workspace_carries_the_proposals_from_one_sweep_to_the_next():
+    rng = np.random.default_rng(8)
+    V, K = 50, 6
+    chunks = random_chunks(rng, 3, V, K)
+    kept = chain(chunks, V, K, 6)
+    np.testing.assert_array_equal(kept, chain(chunks, V, K, 6))            # deterministic
+    assert not np.array_equal(kept, chain(chunks, V, K, 6, True))   # the records were used
+
+
+def test_a_workspace_follows_its_chunks_and_is_never_shared_by_two_sweeps():
+    rng = np.random.default_rng(9)
+    V, K = 30, 5
+    a, b = random_chunks(rng, 2, V, K), random_chunks(rng, 1, V, K)
+    nwk, nk = counts(a + b, V, K)
+    space = _mh.Workspace()
+    for chunks in (a, b, a, a + b):   # other chunks: the memory is rebuilt, counts stay exact
+        sweep(chunks, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng, workspace=space)
+        np.testing.assert_array_equal(nwk, counts(a + b, V, K)[0])
+        np.testing.assert_array_equal(nk, counts(a + b, V, K)[1])
+    with space.hold([c[0] for c in a], [c[2] for c in a], V, 2, K):   # a sweep under way
+        with pytest.raises(RuntimeError, match="in use by another sweep"):
+            sweep(a, nwk, nk, np.full(K, 0.1), 0.01, 0.01 * V, rng, workspace=space)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_local_executor_keeps_one_workspace_a_run(planted, workers):
+    """A run chains its sweeps through one workspace; given one, two runs chain as one."""
+    X, phi = planted
+    K = phi.shape[0]
+
+    def run(runs, space=None):
+        state = planted_state(X[:150], K, chunksize=50, seed=1)
+        rng = np.random.default_rng(2)
+        for n in runs:
+            LocalExecutor(workers, sampler="mh", workspace=space).run(state, n, rng,
+                                                                      lambda it: None)
+        return state.nwk
+
+    one = run([6])
+    np.testing.assert_array_equal(run([2, 4], _mh.Workspace()), one)
+    assert not np.array_equal(run([2, 4]), one)  # without one, the second run starts afresh
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_model_chains_its_train_calls_through_its_workspace(planted, workers):
+    """LdaModel(iterations=a).train(b) is the chain of iterations=a + b with MH too: the
+    model owns the workspace its in-process runs share (the proposals carry over)."""
+    import copy
+
+    from distlda.models import LdaModel
+    X, phi = planted
+    kw = dict(num_topics=phi.shape[0], sampler="mh", random_state=3, distributed=False,
+              workers=workers, eval_every=0, chunksize=50)
+    split = LdaModel(X[:150], iterations=2, **kw)
+    split.train(4)
+    np.testing.assert_array_equal(split.sstats, LdaModel(X[:150], iterations=6, **kw).sstats)
+    twin = copy.deepcopy(split)  # a copy gets its own, empty memory
+    twin.train(1)
+    nwk, nk = twin.state.recount()
+    np.testing.assert_array_equal(twin.state.nwk, nwk)
 
 
 def planted_state(X, K, chunksize=250, alpha=0.1, beta=0.01, seed=0):
@@ -184,8 +278,9 @@ def long_run(docs, V, K, alpha, beta, sampler, sweeps, split, seed=5):
     marg = np.zeros((N, K))
     same = np.zeros((N, N))
     burn = sweeps // 20
+    space = _mh.Workspace()
     for s in range(sweeps):
-        sweep(chunks, nwk, nk, alpha, beta, V * beta, rng, 2, sampler)
+        sweep(chunks, nwk, nk, alpha, beta, V * beta, rng, 2, sampler, workspace=space)
         if s >= burn:
             z = np.concatenate([c[1] for c in chunks])
             marg[np.arange(N), z] += 1

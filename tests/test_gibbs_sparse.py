@@ -85,9 +85,10 @@ def test_resolve_names_the_samplers():
     with pytest.raises(ValueError, match="unknown sampler 'zzz'"):
         sampling.resolve("zzz", 10, 10.0)
     with pytest.raises(ValueError, match="whole documents"):
-        sampling.sweep([np.zeros(1, np.int32)], [np.zeros(1, np.int32)], [np.array([0, 1])],
-                       np.ones((1, 2), np.int32), np.ones(2, np.int32), np.ones(2), 0.1, 0.1, [0],
-                       "mh", ranges=[(np.array([0]), np.array([1]))])
+        sampling.sweep(sampling.Tokens([np.zeros(1, np.int32)], [np.zeros(1, np.int32)],
+                                       [np.array([0, 1])], [(np.array([0]), np.array([1]))]),
+                       np.ones((1, 2), np.int32), np.ones(2, np.int32),
+                       sampling.Prior(np.ones(2), 0.1, 0.1), sampling.MhOptions(), [0])
 
 
 @pytest.mark.parametrize("sampler", ["sparse", "dense"])
@@ -103,8 +104,9 @@ def test_sweep_on_a_block_resamples_only_its_tokens_and_keeps_counts_exact(sampl
     cuts = np.array([0, 12, V], np.int32)
     bp = K_.block_bounds(words, doc_ptr, cuts)
     t = topics.copy()
-    moved = sampling.sweep([words], [t], [doc_ptr], nwk, nk, np.full(K, 0.5), 0.1, 0.1 * V, [3],
-                           sampler, ranges=[(bp[1], bp[2])])
+    options = sampling.SparseOptions() if sampler == "sparse" else sampling.DenseOptions()
+    moved = sampling.sweep(sampling.Tokens([words], [t], [doc_ptr], [(bp[1], bp[2])]), nwk, nk,
+                           sampling.Prior(np.full(K, 0.5), 0.1, 0.1 * V), options, [3])
     assert moved == int((t != topics).sum()) > 0
     assert (words[t != topics] >= 12).all()  # only block 1 (words 12..) was resampled
     want_nwk, want_nk = ref.counts(words, t, V, K)

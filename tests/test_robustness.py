@@ -18,6 +18,7 @@ from conftest import planted_corpus, to_bow
 
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
+from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TOKENS, MAX_TOPICS, iter_chunks
 from distlda.gibbs.state import GibbsState, check_sizes
 from distlda.models import LdaModel
@@ -143,10 +144,11 @@ def test_mh_sweep_stays_in_range_whatever_the_masses(prior):
     K = 3
     st, c = _sparse_setup(K)
     alpha = np.full(K, prior)
+    tokens, space = sampling.Tokens.of([c]), _mh.Workspace()
     if np.isnan(prior):  # the driver refuses NaN priors; the kernel itself must still cope
         with pytest.raises(ValueError, match="alpha > 0"):
-            _mh.sweep_chunks_mh([c.words], [c.topics], [c.doc_ptr], st.nwk, st.nk, alpha,
-                                prior, prior, [0])
+            sampling.sweep(tokens, st.nwk, st.nk, sampling.Prior(alpha, prior, prior),
+                           sampling.MhOptions(), [0])
     work = _mh._Work([c.words], [c.doc_ptr], st.num_terms, 2, K)
     for it in range(4):
         if np.isnan(prior):
@@ -155,8 +157,9 @@ def test_mh_sweep_stays_in_range_whatever_the_masses(prior):
                          prior, prior, np.uint64(it), it == 0, it % 2 == 0)
             _mh.store_topics(work.rec, 4, 0, c.topics)
         else:
-            _mh.sweep_chunks_mh([c.words], [c.topics], [c.doc_ptr], st.nwk, st.nk, alpha,
-                                prior, prior * st.num_terms, [it])
+            sampling.sweep(tokens, st.nwk, st.nk,
+                           sampling.Prior(alpha, prior, prior * st.num_terms),
+                           sampling.MhOptions(2, space), [it])
         assert c.topics.min() >= 0 and c.topics.max() < K
         nwk, nk = st.recount()
         np.testing.assert_array_equal(nwk, st.nwk)

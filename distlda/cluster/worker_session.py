@@ -42,6 +42,7 @@ from distlda.cluster.messages import (
 )
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
+from distlda.gibbs import mh as _mh
 
 logger = logging.getLogger("distlda.worker")
 
@@ -178,6 +179,7 @@ class WorkerSession:
         self._local: dict[int, np.ndarray] = {}        # chunk -> words renumbered to rows
         self._bounds: dict[tuple, np.ndarray] = {}     # (chunk, cuts) -> block token ranges
         self._buf = _Buffers()
+        self._workspaces: dict[tuple, _mh.Workspace] = {}  # chunk set -> MH sampler memory
         self._moved = 1.0                              # share of swept tokens moved, last job
         self.busy = False  # a job is running
         self._fallbacks = np.zeros(1, np.int64) if sampling.check_mode() else None
@@ -207,6 +209,7 @@ class WorkerSession:
         self._local.clear()
         self._bounds.clear()
         self._buf = _Buffers()
+        self._workspaces = {}
         self.slice = ModelSlice(self.config)
 
     # ------------------------------------------------------------ a job
@@ -325,13 +328,31 @@ class WorkerSession:
             for i, t, (lo, hi) in zip(job.idxs, topics, ranges):
                 o = _Buffers.get(self._buf.old, i, t.shape, self.tdt)
                 old.append(o[:K_.gather_ranges(t, lo, hi, o)])
-        moved = sampling.sweep(
-            [self._local[i] for i in job.idxs], topics, [self.chunks[i].doc_ptr for i in job.idxs],
-            self.slice.nwk, job.nk, job.alpha, cfg.beta, cfg.beta * cfg.num_terms, job.seeds,
-            cfg.sampler, cfg.mh_steps, ranges=ranges if exact else None,
-            word_lists=self.slice.lists, fallbacks=self._fallbacks if exact else None)
+        tokens = sampling.Tokens([self._local[i] for i in job.idxs], topics,
+                                 [self.chunks[i].doc_ptr for i in job.idxs],
+                                 ranges if exact else None)
+        prior = sampling.Prior(job.alpha, cfg.beta, cfg.beta * cfg.num_terms)
+        nwk = self.slice.nwk
+        assert nwk is not None  # set by the job's "update" phase
+        moved = sampling.sweep(tokens, nwk, job.nk, prior, self._options(job.idxs), job.seeds)
         sampling.report_fallbacks(self._fallbacks, f"worker {self.name}, job {job.job[:8]}")
         return old, moved
+
+    def _options(self, idxs) -> sampling.Options:
+        """The sampler's options; for MH the memory of this chunk set, kept across jobs (one
+        job runs at a time; a set sharing a chunk with it is superseded and freed)."""
+        cfg = self.config
+        if cfg.sampler == "sparse":
+            return sampling.SparseOptions(self.slice.lists, self._fallbacks)
+        if cfg.sampler == "dense":
+            return sampling.DenseOptions(self._fallbacks)
+        key = tuple(idxs)
+        space = self._workspaces.get(key)
+        if space is None:
+            for old in [k for k in self._workspaces if set(k) & set(key)]:
+                del self._workspaces[old]
+            space = self._workspaces[key] = _mh.Workspace()
+        return sampling.MhOptions(cfg.mh_steps, space)
 
     def _report(self, job: Job, ranges, snaps, old, moved, swept):
         """What the job tells the dispatcher. Without other workers, the swept tokens' new

@@ -7,7 +7,7 @@ cluster workers hold and sweep disjoint sets of chunks, and the model is saved a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,7 +44,7 @@ class Chunk:
 
     words: np.ndarray
     doc_ptr: np.ndarray
-    topics: np.ndarray = field(default=None)
+    topics: np.ndarray = field(default=cast(np.ndarray, None))  # None: zeros (__post_init__)
     width: int = 0
 
     def __post_init__(self):

@@ -28,8 +28,8 @@ def count_histograms(chunks, num_topics: int):
     pair_topic, pair_count, pair_freq : int64 arrays, one entry per distinct non-zero (k, n_dk)
     len_value, len_freq : int64 arrays, one entry per distinct non-empty document length
     """
-    codes = [K_.doc_topic_pairs(c.topics, c.doc_ptr, num_topics) for c in chunks]
-    codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    parts = [K_.doc_topic_pairs(c.topics, c.doc_ptr, num_topics) for c in chunks]
+    codes = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     uniq, freq = np.unique(codes, return_counts=True)
     lens = np.concatenate([np.diff(c.doc_ptr) for c in chunks]) if chunks else np.zeros(0, np.int64)
     len_value, len_freq = np.unique(lens[lens > 0], return_counts=True)

@@ -7,14 +7,16 @@ Every numba function of distlda (the serial sampler's and the cluster's) is comp
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from llvmlite import ir
 from numba import njit
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-#: Options of every kernel.
-JIT = dict(cache=True, nogil=True)
+#: Options of every kernel (``dict[str, Any]``: spread into ``njit``'s typed keywords).
+JIT: dict[str, Any] = dict(cache=True, nogil=True)
 
 
 def kernel(fn=None, **options):

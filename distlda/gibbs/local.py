@@ -24,6 +24,7 @@ import numpy as np
 
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
+from distlda.gibbs import mh as _mh
 from distlda.gibbs.blocks import partition
 from distlda.gibbs.state import GibbsState
 
@@ -42,12 +43,25 @@ def available_cores() -> int:
 
 
 class LocalExecutor:
-    """Runs Gibbs sweeps in this process with ``workers`` threads."""
+    """Runs Gibbs sweeps in this process with ``workers`` threads.
 
-    def __init__(self, workers: int = 1, sampler: str = "sparse", mh_steps: int | None = None):
+    Parameters
+    ----------
+    workers : int
+    sampler : str
+    mh_steps : int, optional
+    workspace : distlda.gibbs.mh.Workspace, optional
+        The MH sampler's memory. None: a new one each :meth:`run` (so a run's first sweep
+        draws fresh proposals); whoever trains the same chunks in several runs and wants them
+        to chain exactly as one long run passes the one it keeps (one run at a time).
+    """
+
+    def __init__(self, workers: int = 1, sampler: str = "sparse", mh_steps: int | None = None,
+                 workspace: _mh.Workspace | None = None):
         self.workers = max(1, int(workers))
         self.sampler = sampler
         self.mh_steps = mh_steps
+        self.workspace = workspace
 
     def describe(self) -> str:
         return (f"serial, {self.workers} thread{'s' if self.workers > 1 else ''}, "
@@ -60,6 +74,8 @@ class LocalExecutor:
         sampler = state.resolve_sampler(self.sampler)
         plan = None
         self._fallbacks = np.zeros(1, np.int64) if sampling.check_mode() else None
+        # The MH sampler's memory: this run's alone unless given (rebuilt if the chunks change).
+        workspace = self.workspace if self.workspace is not None else _mh.Workspace()
         try:
             for it in range(iterations):
                 seeds = rng.integers(2 ** 32, size=len(state.chunks))
@@ -69,21 +85,22 @@ class LocalExecutor:
                     self._sweep_exact(state, plan, sampler, seeds, pool)
                     sampling.report_fallbacks(self._fallbacks, f"sweep {it + 1}")
                 else:
-                    self._sweep_mh(state, seeds, pool)
+                    self._sweep_mh(state, seeds, pool, workspace)
                 on_sweep(it)
         finally:
             if pool is not None:
                 pool.shutdown()
 
-    def _sweep_mh(self, state: GibbsState, seeds: np.ndarray, pool) -> None:
+    def _sweep_mh(self, state: GibbsState, seeds: np.ndarray, pool,
+                  workspace: _mh.Workspace) -> None:
         # WarpLDA's schedule: each phase split over the threads (documents, then words), on
-        # the shared counts.
+        # the shared counts; swept from this thread only, so the workspace is never shared.
         chunks = state.chunks
         threads = len(partition([c.num_tokens for c in chunks], self.workers))
-        sampling.sweep([c.words for c in chunks], [c.topics for c in chunks],
-                       [c.doc_ptr for c in chunks], state.nwk, state.nk, state.alpha,
-                       state.beta, state.vbeta, seeds, "mh", self.mh_steps,
-                       pool=pool if threads > 1 else None, threads=threads)
+        options = sampling.MhOptions(self.mh_steps, workspace,
+                                     pool if threads > 1 else None, threads)
+        sampling.sweep(sampling.Tokens.of(chunks), state.nwk, state.nk,
+                       sampling.Prior.of(state), options, seeds)
 
     def _exact_plan(self, state: GibbsState, sampler: str):
         """Work units, their groups, per-unit block ranges and the shared word lists of a run.
@@ -122,6 +139,9 @@ class LocalExecutor:
                      pool) -> None:
         units, groups, layout, wt = plan
         P = len(groups)
+        prior = sampling.Prior.of(state)
+        options = (sampling.SparseOptions(wt, self._fallbacks) if sampler == "sparse"
+                   else sampling.DenseOptions(self._fallbacks))
         for sub in range(P):
             nk0 = state.nk.copy()
             chunk_seeds = sampling.step_seeds(seeds, sub)
@@ -132,13 +152,10 @@ class LocalExecutor:
             def work(p, sub=sub, nk0=nk0, unit_seeds=unit_seeds):
                 b = blocks.block_of(p, sub, P)
                 nk = nk0.copy()
-                mine = [units[g][2] for g in groups[p]]
-                sampling.sweep([u.words for u in mine], [u.topics for u in mine],
-                               [u.doc_ptr for u in mine], state.nwk, nk, state.alpha,
-                               state.beta, state.vbeta, unit_seeds[groups[p]], sampler,
-                               ranges=[(layout[g][b], layout[g][b + 1]) for g in groups[p]],
-                               word_lists=wt, fallbacks=self._fallbacks,
-                               eta_kw=state.eta_kw, eta_sum=state.eta_sum)
+                tokens = sampling.Tokens.of(
+                    [units[g][2] for g in groups[p]],
+                    [(layout[g][b], layout[g][b + 1]) for g in groups[p]])
+                sampling.sweep(tokens, state.nwk, nk, prior, options, unit_seeds[groups[p]])
                 return nk - nk0
 
             deltas = pool.map(work, range(P)) if P > 1 else [work(0)]

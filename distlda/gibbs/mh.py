@@ -11,10 +11,10 @@ the document counts at random places (about 400 ns a step here). WarpLDA (Chen e
   the proposal's weight cancels the target's word factor; the new doc proposals are the topics
   of random *other* tokens of the same document (their topics are an alias table of n_dk^{-i})
   or a draw from alpha.
-- **word phase** (tokens grouped by word, through a cached index): the acceptance of a doc
-  proposal needs only the word's row of ``nwk`` (rebuilt from the word's tokens in a scratch
-  that stays in L1) and n_k; the new word proposals are the topics of random other tokens of
-  the same word, or uniform.
+- **word phase** (tokens grouped by word, through the index kept in the :class:`Workspace`):
+  the acceptance of a doc proposal needs only the word's row of ``nwk`` (rebuilt from the
+  word's tokens in a scratch that stays in L1) and n_k; the new word proposals are the topics
+  of random other tokens of the same word, or uniform.
 
 Proposals leave the token itself out (n^{-i}), so they do not depend on its current topic and
 every step is a valid independence-proposal MH step: with nothing delayed the chain has
@@ -26,7 +26,8 @@ phase; n_k and the streamed table are exact and immediate. That delay is the one
 of the word phase, so after every sweep ``topics``, ``nwk`` and ``nk`` are exactly consistent,
 the same in-place contract as :func:`distlda.gibbs.kernels.sweep_sparse`.
 
-Working memory per token, kept between sweeps for each set of chunks swept together: the
+Working memory per token, kept between sweeps in a :class:`Workspace` that whoever sweeps a set
+of chunks owns (no module-level cache: the memory lives and dies with its owner): the
 word-grouped token index (int32) and a record of ``mh_steps + 2`` topics (the one ``nwk``
 counts, the one chosen by the doc phase, the proposals; int16 when K < 32768, else int32):
 12 bytes a token at ``mh_steps=2`` (20 with K >= 32768). Between
@@ -36,9 +37,10 @@ outside.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from collections import OrderedDict
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from numba import njit
@@ -46,6 +48,9 @@ from numba import njit
 from distlda.gibbs.jit import JIT as _JIT
 from distlda.gibbs.jit import rand as _rand
 from distlda.gibbs.jit import seed_state as _seed_state
+
+if TYPE_CHECKING:  # the records of the sweep entry point (sampling imports this module)
+    from distlda.gibbs.sampling import MhOptions, Prior, Tokens
 
 #: Record fields, per token (``S = mh_steps + 2`` topics, int16 or int32).
 F_Z = 0      # topic the word-topic counts ``nwk`` hold the token at
@@ -408,7 +413,7 @@ def _word_phase(rec, m, wptr, widx, w0, w1, nwk, nk, alpha, beta, vbeta, state, 
 
 # ----------------------------------------------------------------------------- driver
 class _Work:
-    """Cached per-chunk-set working memory: word index, records, document offsets."""
+    """Working memory of one set of chunks: word index, records, document offsets."""
 
     def __init__(self, words_list, docptr_list, num_rows, mh_steps, num_topics):
         self.refs = [weakref.ref(w) for w in words_list]
@@ -425,58 +430,61 @@ class _Work:
         # int16 topics halve the records: the word phase's random reads hit the caches more.
         dtype = np.int16 if _SMALL_RECORDS and num_topics <= np.iinfo(np.int16).max else np.int32
         self.rec = np.full(int(self.offsets[-1]) * (mh_steps + 2), -1, dtype)
-        self.lock = threading.Lock()
 
     def matches(self, words_list, docptr_list, num_rows, mh_steps, num_topics) -> bool:
         return (num_rows == self.num_rows and mh_steps == self.mh_steps
                 and num_topics == self.num_topics
                 and len(words_list) == len(self.refs)
-                and all(r() is w and w.shape[0] == n
+                and all(w.shape[0] == n and r() is w
                         for r, w, n in zip(self.refs, words_list, self.shapes))
                 and self.doc_ptr.shape[0] == 1 + sum(p.shape[0] - 1 for p in docptr_list))
 
 
 _SMALL_RECORDS = True
-_CACHE: "OrderedDict[tuple, _Work]" = OrderedDict()
-_CACHE_LOCK = threading.RLock()   # re-entrant: a GC finaliser (_drop) may run inside
-_CACHE_SIZE = 16
 
 
-def _work_for(words_list, docptr_list, num_rows, mh_steps, num_topics):
-    """The cached :class:`_Work` of these chunks (keyed by the ids of their ``words`` arrays,
-    checked by weak reference so a recycled id never matches), built on first use."""
-    key = tuple(id(w) for w in words_list)
-    with _CACHE_LOCK:
-        work = _CACHE.get(key)
-        if work is not None and work.matches(words_list, docptr_list, num_rows, mh_steps,
-                                             num_topics):
-            _CACHE.move_to_end(key)
-            return work
-    work = _Work(words_list, docptr_list, num_rows, mh_steps, num_topics)
-    with _CACHE_LOCK:
-        # A set sharing a chunk with this one is superseded (chunks added by update(), a
-        # regrouping of threads): free it now rather than when the LRU reaches it.
-        ids = set(key)
-        for old in [k for k in _CACHE if ids.intersection(k)]:
-            del _CACHE[old]
-        _CACHE[key] = work
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    # Free the memory with the chunks rather than at the next eviction.
-    weakref.finalize(words_list[0], _drop, key, weakref.ref(work))
-    return work
+class Workspace:
+    """The MH sampler's working memory for one set of chunks, owned by whoever sweeps them.
 
+    Holds the word index and the token records (the proposals drawn at the end of a sweep are
+    the next sweep's), built on the first sweep and rebuilt when the chunks differ (other
+    ``words`` arrays, other sizes, another ``mh_steps`` or K). Keep one per set of chunks swept
+    repeatedly (the local executor one per run, a cluster worker one per chunk set it holds):
+    a sweep with a new workspace starts by drawing fresh proposals, so the chain differs from
+    one that kept its workspace. One sweep at a time: a second, concurrent sweep with the same
+    workspace raises RuntimeError.
+    """
 
-def _drop(key, work_ref):
-    with _CACHE_LOCK:
-        if key in _CACHE and _CACHE[key] is work_ref():
-            del _CACHE[key]
+    def __init__(self) -> None:
+        self._work: _Work | None = None
+        self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        """Free the memory (the next sweep rebuilds it and draws fresh proposals)."""
+        self._work = None
 
-def clear_cache() -> None:
-    """Forget all cached word indexes and proposals (frees their memory)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    def __deepcopy__(self, memo) -> "Workspace":
+        # A copy of a model sweeps copies of the chunks, which the memory does not match:
+        # it starts empty (and a lock cannot be copied).
+        return Workspace()
+
+    @contextlib.contextmanager
+    def hold(self, words_list, docptr_list, num_rows: int, mh_steps: int,
+             num_topics: int) -> Iterator[_Work]:
+        """The memory for these chunks (rebuilt when it is another set's), for one sweep."""
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("this MH workspace is in use by another sweep: give each "
+                               "concurrent sweep its own")
+        try:
+            work = self._work
+            if work is None or not work.matches(words_list, docptr_list, num_rows, mh_steps,
+                                                num_topics):
+                self._work = None  # the old memory goes before the new is allocated
+                work = _Work(words_list, docptr_list, num_rows, mh_steps, num_topics)
+                self._work = work
+            yield work
+        finally:
+            self._lock.release()
 
 
 def _mix_seeds(seeds) -> int:
@@ -531,53 +539,42 @@ def _sweep_parallel(work, mh_steps, nwk, nk, alpha, beta, vbeta, seed, fresh, al
     word_phase(True)
 
 
-def sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
-                    mh_steps: int = DEFAULT_MH_STEPS, pool=None, threads: int = 1) -> None:
+def sweep_chunks_mh(tokens: Tokens, nwk: np.ndarray, nk: np.ndarray, prior: Prior,
+                    options: MhOptions, seeds) -> None:
     """One MH sweep over several chunks jointly, against ``nwk``/``nk`` (updated in place).
 
-    Same contract as :func:`distlda.gibbs.sampling.sweep`: on return ``topics_list`` hold
-    the new topics and ``nwk``/``nk`` are their counts plus whatever the other tokens they
-    count held before. The chunks are swept as one token set, so a word's tokens of all chunks
-    form one group of the word phase.
-
-    Parameters
-    ----------
-    mh_steps : int
-        Metropolis-Hastings steps per token in each of the two phases (>= 1).
-    pool : concurrent.futures.Executor, optional
-        With ``threads > 1``, run each phase on that many threads of ``pool``
-        (:func:`_sweep_parallel`); ``nwk``/``nk`` are then shared and updated in place.
-    threads : int
+    What :func:`distlda.gibbs.sampling.sweep` runs for :class:`~distlda.gibbs.sampling.
+    MhOptions`, with its contract: on return ``tokens.topics`` hold the new topics and
+    ``nwk``/``nk`` are their counts plus whatever the other tokens they count held before.
+    The chunks are swept as one token set, so a word's tokens of all chunks form one group of
+    the word phase. ``options.mh_steps`` MH steps per token in each of the two phases (>= 1);
+    with ``options.threads > 1`` each phase runs on that many threads of ``options.pool``
+    (:func:`_sweep_parallel`), ``nwk``/``nk`` shared and updated in place. The working memory
+    is ``options.workspace`` (a fresh one when None: see :class:`Workspace`).
     """
-    mh_steps = int(mh_steps)
+    mh_steps = DEFAULT_MH_STEPS if options.mh_steps is None else int(options.mh_steps)
     if mh_steps < 1:
         raise ValueError(f"mh_steps must be >= 1, got {mh_steps}")
+    alpha, beta, vbeta = prior.alpha, prior.beta, prior.vbeta
     if not beta > 0 or not np.all(np.asarray(alpha) > 0):
         raise ValueError("the MH sampler needs alpha > 0 and beta > 0")
-    words_list = [w for w in words_list]
+    words_list = list(tokens.words)
     if not words_list or sum(w.shape[0] for w in words_list) == 0:
         return
-    work = _work_for(words_list, docptr_list, nwk.shape[0], mh_steps, nk.shape[0])
-    private = not work.lock.acquire(blocking=False)
-    if private:          # the same chunks swept concurrently: use uncached memory
-        work = _Work(words_list, docptr_list, nwk.shape[0], mh_steps, nk.shape[0])
-    try:
+    space = options.workspace if options.workspace is not None else Workspace()
+    with space.hold(words_list, tokens.doc_ptr, nwk.shape[0], mh_steps, nk.shape[0]) as work:
         S = mh_steps + 2
         valid = True
-        for t, off in zip(topics_list, work.offsets[:-1]):
+        for t, off in zip(tokens.topics, work.offsets[:-1]):
             valid &= bool(load_topics(work.rec, S, int(off), t))
-        n_local = int(work.offsets[-1])
-        all_local = int(nk.sum(dtype=np.int64)) == n_local
+        all_local = int(nk.sum(dtype=np.int64)) == int(work.offsets[-1])
         alpha = np.ascontiguousarray(alpha, dtype=np.float64)
         seed = _mix_seeds(seeds)
-        if pool is not None and threads > 1:
+        if options.pool is not None and options.threads > 1:
             _sweep_parallel(work, mh_steps, nwk, nk, alpha, float(beta), float(vbeta), seed,
-                            not valid, all_local, pool, int(threads))
+                            not valid, all_local, options.pool, int(options.threads))
         else:
             sweep_mh(work.rec, mh_steps, work.wptr, work.widx, work.doc_ptr, nwk, nk, alpha,
                      float(beta), float(vbeta), np.uint64(seed), not valid, all_local)
-        for t, off in zip(topics_list, work.offsets[:-1]):
+        for t, off in zip(tokens.topics, work.offsets[:-1]):
             store_topics(work.rec, S, int(off), t)
-    finally:
-        if not private:
-            work.lock.release()

@@ -3,6 +3,11 @@
 The serial model (on the global counts), each thread of the in-process executor (on the
 shared counts, its own vocabulary block) and each cluster worker (on its model slice) call
 :func:`sweep`; they differ only in which counts they pass and who merges the topic totals.
+In the manner of scikit-learn's ``_update_doc_distribution``, :func:`sweep` takes the data
+slice (:class:`Tokens`), the counts it updates in place, the prior (:class:`Prior`) and one
+options record per sampler (:class:`SparseOptions`, :class:`DenseOptions`, :class:`MhOptions`);
+working memory that outlives a sweep (the MH sampler's :class:`~distlda.gibbs.mh.Workspace`,
+the sparse sampler's word lists) belongs to the caller and travels in the options.
 Here also live the two rules they must all apply alike: which sampler "auto" means
 (:func:`resolve`) and how a chunk's seed changes from one step of a sweep to the next
 (:func:`step_seeds`); the 1-worker cluster equals the 1-thread chain bit for bit because
@@ -12,6 +17,9 @@ both use them.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Iterable, Sequence, Union
 
 import numpy as np
 
@@ -123,98 +131,177 @@ def step_seeds(seeds: np.ndarray, step: int) -> np.ndarray:
     return ((s + np.uint64(step) * np.uint64(STEP_SEED)) % np.uint64(2 ** 32)).astype(np.uint32)
 
 
-def sweep(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta, seeds,
-          sampler: str = "sparse", mh_steps: int | None = None, *, ranges=None,
-          word_lists=None, pool=None, threads: int = 1, fallbacks=None, eta_kw=None,
-          eta_sum=None) -> int | None:
-    """Resample tokens of several chunks in turn against ``nwk``/``nk`` (updated in place).
+@dataclass(frozen=True, eq=False)  # the records hold arrays: compared by identity
+class Tokens:
+    """The data slice a sweep resamples: per chunk, its tokens in document order.
+
+    Attributes
+    ----------
+    words : sequence of ndarray, int32
+        Word ids, rows of the ``nwk`` swept against.
+    topics : sequence of ndarray, int32
+        Topics, updated in place.
+    doc_ptr : sequence of ndarray, int64
+        Document offsets.
+    ranges : sequence of (lo, hi), optional
+        Exact samplers only: per chunk, int64 token ranges ``[lo[d], hi[d])`` to resample (a
+        vocabulary block, :mod:`distlda.gibbs.blocks`); None: every token.
+    """
+
+    words: Sequence[np.ndarray]
+    topics: Sequence[np.ndarray]
+    doc_ptr: Sequence[np.ndarray]
+    ranges: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
+
+    @classmethod
+    def of(cls, chunks: Iterable, ranges=None) -> Tokens:
+        """The tokens of ``chunks`` (anything with ``words``, ``topics``, ``doc_ptr``)."""
+        chunks = list(chunks)
+        return cls([c.words for c in chunks], [c.topics for c in chunks],
+                   [c.doc_ptr for c in chunks], ranges)
+
+
+@dataclass(frozen=True, eq=False)
+class Prior:
+    """The Dirichlet priors a sweep samples under.
+
+    Attributes
+    ----------
+    alpha : ndarray of shape (K,), float64
+    beta : float
+        The topic-word prior (its mean when ``eta_kw`` is given, for messages only).
+    vbeta : float
+        ``beta`` times the *full* vocabulary (also on a worker's model slice).
+    eta_kw, eta_sum : ndarray, optional
+        A non-uniform topic-word prior (:class:`~distlda.gibbs.state.GibbsState`'s), swept by
+        :func:`~distlda.gibbs.kernels.sweep_eta` with either exact sampler.
+    """
+
+    alpha: np.ndarray
+    beta: float
+    vbeta: float
+    eta_kw: np.ndarray | None = None
+    eta_sum: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, state) -> Prior:
+        """The prior of a :class:`~distlda.gibbs.state.GibbsState` as it is now."""
+        return cls(state.alpha, state.beta, state.vbeta, state.eta_kw, state.eta_sum)
+
+
+@dataclass(frozen=True, eq=False)
+class SparseOptions:
+    """SparseLDA (:func:`~distlda.gibbs.kernels.sweep_sparse`).
+
+    Attributes
+    ----------
+    word_lists : tuple, optional
+        The per-word topic lists over ``nwk`` (:func:`~distlda.gibbs.kernels.build_word_lists`;
+        kept exact by the kernel, so a caller keeps them across sweeps); built when None.
+    fallbacks : ndarray of shape (1,), int64, optional
+        Check mode: counts the draws whose topic mass was not finite (:func:`report_fallbacks`).
+    """
+
+    word_lists: tuple | None = None
+    fallbacks: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class DenseOptions:
+    """The dense O(K) sampler (:func:`~distlda.gibbs.kernels.sweep_dense`).
+
+    Attributes
+    ----------
+    fallbacks : ndarray of shape (1,), int64, optional
+        As :attr:`SparseOptions.fallbacks`.
+    """
+
+    fallbacks: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class MhOptions:
+    """Metropolis-Hastings (:func:`distlda.gibbs.mh.sweep_chunks_mh`: whole documents, the
+    chunks swept jointly).
+
+    Attributes
+    ----------
+    mh_steps : int, optional
+        MH steps per token and phase (default :data:`distlda.gibbs.mh.DEFAULT_MH_STEPS`).
+    workspace : distlda.gibbs.mh.Workspace, optional
+        The sampler's working memory, owned by the caller and kept across the sweeps of the
+        same chunks (None: a fresh one, which draws fresh proposals; see
+        :class:`~distlda.gibbs.mh.Workspace`).
+    pool : concurrent.futures.Executor, optional
+    threads : int
+        With ``threads > 1``, each phase is split over that many threads of ``pool``.
+    """
+
+    mh_steps: int | None = None
+    workspace: _mh.Workspace | None = None
+    pool: Executor | None = None
+    threads: int = 1
+
+
+#: One options record per sampler: its type says which sampler :func:`sweep` runs.
+Options = Union[SparseOptions, DenseOptions, MhOptions]
+
+
+def sweep(tokens: Tokens, nwk: np.ndarray, nk: np.ndarray, prior: Prior, options: Options,
+          seeds) -> int | None:
+    """Resample ``tokens`` chunk by chunk against ``nwk``/``nk`` (updated in place).
 
     Parameters
     ----------
-    words_list, topics_list, docptr_list : lists of ndarray
-        Per chunk: int32 word ids (rows of ``nwk``), int32 topics (updated in place), int64
-        document offsets.
+    tokens : Tokens
+        The chunks (their topics are updated in place) and, for the exact samplers, the token
+        ranges to resample.
     nwk : ndarray of shape (rows, K), int32
-        Word-topic counts: all words, or a worker's model slice (``words`` renumbered to its
-        rows; ``vbeta`` is still beta times the full vocabulary).
+        Word-topic counts: all words, or a worker's model slice (``tokens.words`` renumbered
+        to its rows; ``prior.vbeta`` is still beta times the full vocabulary).
     nk : ndarray of shape (K,), int32
-    alpha : ndarray of shape (K,), float64
-    beta, vbeta : float
+    prior : Prior
+    options : SparseOptions, DenseOptions or MhOptions
+        The sampler and its knobs ("auto" is resolved before: :func:`resolve`). A non-uniform
+        prior is swept exactly by :func:`~distlda.gibbs.kernels.sweep_eta` with either exact
+        sampler's options.
     seeds : sequence of int
         One per chunk.
-    sampler : {"sparse", "dense", "mh"}
-        Exact "sparse" (:func:`~distlda.gibbs.kernels.sweep_sparse`) and "dense" (its namesake);
-        "mh" (:func:`distlda.gibbs.mh.sweep_chunks_mh`, whole documents, chunks swept jointly).
-    mh_steps : int, optional
-        MH steps per token and phase (default :data:`distlda.gibbs.mh.DEFAULT_MH_STEPS`).
-    ranges : list of (lo, hi), optional
-        Exact samplers only: per chunk, int64 token ranges ``[lo[d], hi[d])`` to resample (a
-        vocabulary block, :mod:`distlda.gibbs.blocks`); default every token.
-    word_lists : tuple, optional
-        Sparse only: the per-word topic lists over ``nwk`` (built here when None).
-    pool, threads
-        MH only: split each phase over ``threads`` threads of ``pool``.
-    fallbacks : ndarray of shape (1,), int64, optional
-        Exact samplers only: counts the draws whose topic mass was not finite (check mode).
-    eta_kw, eta_sum : ndarray, optional
-        Exact only: a non-uniform prior (:class:`~distlda.gibbs.state.GibbsState`'s), swept
-        by :func:`~distlda.gibbs.kernels.sweep_eta`. "auto" must be resolved first.
 
     Returns
     -------
     int or None
         Tokens whose topic changed (exact samplers), None for MH (not counted).
     """
-    if sampler == "mh":
-        if ranges is not None:
+    if isinstance(options, MhOptions):
+        if tokens.ranges is not None:
             raise ValueError("the mh sampler sweeps whole documents (no vocabulary blocks)")
-        _mh.sweep_chunks_mh(words_list, topics_list, docptr_list, nwk, nk, alpha, beta, vbeta,
-                            seeds, _mh.DEFAULT_MH_STEPS if mh_steps is None else mh_steps,
-                            pool=pool, threads=threads)
+        _mh.sweep_chunks_mh(tokens, nwk, nk, prior, options, seeds)
         return None
-    if sampler not in EXACT:
-        raise ValueError(f"unknown sampler {sampler!r}")
-    ranges = ranges or [(p[:-1], p[1:]) for p in docptr_list]
-    if eta_kw is not None:
-        return _sweep_eta(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, eta_kw,
-                          eta_sum, seeds, fallbacks)
-    if sampler == "dense":
-        return _sweep_dense(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, beta,
-                            vbeta, seeds, fallbacks)
-    return _sweep_sparse(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, beta,
-                         vbeta, seeds, word_lists, fallbacks)
-
-
-def _sweep_sparse(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, beta, vbeta,
-                  seeds, word_lists, fallbacks) -> int:
-    """:func:`sweep` with one eta: each chunk through SparseLDA's kernel."""
+    if not isinstance(options, (SparseOptions, DenseOptions)):
+        raise TypeError(f"unknown sampler options {options!r}")
+    ranges = (tokens.ranges if tokens.ranges is not None
+              else [(p[:-1], p[1:]) for p in tokens.doc_ptr])
+    fallbacks = options.fallbacks
+    if prior.eta_kw is not None:
+        counts: tuple = (nwk, nk, prior.alpha, prior.eta_kw, prior.eta_sum)
+        return _per_chunk(K_.sweep_eta, tokens, ranges, seeds, counts, fallbacks)
+    if isinstance(options, DenseOptions):
+        counts = (nwk, nk, prior.alpha, prior.beta, prior.vbeta)
+        return _per_chunk(K_.sweep_dense, tokens, ranges, seeds, counts, fallbacks)
+    word_lists = options.word_lists
     if word_lists is None:
         local_counts = np.zeros(nwk.shape[0], np.int64)
-        for w in words_list:
+        for w in tokens.words:
             local_counts += np.bincount(w, minlength=nwk.shape[0])
         word_lists = K_.build_word_lists(nwk, local_counts)
-    return _per_chunk(K_.sweep_sparse, words_list, topics_list, docptr_list, ranges, seeds,
-                      (nwk, nk, *word_lists, alpha, beta, vbeta), fallbacks)
+    counts = (nwk, nk, *word_lists, prior.alpha, prior.beta, prior.vbeta)
+    return _per_chunk(K_.sweep_sparse, tokens, ranges, seeds, counts, fallbacks)
 
 
-def _sweep_eta(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, eta_kw, eta_sum,
-               seeds, fallbacks) -> int:
-    """:func:`sweep` with a non-uniform prior: each chunk through the exact O(K) kernel."""
-    return _per_chunk(K_.sweep_eta, words_list, topics_list, docptr_list, ranges, seeds,
-                      (nwk, nk, alpha, eta_kw, eta_sum), fallbacks)
-
-
-def _sweep_dense(words_list, topics_list, docptr_list, ranges, nwk, nk, alpha, beta, vbeta,
-                 seeds, fallbacks) -> int:
-    """:func:`sweep` with the dense sampler: each chunk through its O(K) vectorized kernel."""
-    return _per_chunk(K_.sweep_dense, words_list, topics_list, docptr_list, ranges, seeds,
-                      (nwk, nk, alpha, beta, vbeta), fallbacks)
-
-
-def _per_chunk(kernel, words_list, topics_list, docptr_list, ranges, seeds, counts,
-               fallbacks) -> int:
+def _per_chunk(kernel, tokens: Tokens, ranges, seeds, counts: tuple, fallbacks) -> int:
     """``kernel(words, topics, doc_ptr, lo, hi, *counts, seed, fallbacks)`` chunk by chunk;
     the total of tokens moved."""
     return sum(kernel(words, topics, doc_ptr, lo, hi, *counts, int(seed), fallbacks)
                for words, topics, doc_ptr, (lo, hi), seed in zip(
-                   words_list, topics_list, docptr_list, ranges, seeds))
+                   tokens.words, tokens.topics, tokens.doc_ptr, ranges, seeds))

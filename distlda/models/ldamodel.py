@@ -431,11 +431,17 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         ex = None if why else _client.choose_executor(self.distributed, self.ns_conf,
                                                       self.workers, self.tls)
         if ex is None:
-            ex = LocalExecutor(self.workers)
+            # the MH proposals of one train() call are the next call's first (one chain)
+            ex = LocalExecutor(self.workers, workspace=self._mh_memory())
         # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
         ex.sampler = self._state.resolve_sampler(self.sampler)
         ex.mh_steps = self.mh_steps
         return ex
+
+    def _mh_memory(self):
+        """The MH sampler's working memory of this model's in-process training."""
+        from distlda.gibbs import mh
+        return self.__dict__.setdefault("_mh_workspace", mh.Workspace())
 
     def _train(self, iterations: int) -> None:
         if iterations == 0:
