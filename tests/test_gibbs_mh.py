@@ -225,10 +225,11 @@ def test_a_model_chains_its_train_calls_through_its_workspace(planted, workers):
     split = LdaModel(X[:150], iterations=2, **kw)
     split.train(4)
     np.testing.assert_array_equal(split.sstats, LdaModel(X[:150], iterations=6, **kw).sstats)
-    twin = copy.deepcopy(split)  # a copy gets its own, empty memory
-    twin.train(1)
-    nwk, nk = twin.state.recount()
-    np.testing.assert_array_equal(twin.state.nwk, nwk)
+    import pickle
+    for twin in (copy.deepcopy(split), pickle.loads(pickle.dumps(split))):
+        twin.train(1)  # a copy gets its own, empty memory
+        nwk, nk = twin.state.recount()
+        np.testing.assert_array_equal(twin.state.nwk, nwk)
 
 
 def planted_state(X, K, chunksize=250, alpha=0.1, beta=0.01, seed=0):

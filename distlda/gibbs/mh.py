@@ -463,10 +463,11 @@ class Workspace:
         """Free the memory (the next sweep rebuilds it and draws fresh proposals)."""
         self._work = None
 
-    def __deepcopy__(self, memo) -> "Workspace":
-        # A copy of a model sweeps copies of the chunks, which the memory does not match:
-        # it starts empty (and a lock cannot be copied).
-        return Workspace()
+    def __reduce__(self):
+        # A copied or pickled model (copy.deepcopy, joblib, scikit-learn's clone checks) sweeps
+        # other chunk arrays, which this memory would not match: it starts empty (and a lock
+        # cannot be copied).
+        return (Workspace, ())
 
     @contextlib.contextmanager
     def hold(self, words_list, docptr_list, num_rows: int, mh_steps: int,
