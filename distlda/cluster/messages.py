@@ -25,6 +25,7 @@ from typing import Any, Union
 import numpy as np
 
 from distlda.cluster import codec
+from distlda.errors import LimitError, ProtocolError
 from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
 from distlda.params import PRIOR_MAX, PRIOR_MIN
@@ -34,10 +35,6 @@ DISPATCHER_SERVICE = "distlda.dispatcher/1"
 
 #: Samplers a session may run.
 SAMPLERS = sampling.SAMPLERS
-
-
-class ProtocolError(ValueError):
-    """A message without the form or the values its kind requires (names the field)."""
 
 
 def _get(d, key: str, what: str):
@@ -125,10 +122,6 @@ def arg_ints(v, what: str, hi: int) -> list[int]:
             not isinstance(i, bool) and isinstance(i, int) and 0 <= i < hi for i in v):
         raise ProtocolError(f"{what}: expected a list of integers in [0, {hi})")
     return list(v)
-
-
-class LimitError(ProtocolError):
-    """A session larger than the receiving process is configured to hold."""
 
 
 @dataclass(frozen=True)

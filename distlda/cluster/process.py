@@ -9,11 +9,12 @@ import signal
 import sys
 
 from distlda.cluster import tls, transport
+from distlda.errors import DistldaError
 
 logger = logging.getLogger("distlda.process")
 
 
-class AddressError(RuntimeError):
+class AddressError(DistldaError, RuntimeError):
     """The address to serve on cannot work (other hosts could not reach it)."""
 
 

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from distlda.errors import TLSError
+
 logger = logging.getLogger("distlda.tls")
 
 CA_CERT, CA_KEY, HOSTS = "ca.pem", "ca-key.pem", "hosts"
@@ -51,10 +53,6 @@ RENEW_DAYS = 30
 HANDSHAKE_TIMEOUT = 10.0
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-class TLSError(ValueError):
-    """A TLS folder that cannot work (missing, foreign or unusable files): says what to do."""
 
 
 # ---------------------------------------------------------------------- host names

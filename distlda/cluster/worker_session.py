@@ -40,6 +40,7 @@ from distlda.cluster.messages import (
     RowsResult,
     SessionConfig,
 )
+from distlda.errors import StaleView
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
 
@@ -50,10 +51,6 @@ _NO_LISTS = (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32)
 #: (the ones that run outside the session lock, so a held job blocks no other call).
 PHASES = ("update", "verify", "plan", "snapshot", "sample", "report")
 HOLD_POINTS = ("update", "snapshot", "sample", "report")
-
-
-class StaleView(RuntimeError):
-    """A model update arrived for word-topic rows this worker does not hold."""
 
 
 def rows_cheaper(swept: int, rows_bytes: float, moved: float, tbytes: int, per_move: int) -> bool:
