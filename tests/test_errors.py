@@ -64,3 +64,77 @@ def test_user_facing_errors_import_from_errors_and_their_old_places():
         assert getattr(errors, name) is not None
     with pytest.raises(AttributeError):
         errors.NoSuchError  # noqa: B018
+
+
+# ---------------------------------------------------------------- across Pyro5
+@pytest.fixture(scope="module")
+def server():
+    """A distlda daemon (in a thread) serving an object that raises what it is told to."""
+    import threading
+
+    from distlda.cluster import transport
+
+    @transport.expose
+    class Raiser:
+        def fail(self, kind: str, message: str):
+            raise {"protocol": errors.ProtocolError, "limit": errors.LimitError,
+                   "owned": errors.OwnedElsewhere, "stale": errors.StaleView,
+                   "tls": errors.TLSError, "value": ValueError,
+                   "key": KeyError}[kind](message)
+
+        def job(self):
+            jobs = transport.PolledJobs()
+            j = jobs.start(lambda: 1 // 0)
+            return jobs.wait(j, 5.0, prefix="peer: ")
+
+    daemon = transport._Daemon(host="127.0.0.1")
+    uri = daemon.register(Raiser())
+    t = threading.Thread(target=daemon.requestLoop, daemon=True)
+    t.start()
+    yield uri
+    daemon.shutdown()
+    t.join(10)
+
+
+@pytest.mark.parametrize("kind, cls", [("protocol", errors.ProtocolError),
+                                       ("limit", errors.LimitError),
+                                       ("owned", errors.OwnedElsewhere),
+                                       ("stale", errors.StaleView)])
+def test_distlda_errors_arrive_at_a_distlda_peer_as_their_class(server, kind, cls):
+    from distlda.cluster import transport
+    with transport.proxy(server, 5.0) as p:
+        with pytest.raises(errors.DistldaError) as info:
+            p.fail(kind, "why it failed")
+    assert type(info.value) is cls and str(info.value) == "why it failed"
+    assert transport.is_remote(info.value)
+
+
+def test_other_errors_arrive_as_builtins_and_a_failed_job_as_job_failed(server):
+    from distlda.cluster import transport
+    with transport.proxy(server, 5.0) as p:
+        with pytest.raises(ValueError) as info:  # not rebuilt: not a class that crosses typed
+            p.fail("tls", "no folder")
+        assert type(info.value) is ValueError and str(info.value) == "TLSError: no folder"
+        with pytest.raises(KeyError):
+            p.fail("key", "k")
+        with pytest.raises(ValueError, match="^plain$"):
+            p.fail("value", "plain")
+        with pytest.raises(errors.JobFailed, match="^peer: ZeroDivisionError: "):
+            p.job()
+    local = errors.ProtocolError("here")
+    assert not transport.is_remote(local)
+
+
+def test_a_plain_pyro5_client_reads_builtins_with_the_class_named(server):
+    import subprocess
+    import sys
+    code = ("import sys, Pyro5.api\n"
+            "p = Pyro5.api.Proxy(sys.argv[1]); p._pyroSerializer = 'msgpack'\n"
+            "for kind in ('protocol', 'owned'):\n"
+            "    try:\n        p.fail(kind, 'why')\n"
+            "    except Exception as e:\n        print(type(e).__name__, e)\n"
+            "print('distlda' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(server)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.splitlines() == ["ValueError ProtocolError: why",
+                                       "RuntimeError OwnedElsewhere: why", "False"], out

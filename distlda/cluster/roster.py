@@ -20,6 +20,7 @@ import time
 
 from distlda.cluster import transport
 from distlda.cluster.membership import Member, Membership
+from distlda.errors import OwnedElsewhere
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -172,12 +173,9 @@ class Roster:
                 m.joined(session)
                 m.seen = time.monotonic()
                 self._refused.pop(m.name, None)
-        except RuntimeError as e:
-            if not str(e).startswith("owned:"):
-                self.lose(m, f"reset failed: {e}")
-                return
+        except OwnedElsewhere as e:
             if m.name not in self._refused:
-                logger.info("worker %s %s; asking again", m.name, str(e)[len("owned: "):])
+                logger.info("%s; asking again", e)
             self._refused[m.name] = time.monotonic() + 1.0  # it answers: ask again soon
         except Exception as e:
             self.lose(m, f"reset failed: {e}")
