@@ -34,6 +34,7 @@ import ssl
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -396,8 +397,9 @@ class ServerSocket(ssl.SSLSocket):
                            explain(e))
             raise ConnectionResetError(errno.ECONNRESET, f"TLS handshake failed: {explain(e)}")
         self.settimeout(old)
+        subject: Any = (self.getpeercert() or {}).get("subject", ())
         logger.debug("TLS: connection from %s (%s)", _peer(self._peer_addr),
-                     dict(x[0] for x in self.getpeercert().get("subject", ())).get("commonName"))
+                     dict(x[0] for x in subject).get("commonName"))
 
     def recv(self, *args, **kwargs):
         self._ensure_handshake()

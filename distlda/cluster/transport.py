@@ -71,8 +71,8 @@ def _plain(exc: BaseException) -> BaseException:
         return exc
     out = base(f"{type(exc).__name__}: {exc}")
     if errors.REMOTE.get(type(exc).__name__) is type(exc):
-        out.distlda_error = type(exc).__name__  # type: ignore[attr-defined]
-        out.distlda_message = str(exc)  # type: ignore[attr-defined]
+        out.distlda_error = type(exc).__name__
+        out.distlda_message = str(exc)
     return out
 
 
@@ -83,7 +83,8 @@ def _typed(classname: str, data: dict) -> BaseException:
     base = _WIRE_BASES[classname]
     attrs = data.get("attributes")
     attrs = attrs if isinstance(attrs, dict) else {}
-    cls = errors.REMOTE.get(attrs.get("distlda_error"))
+    name = attrs.get("distlda_error")
+    cls = errors.REMOTE.get(name) if isinstance(name, str) else None
     message = attrs.get("distlda_message")
     if cls is None or not issubclass(cls, base) or not isinstance(message, str):
         return SerializerBase.make_exception(base, data)
