@@ -337,7 +337,8 @@ class _StepShell:
     def _do(self, actions: list) -> list:
         """Carry out the actions that need the lock (held); returns the others."""
         self.rec["lost"] = self.st.failures
-        after, moved = [], 0
+        after: list[tuple[Member | None, Drop | WaitForWorkers]] = []
+        moved = 0
         for a in actions:
             if isinstance(a, Submit):
                 m = self.handles[a.member]
@@ -357,8 +358,10 @@ class _StepShell:
                             len(a.chunks))
             elif isinstance(a, FailSweep):
                 raise RuntimeError(a.why) from self.internal
-            elif isinstance(a, (Drop, WaitForWorkers)):
-                after.append(a)
+            elif isinstance(a, Drop):  # the member as the step knew it (not a newcomer's name)
+                after.append((self.handles[a.member], a))
+            elif isinstance(a, WaitForWorkers):
+                after.append((None, a))
         if moved:
             self.rec["redispatched"] += moved
             self.co.telemetry.totals["redispatched_chunks"] += moved
@@ -366,11 +369,11 @@ class _StepShell:
                         sum(isinstance(a, Submit) and a.moved for a in actions))
         return after
 
-    def _after(self, actions: list) -> None:
+    def _after(self, actions: list[tuple[Member | None, Drop | WaitForWorkers]]) -> None:
         """Drops and waits, outside the lock (they call the name server and sleep)."""
-        for a in actions:
-            if isinstance(a, Drop):
-                self.co.roster.lose(self.handles[a.member], a.why, unregister=a.unregister)
+        for m, a in actions:
+            if isinstance(a, Drop) and m is not None:
+                self.co.roster.lose(m, a.why, unregister=a.unregister)
             else:
                 self.co._wait_for_workers()
 
