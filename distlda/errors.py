@@ -82,7 +82,7 @@ class OwnedElsewhere(DistldaError, RuntimeError):
     again later: a silent owner loses it)."""
 
 
-class JobFailed(DistldaError, RuntimeError):
+class RemoteJobError(DistldaError, RuntimeError):
     """A job that a peer ran in the background failed there; the message names the error."""
 
 
@@ -93,7 +93,7 @@ class StaleView(DistldaError, RuntimeError):
 #: The classes a distlda server raises on purpose, rebuilt by name when they arrive from a
 #: peer (each takes one message).
 REMOTE: dict[str, type[DistldaError]] = {c.__name__: c for c in (
-    ProtocolError, LimitError, OwnedElsewhere, JobFailed, StaleView)}
+    ProtocolError, LimitError, OwnedElsewhere, RemoteJobError, StaleView)}
 
 
 def __getattr__(name: str):
@@ -107,4 +107,4 @@ def __getattr__(name: str):
 
 __all__ = ["DistldaError", "ModelFileError", "CorpusFormatError", "VocabularyFilterError",
            "TLSError", "ProtocolError", "LimitError", "ClusterUnavailable", "DispatcherLost",
-           "OwnedElsewhere", "JobFailed", "StaleView", "REMOTE"]
+           "OwnedElsewhere", "RemoteJobError", "StaleView", "REMOTE"]

@@ -30,7 +30,7 @@ PARENTS = {"ModelFileError": ValueError, "CorpusFormatError": ValueError,
            "VocabularyFilterError": ValueError, "TLSError": ValueError,
            "ProtocolError": ValueError, "LimitError": ValueError,
            "ClusterUnavailable": RuntimeError, "DispatcherLost": RuntimeError,
-           "OwnedElsewhere": RuntimeError, "JobFailed": RuntimeError,
+           "OwnedElsewhere": RuntimeError, "RemoteJobError": RuntimeError,
            "StaleView": RuntimeError, "AddressError": RuntimeError, "_Mismatch": RuntimeError,
            "CliError": Exception}
 
@@ -119,7 +119,7 @@ def test_other_errors_arrive_as_builtins_and_a_failed_job_as_job_failed(server):
             p.fail("key", "k")
         with pytest.raises(ValueError, match="^plain$"):
             p.fail("value", "plain")
-        with pytest.raises(errors.JobFailed, match="^peer: ZeroDivisionError: "):
+        with pytest.raises(errors.RemoteJobError, match="^peer: ZeroDivisionError: "):
             p.job()
     local = errors.ProtocolError("here")
     assert not transport.is_remote(local)

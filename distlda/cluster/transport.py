@@ -563,7 +563,7 @@ class PolledJobs:
 
     def wait(self, job: str, timeout: float = 1.0, prefix: str = ""):
         """The job's result once it is done, waiting at most ``timeout`` s (<= 30); None while
-        it runs. Raises RuntimeError for an unknown job, :class:`~distlda.errors.JobFailed`
+        it runs. Raises RuntimeError for an unknown job, :class:`~distlda.errors.RemoteJobError`
         naming the job's error."""
         with self._lock:
             j = self._jobs.get(job)
@@ -574,7 +574,7 @@ class PolledJobs:
         with self._lock:
             self._jobs.pop(job, None)
         if j.error is not None:
-            raise errors.JobFailed(f"{prefix}{j.error}")
+            raise errors.RemoteJobError(f"{prefix}{j.error}")
         return j.result
 
     def clear(self) -> None:
