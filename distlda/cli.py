@@ -23,6 +23,8 @@ import re
 import sys
 import time
 
+from distlda.errors import DistldaError
+
 PROG = "distlda"
 
 _FORMATS_HELP = ("CORPUS is a Matrix Market file (*.mm, *.mm.gz, *.mm.bz2), a UCI bag-of-words "
@@ -31,7 +33,7 @@ _FORMATS_HELP = ("CORPUS is a Matrix Market file (*.mm, *.mm.gz, *.mm.bz2), a UC
                  "smart_open URIs (s3://...).")
 
 
-class CliError(Exception):
+class CliError(DistldaError):
     """A user error: printed as one ``error:`` line, exit status 2."""
 
 

@@ -77,9 +77,11 @@ class Integer(Rule):
                             f"an integer >= {lo}" + ("" if below is None else f" and < {below}"))
 
     def ok(self, value) -> bool:
-        return (not isinstance(value, bool) and isinstance(value, numbers.Integral)
-                and value >= self.lo and (self.hi is None or value <= self.hi)
-                and (self.below is None or value < self.below))
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            return False
+        n = int(value)
+        return (n >= self.lo and (self.hi is None or n <= self.hi)
+                and (self.below is None or n < self.below))
 
     def convert(self, value) -> int:
         return int(value)
@@ -96,7 +98,8 @@ class Number(Rule):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return False
         try:
-            return math.isfinite(value) and self.lo <= value <= self.hi
+            x = float(value)
+            return math.isfinite(x) and self.lo <= x <= self.hi
         except OverflowError:  # an int beyond float64
             return False
 
@@ -250,7 +253,7 @@ def _resolve_rng(random_state) -> np.random.Generator:
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2 ** 31))
     if random_state is None or (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
+        return np.random.default_rng(None if random_state is None else int(random_state))
     raise ValueError(f"Invalid 'random_state' parameter: {random_state!r} "
                      f"(use None, an int or a numpy Generator)")
 

@@ -38,6 +38,7 @@ import zipfile
 
 import numpy as np
 
+from distlda.errors import ModelFileError
 from distlda.params import (
     FINITE,
     REQUIRED,
@@ -106,10 +107,6 @@ ARRAYS = {
 }
 #: arrays that files of before a version lack: name -> (dtype, ndim, first version)
 NEW_ARRAYS = {"eta": (np.float64, 2, 3)}
-
-
-class ModelFileError(ValueError):
-    """A model file that is damaged, not a model file, or of an unsupported version."""
 
 
 def write_archive(meta: dict, arrays: dict) -> bytes:

@@ -182,6 +182,11 @@ def test_a_job_result_reproduces_its_counts_and_the_ledger_checks_it(form, helpe
 
     reading = read(wire)
     assert reading.moved == r.moved
+    key = "topics" if form == "rows" else "mask"  # malformed input raises ProtocolError only
+    for bad in ("not a mapping", {}, dict(wire, **{key: 7}), dict(wire, **{key: [7]}),
+                dict(wire, **{key: [codec.enc(np.zeros(1, np.uint16))]})):
+        with pytest.raises(ProtocolError):
+            read(bad)
     if form == "rows":
         new = codec.dec(wire["topics"][0])
         for bad, match in (
@@ -372,3 +377,15 @@ def test_an_mh_worker_keeps_its_sampler_memory_across_jobs_and_drops_it_with_its
     before = w._workspaces[(0,)]
     w.load([ChunkLoad(1, words, doc_ptr, topics.copy())])
     assert w._workspaces == {} and before is not None
+
+
+def test_staged_arrays_pulled_from_a_peer_are_checked():
+    ref_ = {"dtype": "<i4", "shape": [2], "staged": "x", "nbytes": 8}
+    full = codec.pull(lambda sid, off, n: b"\1" * n)
+    assert codec.dec(codec.stage_in({"a": ref_}, full)["a"]).tolist() == [0x01010101] * 2
+    short = codec.pull(lambda sid, off, n: b"\1" * (n - 1))
+    for bad, fetch in (({"a": ref_}, short), ({"a": dict(ref_, nbytes=None)}, full),
+                       ({"a": dict(ref_, nbytes="8")}, full), ({"a": dict(ref_, staged=3)}, full),
+                       ({"a": dict(ref_, nbytes=-1)}, full)):
+        with pytest.raises(ProtocolError):
+            codec.stage_in(bad, fetch)

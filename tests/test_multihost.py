@@ -178,7 +178,7 @@ def test_distlda_nameserver_binds_the_lan_address_and_removes_dead_workers():
 def test_a_cut_host_with_two_workers_costs_one_detection_not_two(grid):
     # Both workers of host B go silent together: the longest sweep holds one detection
     # (--timeout 3), not one per worker. (A job sent to a worker that its heartbeat drops
-    # meanwhile is given up at once: Coordinator._abandon_lost.)
+    # meanwhile is given up at once: the step's WorkerLost -> Abandon.)
     grid.start_worker("b")
     grid.wait(lambda names: sum(n.startswith("distlda.worker.") for n in names) == 3,
               "the second worker on B")

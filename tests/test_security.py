@@ -20,6 +20,7 @@ import Pyro5.errors
 import pytest
 
 from distlda.cluster import codec
+from distlda.errors import OwnedElsewhere
 from distlda.models import LdaModel
 
 from cluster import Cluster, free_port
@@ -92,7 +93,7 @@ def test_no_call_returns_an_id_or_data_and_outsider_calls_change_nothing(corpus)
             cfg = {"num_topics": 2, "num_terms": 5, "alpha": codec.enc(np.ones(2)),
                    "beta": 0.1, "num_chunks": 1, "num_tokens": 1}
             for _ in range(100):  # a loop of resets made the training fail before
-                with pytest.raises(RuntimeError, match="owned:"):
+                with pytest.raises(OwnedElsewhere, match="works for another dispatcher"):
                     w.reset("s" * 32, cfg, "o" * 32)
             for call in (lambda: w.load(guess, []), lambda: w.drop(guess, [0]),
                          lambda: w.sweep(guess, {}), lambda: w.result(guess, "j")):

@@ -21,7 +21,6 @@ import logging
 import os
 import socket
 import time
-from typing import Any
 
 import numpy as np
 
@@ -30,6 +29,7 @@ from distlda.cluster import codec as _wire
 from distlda.cluster import names, transport
 from distlda.cluster import tls as _tls
 from distlda.cluster.messages import ChunkLoad, SessionConfig, is_dispatcher
+from distlda.errors import ClusterUnavailable, DispatcherLost, DistldaError
 from distlda.gibbs import blocks
 
 logger = logging.getLogger(__name__)
@@ -39,10 +39,6 @@ DISPATCHER = names.DISPATCHER
 DECIDE_TIMEOUT = 0.5
 #: Seconds a registered dispatcher may take to answer when the cluster was asked for.
 DISPATCHER_WAIT = 10.0
-
-
-class ClusterUnavailable(RuntimeError):
-    """No usable cluster: says which part is missing."""
 
 
 def _ns_conf(ns_conf: dict | None) -> dict:
@@ -155,32 +151,8 @@ def choose_executor(distributed, ns_conf: dict, workers: int, tls=None):
     return DistributedExecutor(uri, info["workers"])
 
 
-class _Mismatch(RuntimeError):
-    pass
-
-
-class DispatcherLost(RuntimeError):
-    """The dispatcher stopped answering during a training, or the training failed there
-    (no worker left).
-
-    The client's model then holds the state of the last checkpoint: ``sweeps_kept`` sweeps of
-    this training, committed exactly (0: the state from before the training). With
-    ``distributed=True`` the exception carries that model as ``model``, so that code written
-    ``lda = LdaModel(corpus, distributed=True)`` can still reach it::
-
-        from distlda.models import DispatcherLost, LdaModel
-        try:
-            lda = LdaModel(corpus, num_topics=100, distributed=True)
-        except DispatcherLost as e:
-            lda = e.model              # exact, at its last checkpoint
-            lda.save("checkpoint.npz")
-    """
-
-    model: Any = None  # the LdaModel at its checkpoint (distributed=True)
-
-    def __init__(self, message: str, sweeps_kept: int):
-        super().__init__(message)
-        self.sweeps_kept = sweeps_kept
+class _Mismatch(DistldaError, RuntimeError):
+    """The counts copied back differ from the dispatcher's (a bug)."""
 
 
 class DistributedExecutor:

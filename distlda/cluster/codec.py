@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from distlda import config
+from distlda.errors import ProtocolError
 
 #: dtypes a peer may send (anything else is refused rather than interpreted).
 _ALLOWED = {"|u1", "|i1", "<i2", "<u2", "<i4", "<u4", "<i8", "<f8"}
@@ -132,8 +133,12 @@ def stage_in(msg, fetch: Callable):
     def walk(obj):
         if isinstance(obj, dict):
             if "staged" in obj and "dtype" in obj:
-                return {"dtype": obj["dtype"], "shape": obj["shape"],
-                        "data": fetch(obj["staged"], obj.get("nbytes"))}
+                n = obj.get("nbytes")
+                if not isinstance(obj["staged"], str) or isinstance(n, bool) or not (
+                        n is None or isinstance(n, int) and n >= 0):
+                    raise ProtocolError("staged array: bad id or size")
+                return {"dtype": obj["dtype"], "shape": obj.get("shape"),
+                        "data": fetch(obj["staged"], n)}
             return {k: walk(v) for k, v in obj.items()}
         if isinstance(obj, list):
             return [walk(v) for v in obj]
@@ -201,9 +206,14 @@ def pull(piece: Callable, limit: int | None = None) -> Callable:
     limit = PIECE_BYTES if limit is None else limit
 
     def fetch(sid, nbytes):
+        if nbytes is None:
+            raise ProtocolError("staged array: no size")
         buf = bytearray(nbytes)
         for off in range(0, nbytes, limit):
-            part = piece(sid, off, min(limit, nbytes - off))
-            buf[off:off + len(part)] = part
+            n = min(limit, nbytes - off)
+            part = piece(sid, off, n)
+            if not isinstance(part, (bytes, bytearray)) or len(part) != n:
+                raise ProtocolError(f"staged array: expected a piece of {n} bytes")
+            buf[off:off + n] = part
         return buf
     return fetch

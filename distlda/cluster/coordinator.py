@@ -22,7 +22,11 @@ worker and swept again in the same step, on their own block (until the next swee
 those chunks share a block with another worker's: AD-LDA staleness for the rest of the sweep,
 never an accounting error). Its partial work is never committed, so nothing is lost or
 counted twice. Workers are discovered in the background (:mod:`distlda.cluster.roster`); a
-new one gets whole chunks moved to it at the next sweep.
+new one gets whole chunks moved to it at the next sweep. A malformed result
+(:class:`ProtocolError`) or an error the worker raised drops the worker the same way; any
+other error is this process's own and fails the sweep (:func:`failure_kind`), rather than
+drop healthy workers one after another. What a step decides is pure state
+(:class:`~distlda.cluster.step.Step`); this module waits on the jobs and carries it out.
 """
 
 from __future__ import annotations
@@ -46,6 +50,20 @@ from distlda.cluster.messages import (
     result_from_wire,
 )
 from distlda.cluster.roster import Roster
+from distlda.cluster.step import (
+    Abandon,
+    Begin,
+    Commit,
+    Drop,
+    FailSweep,
+    JobDone,
+    JobFailed,
+    Step,
+    Submit,
+    WaitForWorkers,
+    WorkerLost,
+    WorkersJoined,
+)
 from distlda.cluster.telemetry import Telemetry
 from distlda.gibbs import sampling
 
@@ -150,134 +168,33 @@ class Coordinator:
 
     def _step(self, seeds, step, schedule, rec) -> None:
         """Resample each chunk's tokens of its block for this step (all tokens without a
-        schedule), re-dispatching the chunks of lost workers, until every chunk is committed."""
-        inflight: dict = {}
-        seeds = sampling.step_seeds(seeds, step)
-        t1 = time.perf_counter()
-        with self.lock:
-            remaining = set(range(self.ledger.num_chunks))
-            for m in self.members:
-                if m.chunks:
-                    self._submit(m, sorted(m.chunks), seeds, step, schedule, inflight, rec)
-                else:
-                    m.view = None
-        rec["prepare_s"] += time.perf_counter() - t1
-        clean = True   # every chunk swept once, by first-round jobs from one snapshot
-        step_max = 0.0  # the slowest job of the step
-        while remaining:
-            if self._redispatch(remaining, inflight, seeds, step, schedule, rec):
-                clean = False
-                continue
-            if not inflight:
-                with self.lock:
-                    self._forget_lost()
-                    orphans = any(i not in self.owner for i in remaining)
-                if orphans:
-                    self._wait_for_workers()
-                    continue
-                raise RuntimeError(f"internal error: chunks {sorted(remaining)[:5]} not swept")
-            done, _ = cf.wait(list(inflight), timeout=0.25, return_when=cf.FIRST_COMPLETED)
-            if not done:
-                self._abandon_lost(inflight, rec)
-                continue
-            for f in done:
-                m, idxs, job = inflight.pop(f)
-                r = self._outcome(f, m, rec)
-                if r is None:
-                    continue
-                t1 = time.perf_counter()
-                with self.lock:
-                    if self.roster.membership.get(m.name) is not m or self.ended:
-                        continue
-                    reading = r["reading"]
-                    self.ledger.commit(reading)
-                    remaining.difference_update(p[0] for p in reading.parts)
-                    self.ledger.forward(reading, m, self.members)
-                    m.view = job
-                rec["bytes_up"] += reading.bytes
-                rec["commit_s"] += time.perf_counter() - t1
-                step_max = max(step_max, r["result"].timings.get("seconds", 0.0))
-                self.telemetry.job(rec, m.name, step, r)
-        rec["worker_s"] += step_max
-        rec["steps"] += 1
-        with self.lock:
-            self.ledger.end_step()
-            if not clean:
-                self.roster.membership.invalidate_views()
+        schedule), re-dispatching the chunks of lost workers, until every chunk is committed
+        (:class:`~distlda.cluster.step.Step` decides, :class:`_StepShell` carries it out)."""
+        _StepShell(self, sampling.step_seeds(seeds, step), step, schedule, rec).run()
 
-    def _redispatch(self, remaining, inflight, seeds, step, schedule, rec) -> bool:
-        """Send orphaned chunks (their worker was lost), whole, to idle survivors; True if any."""
-        with self.lock:
-            if self.ended:
-                raise RuntimeError("session ended during a sweep")
-            self._forget_lost()
-            orphans = sorted(i for i in remaining if i not in self.owner)
-            busy = {v[0].name for v in inflight.values()}
-            idle = [m for m in self.members if m.name not in busy]
-            if not (orphans and idle):
-                return False
-            parts = plan.split_orphans(orphans, [m.name for m in idle], self.ledger.sizes())
-            for m in idle:
-                if m.name in parts:
-                    m.take(m.chunks | set(parts[m.name]))
-                    for i in parts[m.name]:
-                        self.owner[i] = m
-                    self._submit(m, parts[m.name], seeds, step, schedule, inflight, rec)
-            rec["redispatched"] += len(orphans)
-            self.telemetry.totals["redispatched_chunks"] += len(orphans)
-        logger.info("re-dispatched %d chunks to %d workers", len(orphans), len(parts))
-        return True
-
-    def _abandon_lost(self, inflight: dict, rec: dict) -> None:
-        """Jobs of members the roster dropped meanwhile (a failed heartbeat: a frozen process,
-        a cut link) are given up at once, so their chunks are re-swept now instead of after
-        the job's own reply deadline; what such a job returns later is ignored."""
-        with self.lock:
-            gone = [f for f, (m, _, _) in inflight.items()
-                    if self.roster.membership.get(m.name) is not m]
-        for f in gone:
-            m, idxs, _ = inflight.pop(f)
-            rec["lost"] += 1
-            logger.info("gave up the job of lost worker %s (%d chunks)", m.name, len(idxs))
-
-    def _outcome(self, f, m: Member, rec):
-        """A finished job's result, or None when the worker failed (then it is dropped)."""
-        try:
-            return f.result()
-        except (ValueError, KeyError, TypeError) as e:  # a malformed result
-            rec["lost"] += 1
-            self.roster.lose(m, f"bad result: {e}", unregister=False)
-        except Exception as e:
-            rec["lost"] += 1
-            why = f"{type(e).__name__}: {e}"
-            # a closed socket or no answer: gone; a remote error: reset it and go on
-            self.roster.lose(m, why, unregister=isinstance(e, transport.CommunicationError))
-            if rec["lost"] > self.MAX_FAILURES_PER_SWEEP:
-                raise RuntimeError(f"{rec['lost']} worker failures in one sweep; "
-                                   f"the last: {why}") from None
-        return None
-
-    def _submit(self, m: Member, idxs, seeds, step, schedule, inflight, rec) -> None:
-        """Build member ``m``'s job for chunks ``idxs`` from the current counts and start it.
+    def _submit(self, m: Member, idxs, seeds, step, schedule, rec) -> tuple[cf.Future, str]:
+        """Build member ``m``'s job for chunks ``idxs`` from the current counts and start it;
+        returns its future and the job's id.
 
         The model slice is the dense rows of every word of ``m``'s chunks, or, when ``m``
         holds the rows as they were after its committed job of the previous clean step
         (``m.view``), only what the other workers changed in them since.
         """
         st = self.ledger.state
-        m.ensure_rows(lambda i: st.chunks[i].words, st.num_terms)
-        parts = None
-        if m.view is not None and not m.load and not m.drop:
+        rows = m.ensure_rows(lambda i: st.chunks[i].words, st.num_terms)
+        view, parts = m.view, None
+        if view is not None and not m.load and not m.drop:
             td = time.perf_counter()
-            parts = self.ledger.delta_for(m, m.rows.shape[0] * st.num_topics * 4)
+            parts = self.ledger.delta_for(m, rows.shape[0] * st.num_topics * 4)
             rec["delta_s"] = rec.get("delta_s", 0.0) + time.perf_counter() - td
         check = None
-        if parts is None:
-            model = DenseSlice(m.rows, self.ledger.counts()[m.rows])
+        model: DenseSlice | SliceDelta
+        if view is None or parts is None:
+            model = DenseSlice(rows, self.ledger.counts()[rows])
         else:
-            model = SliceDelta(m.view, parts)
+            model = SliceDelta(view, parts)
             if self.check:
-                check = self.ledger.counts()[m.rows]
+                check = self.ledger.counts()[rows]
         load, drop = m.handover()
         load = [ChunkLoad(i, st.chunks[i].words, st.chunks[i].doc_ptr,
                           st.chunks[i].topics).to_wire(st.num_topics) for i in load]
@@ -292,7 +209,7 @@ class Coordinator:
         rec["bytes_load"] += codec.nbytes(load)
         ranges = self.ledger.ranges(idxs, schedule, step)
         f = self.pool.submit(self._task, m, job, drop, load, list(idxs), ranges, peers)
-        inflight[f] = (m, list(idxs), job["job"])
+        return f, job["job"]
 
     def _task(self, m: Member, job: dict, drop, load, idxs, ranges, peers) -> dict:
         """One worker job: hand over chunks, start the sweep, poll until it is done, then
@@ -334,6 +251,145 @@ class Coordinator:
         reading = self.ledger.read(result, idxs, ranges, peers, m.name)
         return {"result": result, "reading": reading, "received_s": t0 - t_sent,
                 "read_s": time.perf_counter() - t0}
+
+
+def failure_kind(e: BaseException) -> str:
+    """How a job's failure counts (:data:`distlda.cluster.step.FAILURE_KINDS`): a lost
+    connection (a closed socket, no answer in time), an error the worker raised, a malformed
+    result (read here: :class:`ProtocolError`), or else an internal error of this process."""
+    if isinstance(e, transport.CommunicationError):
+        return "lost"
+    if transport.is_remote(e):
+        return "failed"
+    return "bad" if isinstance(e, ProtocolError) else "internal"
+
+
+class _StepShell:
+    """Carries out one :class:`~distlda.cluster.step.Step` for a :class:`Coordinator`: it
+    starts the jobs, waits for them, tells the step what happened, and does what the step
+    says: commits under the lock, drops and waits after it."""
+
+    def __init__(self, co: Coordinator, seeds, step: int, schedule, rec: dict):
+        self.co, self.seeds, self.step, self.schedule, self.rec = co, seeds, step, schedule, rec
+        self.futures: dict[cf.Future, int] = {}        # -> the step's job number
+        self.jobs: dict[int, tuple[Member, str]] = {}   # job number -> member, job id
+        self.results: dict[int, dict] = {}
+        self.handles: dict[str, Member] = {}            # the members the step knows, by name
+        self.internal: BaseException | None = None
+        self.step_max = 0.0  # the slowest job of the step
+
+    def run(self) -> None:
+        co, rec = self.co, self.rec
+        t1 = time.perf_counter()
+        with co.lock:
+            co._forget_lost()
+            members = co.members
+            for m in members:
+                if not m.chunks:
+                    m.view = None
+            self.handles = {m.name: m for m in members}
+            self.st = Step({i: m.name for i, m in co.owner.items()}, list(self.handles),
+                           co.ledger.sizes(), rec["lost"], co.MAX_FAILURES_PER_SWEEP)
+            after = self._do(self.st.handle(Begin()))
+        rec["prepare_s"] += time.perf_counter() - t1
+        while True:
+            self._after(after)
+            if self.st.done:
+                break
+            events: list = []
+            if self.futures:
+                done, _ = cf.wait(list(self.futures), timeout=0.25,
+                                  return_when=cf.FIRST_COMPLETED)
+                events = [self._event(f) for f in done]
+            with co.lock:
+                if co.ended:
+                    raise RuntimeError("session ended during a sweep")
+                after = self._do(self.st.handle(*self._sync(), *events))
+        rec["worker_s"] += self.step_max
+        rec["steps"] += 1
+        with co.lock:
+            co.ledger.end_step()
+            if not self.st.clean:
+                co.roster.membership.invalidate_views()
+
+    def _sync(self) -> list:
+        """The membership's changes since the step last heard, as events (by identity: a
+        worker that came back under its name is a new member)."""
+        ms = self.co.roster.membership
+        lost = [WorkerLost(n) for n in self.st.members if ms.get(n) is not self.handles[n]]
+        joined = [m for m in self.co.members if self.handles.get(m.name) is not m]
+        self.handles.update((m.name, m) for m in joined)
+        return lost + ([WorkersJoined(tuple(m.name for m in joined))] if joined else [])
+
+    def _event(self, f: cf.Future) -> JobDone | JobFailed:
+        job = self.futures.pop(f)
+        try:
+            self.results[job] = f.result()
+            return JobDone(job)
+        except Exception as e:
+            kind = failure_kind(e)
+            if kind == "internal":
+                self.internal = e
+                logger.error("internal error reading a result", exc_info=e)
+            why = f"bad result: {e}" if kind == "bad" else f"{type(e).__name__}: {e}"
+            return JobFailed(job, kind, why)
+
+    def _do(self, actions: list) -> list:
+        """Carry out the actions that need the lock (held); returns the others."""
+        self.rec["lost"] = self.st.failures
+        after: list[tuple[Member | None, Drop | WaitForWorkers]] = []
+        moved = 0
+        for a in actions:
+            if isinstance(a, Submit):
+                m = self.handles[a.member]
+                if a.moved:  # re-dispatched: it takes them over
+                    m.take(m.chunks | set(a.chunks))
+                    self.co.owner.update((i, m) for i in a.chunks)
+                    moved += len(a.chunks)
+                f, job_id = self.co._submit(m, list(a.chunks), self.seeds, self.step,
+                                            self.schedule, self.rec)
+                self.futures[f] = a.job
+                self.jobs[a.job] = (m, job_id)
+            elif isinstance(a, Commit):
+                self._commit(a.job)
+            elif isinstance(a, Abandon):
+                self.futures = {f: j for f, j in self.futures.items() if j != a.job}
+                logger.info("gave up the job of lost worker %s (%d chunks)", a.member,
+                            len(a.chunks))
+            elif isinstance(a, FailSweep):
+                raise RuntimeError(a.why) from self.internal
+            elif isinstance(a, Drop):  # the member as the step knew it (not a newcomer's name)
+                after.append((self.handles[a.member], a))
+            elif isinstance(a, WaitForWorkers):
+                after.append((None, a))
+        if moved:
+            self.rec["redispatched"] += moved
+            self.co.telemetry.totals["redispatched_chunks"] += moved
+            logger.info("re-dispatched %d chunks to %d workers", moved,
+                        sum(isinstance(a, Submit) and a.moved for a in actions))
+        return after
+
+    def _after(self, actions: list[tuple[Member | None, Drop | WaitForWorkers]]) -> None:
+        """Drops and waits, outside the lock (they call the name server and sleep)."""
+        for m, a in actions:
+            if isinstance(a, Drop) and m is not None:
+                self.co.roster.lose(m, a.why, unregister=a.unregister)
+            else:
+                self.co._wait_for_workers()
+
+    def _commit(self, job: int) -> None:
+        co, rec = self.co, self.rec
+        m, job_id = self.jobs[job]
+        r = self.results.pop(job)
+        t1 = time.perf_counter()
+        reading = r["reading"]
+        co.ledger.commit(reading)
+        co.ledger.forward(reading, m, co.members)
+        m.view = job_id
+        rec["bytes_up"] += reading.bytes
+        rec["commit_s"] += time.perf_counter() - t1
+        self.step_max = max(self.step_max, r["result"].timings.get("seconds", 0.0))
+        co.telemetry.job(rec, m.name, self.step, r)
 
 
 def _batches(items: list, limit: int):

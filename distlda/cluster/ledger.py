@@ -150,7 +150,9 @@ class Ledger:
         ------
         ProtocolError
             The result is malformed (its topics disagree with its row changes, a topic is out
-            of range, lengths differ...).
+            of range, lengths differ...): the worker is dropped. Malformed input raises
+            nothing else, so that any other error is a bug here and fails the sweep
+            (:func:`distlda.cluster.coordinator.failure_kind`).
         """
         bad = f"malformed result from worker {who}"
         if isinstance(result, MovesResult):
@@ -238,7 +240,7 @@ class Ledger:
         """Queue the sender's row changes for each other worker, on that worker's own words."""
         V = self.state.num_terms
         for w in others:
-            if w is sender or w.rowmap is None:
+            if w is sender or w.rowmap is None or w.rows is None:
                 continue
             if reading.fwd is None:  # it did not say (no peers when sent): dense rows next
                 w.view = None

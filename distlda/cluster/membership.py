@@ -6,6 +6,8 @@ server and pings newcomers, then records the outcome here.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 
@@ -40,7 +42,7 @@ class Member:
         self.rows: np.ndarray | None = None
         self.rowmap: np.ndarray | None = None
         self.view: str | None = None
-        self.proxy = None  # the transport's connection, kept across jobs (one job at a time)
+        self.proxy: Any = None  # the transport's connection, kept across jobs (one job at a time)
         self.seen = 0.0    # time.monotonic() of its last answer
 
     def joined(self, session: str) -> None:
@@ -53,15 +55,17 @@ class Member:
         """Its chunk set changed: the model slice is rebuilt (dense rows) at its next job."""
         self.rows = self.rowmap = self.view = None
 
-    def ensure_rows(self, chunk_words, num_terms: int) -> None:
-        """Compute ``rows``/``rowmap`` from its chunks' words (``chunk_words(i)``) if unknown."""
+    def ensure_rows(self, chunk_words: Callable[[int], np.ndarray], num_terms: int) -> np.ndarray:
+        """Compute ``rows``/``rowmap`` from its chunks' words (``chunk_words(i)``) if unknown;
+        returns ``rows``."""
         if self.rows is not None:
-            return
+            return self.rows
         words = [chunk_words(i) for i in sorted(self.chunks)]
-        self.rows = (np.unique(np.concatenate(words)).astype(np.int32) if words
-                     else np.zeros(0, np.int32))
-        self.rowmap = np.zeros(num_terms, np.bool_)
-        self.rowmap[self.rows] = True
+        rows = (np.unique(np.concatenate(words)).astype(np.int32) if words
+                else np.zeros(0, np.int32))
+        self.rows, self.rowmap = rows, np.zeros(num_terms, np.bool_)
+        self.rowmap[rows] = True
+        return rows
 
     def take(self, target: set) -> None:
         """Make ``target`` its chunk set, queueing the loads and drops that need."""

@@ -25,6 +25,7 @@ from typing import Any, Union
 import numpy as np
 
 from distlda.cluster import codec
+from distlda.errors import LimitError, ProtocolError
 from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
 from distlda.params import PRIOR, PRIOR_MAX, PRIOR_MIN, Integer, OneOf, Rule, bounded
@@ -34,10 +35,6 @@ DISPATCHER_SERVICE = "distlda.dispatcher/1"
 
 #: Samplers a session may run.
 SAMPLERS = sampling.SAMPLERS
-
-
-class ProtocolError(ValueError):
-    """A message without the form or the values its kind requires (names the field)."""
 
 
 def _get(d, key: str, what: str):
@@ -125,10 +122,6 @@ def arg_ints(v, what: str, hi: int) -> list[int]:
             not isinstance(i, bool) and isinstance(i, int) and 0 <= i < hi for i in v):
         raise ProtocolError(f"{what}: expected a list of integers in [0, {hi})")
     return list(v)
-
-
-class LimitError(ProtocolError):
-    """A session larger than the receiving process is configured to hold."""
 
 
 @dataclass(frozen=True)
@@ -246,10 +239,11 @@ class RowChanges:
     wire: dict | None = field(default=None, compare=False, repr=False)
 
     def to_wire(self) -> dict:
-        if self.wire is None:  # encoded once, however many workers it is forwarded to
-            object.__setattr__(self, "wire", {"words": codec.enc(self.words),
-                                              "delta": codec.enc(self.delta)})
-        return self.wire
+        wire = self.wire
+        if wire is None:  # encoded once, however many workers it is forwarded to
+            wire = {"words": codec.enc(self.words), "delta": codec.enc(self.delta)}
+            object.__setattr__(self, "wire", wire)
+        return wire
 
     @property
     def nbytes(self) -> int:
@@ -276,11 +270,12 @@ class Moves:
     wire: dict | None = field(default=None, compare=False, repr=False)
 
     def to_wire(self) -> dict:
-        if self.wire is None:  # encoded once, however many workers it is forwarded to
-            object.__setattr__(self, "wire", {"words": codec.enc(self.words),
-                                              "old": codec.enc(self.old),
-                                              "new": codec.enc(self.new)})
-        return self.wire
+        wire = self.wire
+        if wire is None:  # encoded once, however many workers it is forwarded to
+            wire = {"words": codec.enc(self.words), "old": codec.enc(self.old),
+                    "new": codec.enc(self.new)}
+            object.__setattr__(self, "wire", wire)
+        return wire
 
     @property
     def nbytes(self) -> int:
@@ -456,19 +451,21 @@ class MovesResult:
                 **self.timings}
 
 
-def result_from_wire(d, config: SessionConfig, chunks: int):
+def result_from_wire(d, config: SessionConfig, chunks: int) -> RowsResult | MovesResult:
     """A worker's result for a job of ``chunks`` chunks (either form), checked for its form;
-    the values are checked against the chunks by the ledger (:mod:`distlda.cluster.ledger`)."""
+    the values are checked against the chunks by the ledger (:mod:`distlda.cluster.ledger`).
+    Malformed input raises :class:`ProtocolError`, and nothing else."""
     w = "result"
-    timings = {k: float(d[k]) for k in TIMINGS if isinstance(d.get(k), (int, float))}
     job, tokens, moved = _get(d, "job", w), _get(d, "tokens", w), _get(d, "moved", w)
+    timings = {k: float(d[k]) for k in TIMINGS if isinstance(d.get(k), (int, float))}
     if "mask" in d:
-        mask = [_array(p, f"{w}.mask", 1, "u") for p in _get(d, "mask", w)]
-        new = [_array(t, f"{w}.new", 1, "iu") for t in _get(d, "new", w)]
+        mask = [_array(p, f"{w}.mask", 1, "u") for p in arg_list(_get(d, "mask", w), f"{w}.mask")]
+        new = [_array(t, f"{w}.new", 1, "iu") for t in arg_list(_get(d, "new", w), f"{w}.new")]
         if len(mask) != chunks or len(new) != chunks:
             raise ProtocolError(f"{w}: {len(mask)} masks for {chunks} chunks")
         return MovesResult(job, tokens, moved, mask, new, timings)
-    topics = [_array(t, f"{w}.topics", 1, "iu") for t in _get(d, "topics", w)]
+    topics = [_array(t, f"{w}.topics", 1, "iu")
+              for t in arg_list(_get(d, "topics", w), f"{w}.topics")]
     if len(topics) != chunks:
         raise ProtocolError(f"{w}: {len(topics)} topic arrays for {chunks} chunks")
     delta = d.get("delta")

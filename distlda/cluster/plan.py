@@ -37,12 +37,12 @@ def assign(sizes: list[int], holdings: dict[str, set], owned: set, rebalance: bo
     if not target:
         return target
     for i in sorted((i for i in range(len(sizes)) if i not in owned), key=lambda i: -sizes[i]):
-        n = min(load, key=load.get)
+        n = min(load, key=load.__getitem__)
         target[n].add(i)
         load[n] += sizes[i]
     if rebalance and len(target) > 1:
         for _ in range(len(sizes)):
-            donor, recv = max(load, key=load.get), min(load, key=load.get)
+            donor, recv = max(load, key=load.__getitem__), min(load, key=load.__getitem__)
             gap = load[donor] - load[recv]
             movable = [i for i in target[donor] if sizes[i] < gap]
             if not movable:
@@ -60,7 +60,7 @@ def split_orphans(orphans, idle: list[str], sizes: list[int]) -> dict[str, list[
     size = {n: 0 for n in idle}
     parts: dict[str, list[int]] = {n: [] for n in idle}
     for i in sorted(orphans, key=lambda i: -sizes[i]):
-        n = min(size, key=size.get)
+        n = min(size, key=size.__getitem__)
         parts[n].append(i)
         size[n] += sizes[i]
     return {n: sorted(p) for n, p in parts.items() if p}

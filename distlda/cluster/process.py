@@ -9,11 +9,12 @@ import sys
 
 from distlda import config
 from distlda.cluster import tls, transport
+from distlda.errors import DistldaError
 
 logger = logging.getLogger("distlda.process")
 
 
-class AddressError(RuntimeError):
+class AddressError(DistldaError, RuntimeError):
     """The address to serve on cannot work (other hosts could not reach it)."""
 
 
@@ -88,8 +89,9 @@ def connect(args, what: str) -> None:
     if getattr(args, "tls", None):
         folder = tls.TLSFolder(args.tls)  # a host certificate to find the name server with
         transport.use_tls(str(folder.ca_file), *folder.any_host())
-        if args.host or config.pyro_host():  # known: fail before waiting for the NS
-            folder.for_address(args.host or config.pyro_host())
+        known = args.host or config.pyro_host()
+        if known:  # fail before waiting for the name server
+            folder.for_address(known)
     ns_host, ns_port = transport.find_ns(args.ns_host, args.ns_port, what)
     if args.host:
         host, source = args.host, "--host"

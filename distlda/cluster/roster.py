@@ -20,6 +20,7 @@ import time
 
 from distlda.cluster import names, transport
 from distlda.cluster.membership import Member, Membership
+from distlda.errors import OwnedElsewhere
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -52,7 +53,7 @@ class Roster:
         self._joining: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.pool = None  # set by the owner: where heartbeats run
+        self.pool: cf.Executor | None = None  # set by the owner: where heartbeats run
         #: This dispatcher's secret, handed to a worker when it joins a session (never to the
         #: name server): the worker then takes jobs and resets from this dispatcher only.
         self.secret = transport.new_id()
@@ -159,10 +160,13 @@ class Roster:
             fresh = [m for m in self.membership.members.values()
                      if m.session != session and m.name not in self._joining
                      and self._refused.get(m.name, 0.0) <= now]
+            pool = self.pool
+            if not fresh:
+                return
+            if pool is None:
+                raise RuntimeError("the roster was not started (no pool for the resets)")
             self._joining.update(m.name for m in fresh)
-        futures = [self.pool.submit(self._reset, m, session, config) for m in fresh]
-        if futures:
-            cf.wait(futures, timeout=wait)
+        cf.wait([pool.submit(self._reset, m, session, config) for m in fresh], timeout=wait)
 
     def _reset(self, m: Member, session: str, config) -> None:
         try:
@@ -172,12 +176,9 @@ class Roster:
                 m.joined(session)
                 m.seen = time.monotonic()
                 self._refused.pop(m.name, None)
-        except RuntimeError as e:
-            if not str(e).startswith("owned:"):
-                self.lose(m, f"reset failed: {e}")
-                return
+        except OwnedElsewhere as e:
             if m.name not in self._refused:
-                logger.info("worker %s %s; asking again", m.name, str(e)[len("owned: "):])
+                logger.info("%s; asking again", e)
             self._refused[m.name] = time.monotonic() + 1.0  # it answers: ask again soon
         except Exception as e:
             self.lose(m, f"reset failed: {e}")

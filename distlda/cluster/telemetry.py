@@ -9,6 +9,7 @@ array payload (the part that grows with the data), not message framing.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -20,7 +21,7 @@ class Telemetry:
     """Counters of one session (see the module docstring)."""
 
     def __init__(self, lost_before: int = 0):
-        self.totals = dict(sweeps=0, tokens=0, bytes_down=0, bytes_up=0,
+        self.totals: dict[str, Any] = dict(sweeps=0, tokens=0, bytes_down=0, bytes_up=0,
                            bytes_load=0, lost_workers=0, redispatched_chunks=0, seconds=0.0,
                            longest_sweep_s=0.0, per_sweep=[])
         self.lost_before = lost_before

@@ -34,11 +34,14 @@ import ssl
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from distlda.errors import TLSError
 
 logger = logging.getLogger("distlda.tls")
 
@@ -51,10 +54,6 @@ RENEW_DAYS = 30
 HANDSHAKE_TIMEOUT = 10.0
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-class TLSError(ValueError):
-    """A TLS folder that cannot work (missing, foreign or unusable files): says what to do."""
 
 
 # ---------------------------------------------------------------------- host names
@@ -398,8 +397,9 @@ class ServerSocket(ssl.SSLSocket):
                            explain(e))
             raise ConnectionResetError(errno.ECONNRESET, f"TLS handshake failed: {explain(e)}")
         self.settimeout(old)
+        subject: Any = (self.getpeercert() or {}).get("subject", ())
         logger.debug("TLS: connection from %s (%s)", _peer(self._peer_addr),
-                     dict(x[0] for x in self.getpeercert().get("subject", ())).get("commonName"))
+                     dict(x[0] for x in subject).get("commonName"))
 
     def recv(self, *args, **kwargs):
         self._ensure_handshake()

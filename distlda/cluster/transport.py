@@ -23,7 +23,7 @@ import Pyro5.core
 import Pyro5.errors
 from Pyro5 import config as _config
 
-from distlda import config
+from distlda import config, errors
 
 logger = logging.getLogger("distlda.transport")
 
@@ -57,19 +57,59 @@ def configure() -> None:
 configure()  # on import: even a client's first name-server lookup must speak msgpack
 
 
-def _remote_errors() -> None:
-    """Let a caller rebuild the errors distlda's servers raise on purpose (Pyro5 rebuilds
-    builtin exceptions only, and fails on others with 'unsupported serialized class')."""
-    from Pyro5.serializers import SerializerBase
+def _plain(exc: BaseException) -> BaseException:
+    """What a server sends for ``exc``: our own classes as their builtin parent with the class
+    named in the message, so that an outsider's plain Pyro5 client reads why (it could not
+    rebuild our classes: 'unsupported serialized class'). A class of :data:`errors.REMOTE`
+    also carries its name and message as attributes, from which a distlda peer rebuilds it
+    (:func:`_typed`)."""
+    if not isinstance(exc, (errors.DistldaError, ValueError, RuntimeError)):
+        return exc  # Pyro5's own errors: every Pyro5 client rebuilds them
+    base = next(c for c in type(exc).__mro__ if c.__module__ == "builtins")
+    if type(exc) is base:
+        return exc
+    out = base(f"{type(exc).__name__}: {exc}")
+    if errors.REMOTE.get(type(exc).__name__) is type(exc):
+        out.distlda_error = type(exc).__name__
+        out.distlda_message = str(exc)
+    return out
 
-    from distlda.cluster import messages
-    for cls in (messages.ProtocolError, messages.LimitError):
-        SerializerBase.register_dict_to_class(
-            f"{cls.__module__}.{cls.__name__}",
-            lambda _name, data, cls=cls: SerializerBase.make_exception(cls, data))
+
+def _typed(classname: str, data: dict) -> BaseException:
+    """A builtin exception from a peer, as the distlda class it stands for (:func:`_plain`)
+    when it names one of :data:`errors.REMOTE` (by name: nothing else is ever built)."""
+    from Pyro5.serializers import SerializerBase
+    base = _WIRE_BASES[classname]
+    attrs = data.get("attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    name = attrs.get("distlda_error")
+    cls = errors.REMOTE.get(name) if isinstance(name, str) else None
+    message = attrs.get("distlda_message")
+    if cls is None or not issubclass(cls, base) or not isinstance(message, str):
+        return SerializerBase.make_exception(base, data)
+    ex = cls(message)
+    ex._pyroTraceback = attrs.get("_pyroTraceback")  # type: ignore[attr-defined]
+    return ex
+
+
+#: The builtin parents of the classes that cross typed, by their name on the wire.
+_WIRE_BASES = {f"builtins.{b.__name__}": b for b in {
+    next(c for c in cls.__mro__ if c.__module__ == "builtins") for cls in errors.REMOTE.values()}}
+
+
+def _remote_errors() -> None:
+    from Pyro5.serializers import SerializerBase
+    for name in _WIRE_BASES:
+        SerializerBase.register_dict_to_class(name, _typed)
 
 
 _remote_errors()
+
+
+def is_remote(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the peer of a remote call (it carries Pyro5's remote
+    traceback), not here."""
+    return hasattr(exc, "_pyroTraceback")
 
 
 class _Proxy(Pyro5.api.Proxy):
@@ -204,12 +244,7 @@ class _Daemon(Pyro5.api.Daemon):
 
     def _sendExceptionResponse(self, connection, seq, serializer_id, exc_value, tbinfo,
                                flags=0, annotations=None):
-        # a caller without distlda (an outsider's plain proxy) cannot rebuild our own error
-        # classes and would read only "unsupported serialized class": send the builtin base
-        for base in (ValueError, RuntimeError):
-            if isinstance(exc_value, base) and type(exc_value) is not base:
-                exc_value = base(f"{type(exc_value).__name__}: {exc_value}")
-                break
+        exc_value = _plain(exc_value)
         super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, tbinfo, flags,
                                        annotations)
 
@@ -527,7 +562,8 @@ class PolledJobs:
 
     def wait(self, job: str, timeout: float = 1.0, prefix: str = ""):
         """The job's result once it is done, waiting at most ``timeout`` s (<= 30); None while
-        it runs. Raises RuntimeError for an unknown job or with the job's error."""
+        it runs. Raises RuntimeError for an unknown job, :class:`~distlda.errors.RemoteJobError`
+        naming the job's error."""
         with self._lock:
             j = self._jobs.get(job)
         if j is None:
@@ -537,7 +573,7 @@ class PolledJobs:
         with self._lock:
             self._jobs.pop(job, None)
         if j.error is not None:
-            raise RuntimeError(f"{prefix}{j.error}")
+            raise errors.RemoteJobError(f"{prefix}{j.error}")
         return j.result
 
     def clear(self) -> None:

@@ -40,6 +40,7 @@ from distlda.cluster.messages import (
     RowsResult,
     SessionConfig,
 )
+from distlda.errors import StaleView
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
@@ -51,10 +52,6 @@ _NO_LISTS = (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32)
 #: (the ones that run outside the session lock, so a held job blocks no other call).
 PHASES = ("update", "verify", "plan", "snapshot", "sample", "report")
 HOLD_POINTS = ("update", "snapshot", "sample", "report")
-
-
-class StaleView(RuntimeError):
-    """A model update arrived for word-topic rows this worker does not hold."""
 
 
 def rows_cheaper(swept: int, rows_bytes: float, moved: float, tbytes: int, per_move: int) -> bool:
@@ -121,6 +118,7 @@ class ModelSlice:
 
     def verify(self, expect: np.ndarray, who: str) -> None:
         """Raise :class:`StaleView` unless the slice equals ``expect`` and its lists match."""
+        assert self.nwk is not None and self.rows is not None  # a job's slice: set first
         bad = np.flatnonzero(self.nwk.reshape(-1) != expect.reshape(-1))
         if bad.size:
             raise StaleView(f"worker {who}: model slice differs from the dispatcher's counts "
@@ -133,6 +131,7 @@ class ModelSlice:
 
     def row_range(self, lo_word: int, hi_word: int) -> tuple[int, int]:
         """The rows of the words ``lo_word <= w < hi_word``."""
+        assert self.rows is not None
         return (int(np.searchsorted(self.rows, lo_word)), int(np.searchsorted(self.rows, hi_word)))
 
 
@@ -278,6 +277,7 @@ class WorkerSession:
     def _plan(self, job: Job):
         """Per chunk the token ranges to resample, and the rows the job can change."""
         rows = self.slice.rows
+        assert rows is not None  # set by the job's update
         for i in job.idxs:
             if i not in self._local:
                 words = self.chunks[i].words
@@ -304,6 +304,7 @@ class WorkerSession:
         """Copies of the rows the job can change, when reporting their changes is expected to
         cost less than the moves (guessed from the last job's share of moved tokens)."""
         K, nwk = self.config.num_topics, self.slice.nwk
+        assert nwk is not None
         per_move = self.wdt.itemsize + 2 * self.tdt.itemsize
         n_rows = sum(hi - lo for lo, hi in row_ranges)
         if not (job.peers and rows_cheaper(swept, 0.8 * n_rows * (K + self.wdt.itemsize),

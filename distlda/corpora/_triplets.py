@@ -23,6 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 import smart_open
 
+from distlda.errors import CorpusFormatError
+
 __all__ = ["CorpusFormatError", "TripletCorpus", "open_binary", "quote_line"]
 
 # Text bytes handed to one loadtxt call: large enough to amortise the per-call overhead,
@@ -30,10 +32,6 @@ __all__ = ["CorpusFormatError", "TripletCorpus", "open_binary", "quote_line"]
 BLOCK_BYTES = 1 << 22
 # Python's float is exact for integers below 2**53; larger "integral floats" are refused.
 _MAX_EXACT_FLOAT = float(2**53)
-
-
-class CorpusFormatError(ValueError):
-    """A corpus file is malformed. The message names the file, the line and the problem."""
 
 
 def _is_uri(path: str) -> bool:

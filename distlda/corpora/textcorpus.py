@@ -26,6 +26,8 @@ from typing import Callable, Collection, Iterator
 
 import regex
 
+from distlda.errors import DistldaError
+
 from ._triplets import CorpusFormatError, open_binary
 from .dictionary import Dictionary
 
@@ -100,7 +102,7 @@ def _is_han(token: str) -> bool:
     return len(token) == 1 and regex.match(r"\p{Han}", token) is not None
 
 
-class VocabularyFilterError(ValueError):
+class VocabularyFilterError(DistldaError, ValueError):
     """The vocabulary filters of :class:`TextCorpus` removed every word.
 
     Attributes

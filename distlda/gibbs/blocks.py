@@ -12,6 +12,8 @@ means nothing to LDA), so a block's tokens are one contiguous run per document
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from distlda.gibbs import kernels as K_
@@ -72,7 +74,17 @@ def split_chunk(chunk: Chunk, max_tokens: int) -> list[Chunk]:
     return pieces
 
 
-def block_ranges(chunk: Chunk, cuts: np.ndarray) -> np.ndarray:
+class Tokens(Protocol):
+    """What the range helpers read of a chunk (a :class:`Chunk`, or a chunk message)."""
+
+    @property
+    def words(self) -> np.ndarray: ...
+
+    @property
+    def doc_ptr(self) -> np.ndarray: ...
+
+
+def block_ranges(chunk: Tokens, cuts: np.ndarray) -> np.ndarray:
     """Token ranges of every block in every document of a sorted chunk.
 
     Returns int64[B + 1, D]: block ``b`` of document ``d`` is tokens ``[bp[b, d], bp[b + 1, d])``.
@@ -80,7 +92,7 @@ def block_ranges(chunk: Chunk, cuts: np.ndarray) -> np.ndarray:
     return K_.block_bounds(chunk.words, chunk.doc_ptr, cuts)
 
 
-def whole_documents(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+def whole_documents(chunk: Tokens) -> tuple[np.ndarray, np.ndarray]:
     """The token range ``(lo, hi)`` of each whole document (every token is resampled)."""
     return chunk.doc_ptr[:-1], chunk.doc_ptr[1:]
 

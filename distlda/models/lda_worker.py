@@ -39,6 +39,7 @@ from distlda.cluster.messages import (
     arg_str,
 )
 from distlda.cluster.worker_session import StaleView, WorkerSession
+from distlda.errors import OwnedElsewhere
 
 logger = logging.getLogger("distlda.worker")
 
@@ -86,9 +87,9 @@ class LdaWorker:
 
         Raises
         ------
-        RuntimeError
+        OwnedElsewhere
             The worker belongs to another dispatcher that was heard from less than
-            :data:`TAKEOVER_S` seconds ago (its message starts with ``owned:``).
+            :data:`TAKEOVER_S` seconds ago.
         ProtocolError
             A malformed configuration, key or secret (nothing changes).
         """
@@ -100,7 +101,7 @@ class LdaWorker:
         with self._lock:
             quiet = time.monotonic() - self._owner_seen
             if self._owner not in (None, owner) and quiet < self.TAKEOVER_S:
-                raise RuntimeError(f"owned: worker {self.name} works for another dispatcher, "
+                raise OwnedElsewhere(f"worker {self.name} works for another dispatcher, "
                                    f"heard from {quiet:.1f} s ago; it may be taken over after "
                                    f"{self.TAKEOVER_S:.0f} s of silence")
             if self._owner not in (None, owner):

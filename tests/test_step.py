@@ -1,0 +1,228 @@
+"""The coordinator's step as bare state, driven by events (as dask drives a bare WorkerState):
+re-dispatch and failures with no sockets, threads or processes; and how the coordinator
+classifies a job's failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from distlda.cluster import step as S
+from distlda.cluster.coordinator import failure_kind
+from distlda.errors import ProtocolError
+
+
+def new_step(owner=None, members=("a", "b"), sizes=(10, 10, 10, 10), **kw) -> S.Step:
+    owner = {0: "a", 1: "a", 2: "b", 3: "b"} if owner is None else owner
+    return S.Step(owner, list(members), list(sizes), **kw)
+
+
+def submits(actions) -> dict:
+    return {a.member: (a.job, a.chunks, a.moved) for a in actions if isinstance(a, S.Submit)}
+
+
+def test_a_clean_step_submits_each_members_chunks_and_commits_every_result():
+    st = new_step()
+    sent = submits(st.handle(S.Begin()))
+    assert {m: c for m, (_, c, _) in sent.items()} == {"a": (0, 1), "b": (2, 3)}
+    ja, jb = sent["a"][0], sent["b"][0]
+    assert st.handle(S.JobDone(ja)) == [S.Commit(ja)]
+    assert not st.done and st.remaining == {2, 3}
+    assert st.handle(S.JobDone(jb)) == [S.Commit(jb), S.StepDone(clean=True)]
+    assert st.done and st.handle(S.JobDone(jb)) == []
+
+
+def test_a_lost_workers_chunks_go_to_an_idle_survivor():
+    st = new_step(members=("a", "b", "c"))
+    sent = submits(st.handle(S.Begin()))
+    assert "c" not in sent  # c holds nothing: idle
+    out = st.handle(S.JobFailed(sent["a"][0], "lost", "ConnectionClosedError"))
+    assert out[0] == S.Drop("a", "ConnectionClosedError", unregister=True)
+    again = submits(out)
+    assert list(again) == ["c"] and again["c"][1:] == ((0, 1), True)
+    assert st.owner[0] == st.owner[1] == "c" and not st.clean and st.redispatched == 2
+    assert st.handle(S.JobDone(sent["b"][0]))[-1] == S.Commit(sent["b"][0])
+    assert st.handle(S.JobDone(again["c"][0]))[-1] == S.StepDone(clean=False)
+    assert st.failures == 1
+
+
+def test_orphans_wait_for_a_busy_survivor_to_finish_its_own_job():
+    st = new_step()
+    sent = submits(st.handle(S.Begin()))
+    out = st.handle(S.JobFailed(sent["a"][0], "bad", "bad result: topic out of range"))
+    assert out == [S.Drop("a", "bad result: topic out of range", unregister=False)]
+    out = st.handle(S.JobDone(sent["b"][0]))  # b is idle now: it takes a's chunks
+    assert out[0] == S.Commit(sent["b"][0])
+    assert submits(out)["b"][1:] == ((0, 1), True)
+
+
+def test_two_failures_in_a_row_and_no_worker_left_waits_then_uses_a_newcomer():
+    st = new_step()
+    sent = submits(st.handle(S.Begin()))
+    st.handle(S.JobFailed(sent["a"][0], "failed", "RuntimeError: worker a is not in that session"))
+    out = st.handle(S.WorkerLost("b"))  # its heartbeat failed: its job is given up
+    assert out == [S.Abandon(sent["b"][0], "b", (2, 3)), S.WaitForWorkers()]
+    assert st.failures == 2 and not st.inflight
+    assert st.handle() == [S.WaitForWorkers()]  # nothing happened: still waiting
+    out = st.handle(S.WorkersJoined(("d",)))
+    assert submits(out)["d"][1:] == ((0, 1, 2, 3), True)
+    assert st.handle(S.JobDone(sent["b"][0])) == []  # the abandoned job's late result: ignored
+    assert st.handle(S.JobDone(submits(out)["d"][0]))[-1] == S.StepDone(clean=False)
+
+
+def test_a_stale_result_of_a_dropped_member_is_never_committed():
+    st = new_step()
+    sent = submits(st.handle(S.Begin()))
+    st.handle(S.WorkerLost("a"))
+    assert st.handle(S.JobDone(sent["a"][0])) == []
+    assert {0, 1} <= st.remaining
+    # a failure reported for it afterwards drops nobody
+    assert st.handle(S.JobFailed(sent["a"][0], "lost", "timeout")) == []
+
+
+def test_an_internal_error_fails_the_sweep_and_drops_no_worker():
+    st = new_step()
+    sent = submits(st.handle(S.Begin()))
+    out = st.handle(S.JobFailed(sent["a"][0], "internal", "KeyError: 7"))
+    assert out == [S.FailSweep("internal error: KeyError: 7")]
+    assert st.done and st.members == ["a", "b"] and st.failures == 0
+    assert st.handle(S.JobDone(sent["b"][0])) == []
+
+
+def test_too_many_failures_in_a_sweep_fail_it():
+    st = new_step(members=("a", "b", "c"), failures=19, max_failures=20)
+    sent = submits(st.handle(S.Begin()))
+    out = st.handle(S.JobFailed(sent["a"][0], "failed", "RuntimeError: x"))
+    assert not any(isinstance(a, S.FailSweep) for a in out)
+    out = st.handle(S.JobFailed(sent["b"][0], "lost", "TimeoutError: y"))
+    assert out[-1] == S.FailSweep("21 worker failures in one sweep; the last: TimeoutError: y")
+    assert st.done
+
+
+def test_chunks_of_a_member_gone_before_the_step_are_orphans_from_the_start():
+    st = new_step(owner={0: "a", 1: "gone", 2: "b", 3: "gone"})
+    out = st.handle(S.Begin())
+    sent = [(a.member, a.chunks, a.moved) for a in out if isinstance(a, S.Submit)]
+    assert sent[:2] == [("a", (0,), False), ("b", (2,), False)]
+    assert st.clean and st.orphans() == [1, 3]  # both busy: the orphans wait
+    out = st.handle(S.JobDone(1))  # a is free: it takes them over
+    assert out[0] == S.Commit(1) and submits(out)["a"][1:] == ((1, 3), True)
+    assert st.owner[1] == st.owner[3] == "a" and not st.clean
+
+
+def test_no_member_and_no_orphan_left_unswept_is_an_internal_error():
+    st = S.Step({}, [], [5])  # chunk 0 owned by nobody, nobody to ask
+    assert st.handle(S.Begin()) == [S.WaitForWorkers()]
+    st = S.Step({0: "a"}, ["a"], [5])
+    st.handle(S.Begin())
+    st.remaining.add(7)  # a chunk nobody owns or sweeps: the bookkeeping is broken
+    st.owner[7] = "a"
+    out = st.handle(S.JobDone(1))
+    assert out[-1] == S.FailSweep("internal error: chunks [7] not swept")
+
+
+def test_failure_kinds():
+    from distlda.cluster import transport
+    remote = RuntimeError("worker w: StaleView: ...")
+    remote._pyroTraceback = ["..."]
+    assert failure_kind(transport.CommunicationError("closed")) == "lost"
+    assert failure_kind(remote) == "failed"
+    assert failure_kind(ProtocolError("malformed result")) == "bad"
+    for bug in (KeyError(3), TypeError("x"), ValueError("y"), IndexError(1)):
+        assert failure_kind(bug) == "internal"
+
+
+def test_unknown_events_and_kinds_are_refused():
+    st = new_step()
+    with pytest.raises(TypeError):
+        st.handle("job done")
+    with pytest.raises(ValueError):
+        st.handle(S.JobFailed(1, "weird", ""))
+
+
+# ---------------------------------------------------------------- the coordinator's shell
+K, V = 4, 30
+
+
+def coordinator(names=("a", "b"), chunks=4):
+    """A coordinator with members that no process stands behind: tests replace ``_task``
+    (the one method that talks to a worker)."""
+    import concurrent.futures as cf
+    import threading
+
+    import numpy as np
+
+    from distlda.cluster.coordinator import Coordinator
+    from distlda.cluster.messages import ChunkLoad, SessionConfig
+    from distlda.cluster.roster import Roster
+    cfg = SessionConfig(K, V, np.full(K, 0.1), 0.05, "sparse", None, "t", chunks, 40 * chunks)
+    roster = Roster("127.0.0.1", 1, 1.0, threading.RLock())
+    co = Coordinator("s" * 32, cfg, roster, cf.ThreadPoolExecutor(4), None, 0.1, 0.3, False)
+    rng = np.random.default_rng(0)
+    co.load([ChunkLoad(i, np.sort(rng.integers(0, V, 40)).astype(np.int32),
+                       np.array([0, 20, 40]), rng.integers(0, K, 40).astype(np.int32)).to_wire(K)
+             for i in range(chunks)])
+    for name in names:
+        roster.membership.admit(name, "PYRO:nobody@127.0.0.1:1").joined(co.key)
+    co._plan()
+    return co
+
+
+def unchanged(co, fail: dict):
+    """A ``_task`` whose workers return their chunks' topics unchanged, read by the real
+    ledger, except that member ``name`` raises ``fail[name]`` (once)."""
+    import numpy as np
+
+    from distlda.cluster.messages import RowsResult
+    calls = []
+
+    def task(m, job, drop, load, idxs, ranges, peers):
+        calls.append((m.name, tuple(idxs)))
+        if m.name in fail:
+            raise fail.pop(m.name)
+        st = co.ledger.state
+        topics = [np.concatenate([st.chunks[i].topics[a:b] for a, b in zip(lo, hi)])
+                  for i, (lo, hi) in zip(idxs, ranges)]
+        res = RowsResult(job["job"], sum(t.size for t in topics), 0, topics,
+                         [] if peers else None, {"seconds": 0.0})
+        return {"result": res, "reading": co.ledger.read(res, idxs, ranges, peers, m.name),
+                "received_s": 0.0, "read_s": 0.0}
+
+    co._task = task
+    return calls
+
+
+def run_step(co):
+    import numpy as np
+    rec = co.telemetry.new_sweep()
+    co._step(np.arange(co.ledger.num_chunks, dtype=np.uint32), 0, None, rec)
+    return rec
+
+
+def test_shell_drops_a_worker_with_a_malformed_result_and_resweeps_its_chunks():
+    co = coordinator()
+    before = co.ledger.summary()
+    held = tuple(sorted(co.roster.membership.get("a").chunks))
+    calls = unchanged(co, {"a": ProtocolError("malformed result from worker a")})
+    rec = run_step(co)
+    assert co.roster.membership.names() == ["b"]
+    assert rec["lost"] == 1 and rec["redispatched"] == 2 and rec["steps"] == 1
+    assert len(held) == 2 and calls[-1] == ("b", held)
+    assert {co.owner[i].name for i in range(4)} == {"b"}
+    assert co.ledger.summary() == before  # nothing lost, nothing counted twice
+
+
+def test_shell_fails_the_sweep_on_an_internal_error_and_keeps_the_workers():
+    co = coordinator()
+    unchanged(co, {"a": KeyError(3)})  # a bug of the dispatcher's own, not a bad result
+    with pytest.raises(RuntimeError, match=r"^internal error: KeyError: 3") as info:
+        run_step(co)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert co.roster.membership.names() == ["a", "b"]
+
+
+def test_shell_waits_for_workers_when_none_is_left_then_fails():
+    co = coordinator(names=("a",))
+    unchanged(co, {"a": ProtocolError("malformed")})
+    with pytest.raises(RuntimeError, match="no workers"):
+        run_step(co)
+    assert co.roster.membership.names() == []
