@@ -51,8 +51,8 @@ def _number(name: str, default: float, kind: type, minimum: float):
         value = None
     if value is None or not value >= minimum:
         raise ValueError(f"${name}={raw!r} is not a valid setting: use "
-                         f"{'an integer' if kind is int else 'a number'} >= {minimum:g}, "
-                         f"or unset it for the default {default:g}")
+                         f"{'an integer' if kind is int else 'a number'} >= {kind(minimum)}, "
+                         f"or unset it for the default {kind(default)}")
     return value
 
 

@@ -1,6 +1,8 @@
-"""Every error distlda raises on purpose derives from :class:`DistldaError`.
+"""Every exception class distlda defines derives from :class:`DistldaError`.
 
-Each class also keeps the builtin parent it always had (``ValueError`` for bad input,
+(A bad argument still raises a plain ``ValueError`` or ``TypeError`` naming the parameter, as
+gensim and NumPy do; the classes here are the failures worth catching by name.) Each class
+also keeps the builtin parent it always had (``ValueError`` for bad input,
 ``RuntimeError`` for a failure at run time), so ``except ValueError`` still catches a damaged
 model file. Users catch the classes here without importing internals::
 

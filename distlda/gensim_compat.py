@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from distlda.inference import inference_tables
-from distlda.params import FRACTION, PARAM, _is_single_doc, _resolve_eta
+from distlda.params import FRACTION, PARAM, _is_single_doc, _resolve_eta, refuse_auto
 
 logger = logging.getLogger("distlda.models.ldamodel")
 
@@ -201,6 +201,7 @@ class GensimCompatMixin:
 
     @eta.setter
     def eta(self, value) -> None:
+        refuse_auto("eta", value)
         self.state.set_beta(_resolve_eta(value, self.num_topics, self.num_terms))
 
     def sync_state(self, current_Elogbeta=None) -> None:

@@ -190,6 +190,15 @@ def _resolve_alpha(alpha, num_topics: int) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def refuse_auto(name: str, value) -> None:
+    """Raise ValueError for ``"auto"`` assigned to a prior after construction: learning is
+    chosen when the model is made (the training schedule is set up then)."""
+    if isinstance(value, str) and value == "auto":
+        raise ValueError(f"Invalid {name!r} value: 'auto' (learning {name}) is chosen when the "
+                         f"model is made, LdaModel(..., {name}='auto'); assign a prior itself "
+                         f"here (a number, or an array of them)")
+
+
 def _check_prior_range(name: str, a: np.ndarray) -> None:
     ok = (a >= PRIOR_MIN) & (a <= PRIOR_MAX)  # False for NaN too
     if not np.all(ok):
@@ -252,10 +261,11 @@ def _resolve_rng(random_state) -> np.random.Generator:
         return np.random.default_rng(random_state.integers(2 ** 63))
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2 ** 31))
-    if random_state is None or (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)):
+    if random_state is None or (isinstance(random_state, numbers.Integral)
+                                and not isinstance(random_state, bool) and int(random_state) >= 0):
         return np.random.default_rng(None if random_state is None else int(random_state))
     raise ValueError(f"Invalid 'random_state' parameter: {random_state!r} "
-                     f"(use None, an int or a numpy Generator)")
+                     f"(use None, an int >= 0 or a numpy Generator)")
 
 
 def _vocabulary_items(id2word):
@@ -461,6 +471,15 @@ def check_dtype(dtype) -> type:
     return t
 
 
+_DISTRIBUTED = OneOf(None, True, False, use="None, True or False")
+
+
+def _distributed(value):
+    """None, True or False (a numpy bool too: a flag read from an array or a DataFrame)."""
+    return _DISTRIBUTED.check("distributed", bool(value) if isinstance(value, np.bool_)
+                              else value)
+
+
 _SAMPLER_HELP = ("'dense': exact, O(K) in vector instructions, fastest below K=1000; 'sparse': "
                  "exact SparseLDA; 'mh': Metropolis-Hastings, faster sweeps at large K; 'auto': "
                  "dense below K=1000, mh from there")
@@ -517,7 +536,7 @@ PARAMS: tuple[Param, ...] = (
     Param("dtype", np.float64, None, file_rule=OneOf("float16", "float32", "float64"),
           since=3, older="float64", resolver=check_dtype),
     Param("inference_iterations", 50, Integer(1)),
-    Param("distributed", None, OneOf(None, True, False, use="None, True or False")),
+    Param("distributed", None, _DISTRIBUTED, resolver=_distributed),
     Param("ns_conf", None, None, file_rule=OfType(dict), resolver=lambda v: dict(v or {})),
     Param("tls", None, None, saved=False),
     Param("progress", None, None, saved=False),
@@ -566,6 +585,12 @@ class ModelSpec:
     optimize_burnin: int = _default("optimize_burnin")
     fixed_vocab: bool = _default("fixed_vocab")
     infer_seed: int = _default("infer_seed")
+
+    def __post_init__(self) -> None:
+        # a spec made directly (not by resolve) holds only what the table's rules allow
+        for p in PARAMS:
+            if p.in_spec and p.rule is not None and not p.rule.ok(getattr(self, p.name)):
+                raise ValueError(p.rule.invalid(p.name, getattr(self, p.name)))
 
     @classmethod
     def resolve(cls, **given) -> "ModelSpec":

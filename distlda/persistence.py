@@ -283,8 +283,10 @@ def model_from_saved(cls, meta: dict, arrays: dict):
         rng.bit_generator.state = meta["rng_state"]
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"metadata field 'rng_state' is not a PCG64 state ({e!r})") from None
-    state = _restore_state(K, V, arrays, meta, _saved_eta(K, V, meta, arrays.get("eta")))
+    beta = _saved_eta(K, V, meta, arrays.get("eta"))
     id2word = Vocabulary((int(i), w) for i, w in (meta["id2word"] or ()))
+    id2word.check_width(V)  # before the arrays: the fields first, as files were always read
+    state = _restore_state(K, V, arrays, meta, beta)
     return cls.from_state(ModelSpec.from_dict(meta), state, id2word, rng)
 
 

@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 
+from distlda.errors import DispatcherLost
 from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
 from distlda.gibbs.local import LocalExecutor
 from distlda.gibbs.state import check_sizes, max_terms_for
@@ -88,7 +89,6 @@ def train(model, executor, iterations: int) -> None:
 def _run(model, executor, iterations: int, on_sweep) -> None:
     """``executor.run``; when the dispatcher is lost the model keeps its last checkpoint,
     and in auto mode the training ends in-process from there."""
-    from distlda.cluster.client import DispatcherLost
     state = model.state
     start = state.sweeps_done
     try:

@@ -86,6 +86,11 @@ class Vocabulary(dict):
         """Sum of document frequencies (from ``dfs``; 0 if unknown)."""
         return sum(self.dfs.values())
 
+    def check_width(self, num_terms: int) -> None:
+        """Raise ValueError when a word id is ``num_terms`` or more (a model of V words)."""
+        if self and max(self) >= num_terms:
+            raise ValueError(f"id2word has word id {max(self)}, beyond num_terms={num_terms}")
+
     def doc2bow(self, document: Iterable[str]) -> list[tuple[int, int]]:
         """A tokenised document as sorted (word_id, count) pairs; unknown words are dropped.
 

@@ -12,6 +12,7 @@ import pytest
 
 from distlda.cluster import client as _client
 from distlda.cluster import transport
+from distlda.errors import ClusterUnavailable
 from distlda.models import LdaModel
 
 from cluster import REPO, Cluster, free_port
@@ -310,7 +311,8 @@ def test_distributed_true_without_cluster_fails_fast_and_clearly():
     X, _ = planted_corpus(D=20, V=30, K=2, L=10)
     port = free_port()
     t0 = time.perf_counter()
-    with pytest.raises(RuntimeError, match=rf"no Pyro5 name server at 127\.0\.0\.1:{port}"):
+    # ClusterUnavailable: a RuntimeError, and a DistldaError users catch by name
+    with pytest.raises(ClusterUnavailable, match=rf"no Pyro5 name server at 127\.0\.0\.1:{port}"):
         LdaModel(X, num_topics=2, iterations=2, distributed=True,
                  ns_conf={"host": "127.0.0.1", "port": port})
     assert time.perf_counter() - t0 < 2

@@ -42,8 +42,21 @@ def test_values_are_read_when_called(monkeypatch):
 def test_a_bad_value_names_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     read = config.piece_bytes if name == "DISTLDA_PIECE_BYTES" else config.idle_timeout
-    with pytest.raises(ValueError, match=rf"\${name}={value!r}.*unset it for the default"):
+    default = "33554432" if name == "DISTLDA_PIECE_BYTES" else "30.0"
+    with pytest.raises(ValueError, match=rf"\${name}={value!r}.*unset it for the default "
+                                         rf"{default}$"):
         read()
+
+
+def test_a_bad_cluster_knob_leaves_in_process_training_alone(monkeypatch):
+    """distributed=False imports none of the cluster (whose piece size is read at import)."""
+    code = ("import sys; from distlda.models import LdaModel; "
+            "LdaModel([[(0, 2), (1, 1)]], num_topics=2, iterations=2, distributed=False); "
+            "sys.exit(1 if 'distlda.cluster.codec' in sys.modules else 0)")
+    env = {**os.environ, "DISTLDA_PIECE_BYTES": "0"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_bad_value_stops_a_cluster_process_with_its_name():

@@ -131,7 +131,7 @@ def test_check_mode_counts_fallback_draws_in_the_executor(threads, monkeypatch, 
     state = GibbsState(3, 40, np.full(3, 0.5), 0.1)
     for c in iter_chunks(X, 40, 20):
         state.add_chunk(c, 7)
-    state.alpha = np.full(3, np.inf)
+    state._alpha = np.full(3, np.inf)  # past the setter's rule, on purpose
     with caplog.at_level(logging.WARNING, logger="distlda"):
         LocalExecutor(threads, sampler="sparse").run(state, 2, np.random.default_rng(0),
                                                      lambda it: None)

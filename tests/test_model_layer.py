@@ -213,3 +213,42 @@ def test_the_training_step_owns_the_prior_schedule(monkeypatch):
     # the monitor observes each sweep after the step counted it (and learned, when due)
     assert seen_by_monitor[5] == (5, 6, 2) and seen_by_monitor[7] == (0, 8, 2)
     assert "optimize" not in Path(monitor.__file__).read_text()
+
+
+def test_the_state_checks_what_is_assigned_to_it():
+    """lda.state is the live Gibbs state: a prior the kernels would misread never reaches it."""
+    lda = _model()
+    st, K = lda.state, lda.num_topics
+    before = st.alpha.copy()
+    for bad, match in ((-1.0, r"Invalid 'alpha' parameter: -1\.0"),
+                       ([0.1] * (K - 1), rf"shape \({K - 1},\), expected \({K},\)"),
+                       (np.full(K, np.nan), "finite number")):
+        with pytest.raises(ValueError, match=match):
+            st.alpha = bad
+    np.testing.assert_array_equal(st.alpha, before)
+    for bad in (-1.0, float("inf"), np.full(lda.num_terms + 1, 0.1)):
+        with pytest.raises(ValueError):
+            st.set_beta(bad)
+    for name in ("num_topics", "num_terms"):
+        with pytest.raises(AttributeError):
+            setattr(st, name, 3)
+    for name in ("alpha", "eta"):  # learning is chosen at construction, with its schedule
+        with pytest.raises(ValueError, match=f"'auto' \\(learning {name}\\) is chosen when"):
+            setattr(lda, name, "auto")
+
+
+def test_a_spec_made_directly_is_checked_by_the_table():
+    with pytest.raises(ValueError, match=r"Invalid 'chunksize' parameter: 0"):
+        params.ModelSpec(chunksize=0)
+    with pytest.raises(ValueError, match=r"Invalid 'sampler' parameter: 'bogus'"):
+        params.ModelSpec(sampler="bogus")
+    assert params.ModelSpec(mh_steps=None, distributed=None).mh_steps is None
+
+
+def test_distributed_takes_a_numpy_bool_and_nothing_else():
+    lda = LdaModel(num_topics=2, distributed=np.False_)
+    assert lda.distributed is False
+    for bad in (1, 0, "yes"):
+        with pytest.raises(ValueError, match=r"Invalid 'distributed' parameter: .* \(use None, "
+                                             r"True or False\)"):
+            LdaModel(num_topics=2, distributed=bad)

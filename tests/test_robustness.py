@@ -310,7 +310,8 @@ def test_inference_warns_of_fallback_draws(trained, caplog):
     assert "fell back" not in caplog.text
     saved = lda.alpha
     try:
-        lda.state.alpha = np.full(lda.num_topics, float("inf"))  # past validation, on purpose
+        lda.state._alpha = np.full(lda.num_topics, float("inf"))  # past the rule, on purpose
+        lda.state.touch()
         theta = lda.fold_in(docs[:3])
     finally:
         lda.state.alpha = saved

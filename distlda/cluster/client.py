@@ -128,14 +128,13 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
 def choose_executor(distributed, ns_conf: dict, workers: int, tls=None):
     """Return a cluster executor, or None to train in-process.
 
-    distributed=False never touches the network; None falls back to serial when no dispatcher
-    with workers is found (deciding in under 2 s); True raises RuntimeError naming what is missing.
-    ``tls``: a folder of ``python -m distlda certs`` (default ``$DISTLDA_TLS``) for mutual TLS;
-    one that cannot be used raises :class:`distlda.cluster.tls.TLSError` in every mode.
+    ``distributed`` is None or True (a model with distributed=False never calls this, nor
+    imports this module). None falls back to serial when no dispatcher with workers is found
+    (deciding in under 2 s); True raises :class:`~distlda.errors.ClusterUnavailable` (a
+    RuntimeError) naming what is missing. ``tls``: a folder of ``python -m distlda certs``
+    (default ``$DISTLDA_TLS``) for mutual TLS; one that cannot be used raises
+    :class:`~distlda.errors.TLSError` in every mode.
     """
-    if distributed is False:
-        logger.info("serial: training in-process with %d thread(s)", workers)
-        return None
     t0 = time.perf_counter()
     hint = use_tls(tls if tls is not None else config.tls_folder())
     try:
@@ -143,7 +142,8 @@ def choose_executor(distributed, ns_conf: dict, workers: int, tls=None):
                                     hint=hint)
     except ClusterUnavailable as e:
         if distributed is True:
-            raise RuntimeError(f"distributed=True, but there is no usable cluster: {e}") from None
+            raise ClusterUnavailable(f"distributed=True, but there is no usable cluster: {e}") \
+                from None
         logger.info("serial: no cluster (%s); training in-process with %d thread(s) "
                     "[decided in %.2f s]", e, workers, time.perf_counter() - t0)
         return None

@@ -28,7 +28,7 @@ from distlda.cluster import codec
 from distlda.errors import LimitError, ProtocolError
 from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
-from distlda.params import PRIOR, PRIOR_MAX, PRIOR_MIN, Integer, OneOf, Rule, bounded
+from distlda.params import PRIOR, PRIOR_MAX, PRIOR_MIN, Integer, Number, OneOf, Rule, bounded
 
 #: What a dispatcher's ``ping`` says it is (the client checks it before sending any data).
 DISPATCHER_SERVICE = "distlda.dispatcher/1"
@@ -66,10 +66,7 @@ def _in_range(a: np.ndarray, lo: int, hi: int, what: str) -> None:
 
 
 def _int(v, what: str, lo: int = 0, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        limit = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ProtocolError(f"{what}: expected an integer {limit}, got {v!r}")
-    return v
+    return int(_field(v, what, Integer(lo, hi)))  # the library's integer rule
 
 
 # ---------------------------------------------------------------- plain arguments of remote calls
@@ -87,6 +84,7 @@ def arg_array(obj, what: str, ndim: int | None = None, kind: str | None = None,
 def arg_alpha(obj, num_topics: int, what: str) -> np.ndarray:
     """A document-topic prior: ``num_topics`` float numbers in [PRIOR_MIN, PRIOR_MAX] (a copy)."""
     a = _array(obj, what, 1, "f", copy=True)
+    # vectorised: a job carries K values (PRIOR's range, as params._check_prior_range)
     if a.shape != (num_topics,) or not np.all((a >= PRIOR_MIN) & (a <= PRIOR_MAX)):
         raise ProtocolError(f"{what}: expected {num_topics} numbers in [{PRIOR_MIN:g}, "
                             f"{PRIOR_MAX:g}]")
@@ -105,9 +103,8 @@ def arg_list(v, what: str, max_len: int = 1 << 20) -> list:
 
 
 def arg_float(v, what: str, lo: float, hi: float) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise ProtocolError(f"{what}: expected a number in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
+    """A finite number argument in [lo, hi] (the library's number rule)."""
+    return float(_field(v, what, Number(lo, hi, f"a number in [{lo:g}, {hi:g}]")))
 
 
 def arg_str(v, what: str, max_len: int = 128) -> str:

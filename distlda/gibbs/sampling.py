@@ -304,4 +304,4 @@ def _per_chunk(kernel, tokens: Tokens, ranges, seeds, counts: tuple, fallbacks) 
     the total of tokens moved."""
     return sum(kernel(words, topics, doc_ptr, lo, hi, *counts, int(seed), fallbacks)
                for words, topics, doc_ptr, (lo, hi), seed in zip(
-                   tokens.words, tokens.topics, tokens.doc_ptr, ranges, seeds))
+                   tokens.words, tokens.topics, tokens.doc_ptr, ranges, seeds, strict=True))

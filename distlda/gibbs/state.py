@@ -17,7 +17,7 @@ import numpy as np
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import sampling
 from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS, Chunk
-from distlda.params import DEFAULT_ETA
+from distlda.params import DEFAULT_ETA, _check_prior_range, _resolve_alpha
 
 
 def memory_bytes() -> int:
@@ -98,8 +98,8 @@ class GibbsState:
         self.version = 0
         self.sweeps_done = 0
         self._memo: dict = {}
-        self.num_topics = int(num_topics)
-        self.num_terms = int(num_terms)
+        self._num_topics = int(num_topics)
+        self._num_terms = int(num_terms)
         self.alpha = np.full(self.num_topics, 1.0 / self.num_topics) if alpha is None else alpha
         self.set_beta(beta)
         self.chunks: list[Chunk] = []
@@ -137,20 +137,43 @@ class GibbsState:
 
     @alpha.setter
     def alpha(self, value) -> None:
-        self._alpha = np.ascontiguousarray(value, dtype=np.float64)
+        # the samplers read alpha[k] for every topic: a short or out-of-range prior never
+        # reaches them (the constructor's rule and messages)
+        self._alpha = _resolve_alpha(value, self.num_topics)
         self.touch()
 
+    @property
+    def num_topics(self) -> int:
+        """K, fixed when the state is made."""
+        return self._num_topics
+
+    @property
+    def num_terms(self) -> int:
+        """V: the rows of ``nwk`` (it grows only by :meth:`grow_vocabulary`)."""
+        return self._num_terms
+
     def set_beta(self, beta) -> None:
-        """Set the topic-word prior (a float, or a (V,) or (K, V) array; see the class)."""
-        self.touch()
-        self.eta_kw = self.eta_sum = None
-        if np.ndim(beta) == 0:
-            self.beta = float(beta)
-            return
-        b = np.asarray(beta, dtype=np.float64)
-        if b.shape not in ((self.num_terms,), (self.num_topics, self.num_terms)):
+        """Set the topic-word prior (a float, or a (V,) or (K, V) array; see the class).
+
+        Raises
+        ------
+        ValueError
+            A value outside [PRIOR_MIN, PRIOR_MAX] or an array of another shape.
+        """
+        try:
+            b = np.asarray(beta, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Invalid 'eta' parameter: {beta!r:.60} (a number or an array of "
+                             f"numbers is required)") from None
+        if b.ndim and b.shape not in ((self.num_terms,), (self.num_topics, self.num_terms)):
             raise ValueError(f"topic-word prior of shape {b.shape}, expected ({self.num_terms},) "
                              f"or ({self.num_topics}, {self.num_terms})")
+        _check_prior_range("eta", b.reshape(-1))
+        self.touch()
+        self.eta_kw = self.eta_sum = None
+        if b.ndim == 0:
+            self.beta = float(b)
+            return
         self.beta = float(b.mean())
         self.eta_kw = np.ascontiguousarray(b.reshape(-1, self.num_terms).T)
         self.eta_sum = (np.full(self.num_topics, b.sum()) if b.ndim == 1
@@ -231,7 +254,7 @@ class GibbsState:
             nwk = np.zeros((num_terms, self.num_topics), np.int32)
             nwk[: self.num_terms] = self.nwk
             self.nwk = nwk
-            self.num_terms = int(num_terms)
+            self._num_terms = int(num_terms)
             self.touch()
 
     # ------------------------------------------------------------- gensim's LdaState, read

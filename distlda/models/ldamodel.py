@@ -23,10 +23,10 @@ from distlda.params import (
     PRIOR_MIN,  # noqa: F401
     Integer,
     ModelSpec,
-    _resolve_alpha,
     _resolve_eta,
     _resolve_id2word,
     _resolve_rng,
+    refuse_auto,
 )
 from distlda.topics import TopicsMixin
 from distlda.vocabulary import Vocabulary
@@ -233,7 +233,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
             fixed_vocab=id2word is not None or eta_width > 0,
             infer_seed=int(rng.integers(2 ** 32)))
         state = GibbsState(K, V or eta_width)  # checks K and V before anything of their size
-        state.alpha = _resolve_alpha("symmetric" if spec.optimize_alpha else alpha, K)
+        state.alpha = "symmetric" if spec.optimize_alpha else alpha  # checked by the state
         state.set_beta(_resolve_eta(eta, K, V or None))
         if state.eta_kw is not None:
             state.resolve_sampler(spec.sampler)  # the mh sampler refuses a non-uniform eta
@@ -273,12 +273,11 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         Raises
         ------
         ValueError
-            A vocabulary wider than the state, or a spec the state cannot run.
+            A vocabulary wider than the state (a spec the state cannot run, such as the mh
+            sampler with a per-word eta, fails when it trains, as it always did).
         """
         vocab = id2word if isinstance(id2word, Vocabulary) else _resolve_id2word(id2word)
-        if vocab and max(vocab) >= state.num_terms:
-            raise ValueError(f"id2word has word id {max(vocab)}, beyond "
-                             f"num_terms={state.num_terms}")
+        vocab.check_width(state.num_terms)
         self = cls.__new__(cls)
         self._assemble(spec, state, vocab, np.random.default_rng() if rng is None else rng)
         return self
@@ -324,7 +323,8 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
 
     @alpha.setter
     def alpha(self, value) -> None:
-        self._state.alpha = _resolve_alpha(value, self.num_topics)
+        refuse_auto("alpha", value)
+        self._state.alpha = value  # the state checks it by the constructor's rule
 
     # ------------------------------------------------------------------ training
     def update(self, corpus=None, iterations: int | None = None, *, passes: int | None = None,
@@ -422,14 +422,17 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
 
     def _executor(self):
         """The cluster if there is one (and we may use it), else this process's threads."""
-        from distlda.cluster import client as _client
         why = self._in_process_only()
         if why and self.distributed is None and not self.__dict__.get("_said_in_process"):
             logger.info("training in-process, not on a cluster: the cluster supports only a "
                         "fixed scalar eta, and this model has %s", why)
             self._said_in_process = True
-        ex = None if why else _client.choose_executor(self.distributed, self.ns_conf,
-                                                      self.workers, self.tls)
+        ex = None
+        if self.distributed is False:  # the cluster's modules are not even imported
+            logger.info("serial: training in-process with %d thread(s)", self.workers)
+        elif not why:
+            from distlda.cluster import client as _client
+            ex = _client.choose_executor(self.distributed, self.ns_conf, self.workers, self.tls)
         if ex is None:
             # the MH proposals of one train() call are the next call's first (one chain)
             ex = LocalExecutor(self.workers, workspace=self._mh_memory())
