@@ -4,6 +4,7 @@ and says what is allowed (and the model file reader applies the same rules)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import numbers
 from collections.abc import Callable, Iterable
@@ -471,6 +472,30 @@ def check_dtype(dtype) -> type:
     return t
 
 
+def resolve_ns_conf(ns_conf) -> dict:
+    """The name server's location, ``ns_conf``: None or a dict of ``host``, ``port`` and
+    ``broadcast`` (gensim's ``hmac_key`` is dropped with a warning: Pyro5 has none, use TLS).
+
+    Raises
+    ------
+    ValueError
+        Anything else, naming the parameter.
+    """
+    if ns_conf is not None and not isinstance(ns_conf, dict):
+        raise ValueError(f"Invalid 'ns_conf' parameter: {ns_conf!r} (a dict such as "
+                         f"dict(host='10.0.0.1', port=9090) is required)")
+    conf = dict(ns_conf or {})
+    if "hmac_key" in conf:
+        logging.getLogger("distlda.cluster.client").warning(
+            "ns_conf: ignoring hmac_key (Pyro5 has none; see docs/security.rst)")
+        del conf["hmac_key"]
+    unknown = set(conf) - {"host", "port", "broadcast"}
+    if unknown:
+        raise ValueError(f"Invalid 'ns_conf' parameter: unknown key(s) {sorted(unknown)} "
+                         f"(distlda uses host, port and broadcast)")
+    return conf
+
+
 _DISTRIBUTED = OneOf(None, True, False, use="None, True or False")
 
 
@@ -537,7 +562,7 @@ PARAMS: tuple[Param, ...] = (
           since=3, older="float64", resolver=check_dtype),
     Param("inference_iterations", 50, Integer(1)),
     Param("distributed", None, _DISTRIBUTED, resolver=_distributed),
-    Param("ns_conf", None, None, file_rule=OfType(dict), resolver=lambda v: dict(v or {})),
+    Param("ns_conf", None, None, file_rule=OfType(dict), resolver=resolve_ns_conf),
     Param("tls", None, None, saved=False),
     Param("progress", None, None, saved=False),
     Param("optimize_alpha", False, OfType(bool), older=False),

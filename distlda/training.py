@@ -95,7 +95,8 @@ def _run(model, executor, iterations: int, on_sweep) -> None:
         executor.run(state, iterations, model.rng, on_sweep)
     except DispatcherLost as e:
         kept = e.sweeps_kept
-        state.sweeps_done = start + kept  # the sweeps after the checkpoint are gone
+        state.sweeps_done = start + kept  # the sweeps after the checkpoint are gone ...
+        model.history[:] = [h for h in model.history if h.sweep <= state.sweeps_done]  # ... all
         if model.distributed is not None:  # True: the caller asked for the cluster
             e.model = model  # the checkpointed model, for ``except DispatcherLost as e``
             raise

@@ -231,6 +231,8 @@ def test_dispatcher_death_fails_training_and_keeps_model_exact():
         # initial assignments) and usable
         assert_exact(lda, X.sum() + X[:10].sum())
         assert len(lda.get_document_topics(to_bow(X[:1])[0])) >= 1
+        # the history holds the sweeps the state holds, not the ones rolled back
+        assert [h.sweep for h in lda.history] == list(range(1, lda.state.sweeps_done + 1))
     assert c.alive() == []
 
 
@@ -254,6 +256,7 @@ def test_dispatcher_death_in_auto_mode_finishes_in_process_from_the_last_checkpo
         assert kept and "keeps the 0 sweeps" not in kept[0], kept  # checkpoints kept progress
         assert_exact(lda, X.sum())
         assert topic_recovery(lda.get_topics(), phi) >= 0.85
+        assert [h.sweep for h in lda.history] == list(range(1, 61))  # each sweep once
     assert c.alive() == []
 
 

@@ -252,3 +252,14 @@ def test_distributed_takes_a_numpy_bool_and_nothing_else():
         with pytest.raises(ValueError, match=r"Invalid 'distributed' parameter: .* \(use None, "
                                              r"True or False\)"):
             LdaModel(num_topics=2, distributed=bad)
+
+
+def test_ns_conf_is_checked_when_the_model_is_made(caplog):
+    """One rule (the table's) for the constructor and the client: a typo fails at once."""
+    with pytest.raises(ValueError, match=r"Invalid 'ns_conf' parameter: 5 \(a dict such as"):
+        LdaModel(num_topics=2, ns_conf=5, distributed=False)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['hots'\] \(distlda uses host, "
+                                         r"port and broadcast\)"):
+        LdaModel(num_topics=2, ns_conf=dict(hots="10.0.0.1"), distributed=False)
+    lda = LdaModel(num_topics=2, ns_conf=dict(host="10.0.0.1", hmac_key="x"), distributed=False)
+    assert lda.ns_conf == {"host": "10.0.0.1"} and "ignoring hmac_key" in caplog.text

@@ -31,6 +31,7 @@ from distlda.cluster import tls as _tls
 from distlda.cluster.messages import ChunkLoad, SessionConfig, is_dispatcher
 from distlda.errors import ClusterUnavailable, DispatcherLost, DistldaError
 from distlda.gibbs import blocks
+from distlda.params import resolve_ns_conf
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +43,7 @@ DISPATCHER_WAIT = 10.0
 
 
 def _ns_conf(ns_conf: dict | None) -> dict:
-    if ns_conf is not None and not isinstance(ns_conf, dict):
-        raise ValueError(f"Invalid 'ns_conf' parameter: {ns_conf!r} (a dict such as "
-                         f"dict(host='10.0.0.1', port=9090) is required)")
-    conf = dict(ns_conf or {})
-    if "hmac_key" in conf:  # gensim's: Pyro5 has no HMAC keys (use TLS), so it is ignored
-        logger.warning("ns_conf: ignoring hmac_key (Pyro5 has none; see docs/security.rst)")
-        del conf["hmac_key"]
-    unknown = set(conf) - {"host", "port", "broadcast"}
-    if unknown:
-        raise ValueError(f"Invalid 'ns_conf' parameter: unknown key(s) {sorted(unknown)} "
-                         f"(distlda uses host, port and broadcast)")
-    return conf
+    return resolve_ns_conf(ns_conf)  # the table's rule (a model checked it when it was made)
 
 
 def use_tls(folder) -> str:
