@@ -41,9 +41,9 @@ def heldout_loglik(phi, alpha, corpus, iterations: int = 50, burnin: int | None 
 
     Parameters
     ----------
-    phi : array-like of shape (num_topics, num_terms)
-        Topic-word distributions (rows sum to 1).
-    alpha : float or array-like of shape (num_topics,)
+    phi : array-like of shape (K, V)
+        Topic-word distributions of K topics over V words (rows sum to 1).
+    alpha : float or array-like of shape (K,)
         Dirichlet prior of the document-topic mixtures.
     corpus : iterable of bag-of-words documents or scipy.sparse matrix
         Held-out documents; those with fewer than 2 tokens are skipped.
