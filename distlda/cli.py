@@ -1,9 +1,10 @@
-"""The ``distlda`` command (also ``python -m distlda``): train, infer, topics.
+"""The ``distlda`` command (also ``python -m distlda``): train, infer, topics, shard.
 
 ``distlda train [CORPUS]`` trains a model (on the bundled sample corpus without CORPUS) and
 prints its topics; ``distlda CORPUS`` alone means the same. ``distlda infer MODEL CORPUS``
 writes the topic mixtures of new documents; ``distlda topics MODEL`` prints a saved model's
-topics. Files come out as MALLET writes them (``--output-topic-keys``,
+topics; ``distlda shard CORPUS DEST --shards N`` writes a corpus as a shard set (which
+``train`` then reads). Files come out as MALLET writes them (``--output-topic-keys``,
 ``--output-topic-word-weights``, ``--output-doc-topics``).
 
 Every failure is one ``error:`` line on stderr naming the file or option and what to do, with
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_infer(sub)
     _add_topics(sub)
+    _add_shard(sub)
     _add_nameserver(sub)
     _add_certs(sub)
     return p
@@ -85,13 +87,7 @@ def _add_train(sub) -> None:
     t.add_argument("corpus", nargs="?", metavar="CORPUS",
                    help="corpus path or URI (default: the bundled sample corpus)")
     _add_corpus_options(t)
-    g = t.add_argument_group("vocabulary filters (text corpora)")
-    g.add_argument("--no-below", type=int, default=5, metavar="N",
-                   help="drop words in fewer than N documents")
-    g.add_argument("--no-above", type=float, default=0.5, metavar="FRACTION",
-                   help="drop words in more than this fraction of the documents")
-    g.add_argument("--keep-n", type=int, default=100000, metavar="N",
-                   help="keep at most the N most frequent words (0: no limit)")
+    _add_vocabulary_filters(t)
     g = t.add_argument_group("model")
     _add_params(g, "model")
     g.add_argument("--resume", metavar="MODEL",
@@ -101,6 +97,40 @@ def _add_train(sub) -> None:
     _add_run_options(t)
     _add_output_options(t, training=True)
     t.set_defaults(func=cmd_train)
+
+
+def _add_vocabulary_filters(p) -> None:
+    g = p.add_argument_group("vocabulary filters (text corpora)")
+    g.add_argument("--no-below", type=int, default=5, metavar="N",
+                   help="drop words in fewer than N documents")
+    g.add_argument("--no-above", type=float, default=0.5, metavar="FRACTION",
+                   help="drop words in more than this fraction of the documents")
+    g.add_argument("--keep-n", type=int, default=100000, metavar="N",
+                   help="keep at most the N most frequent words (0: no limit)")
+
+
+def _add_shard(sub) -> None:
+    p = sub.add_parser("shard", help="cut a corpus into a shard set for corpora bigger than "
+                                     "one machine",
+                       formatter_class=_HelpFormatter,
+                       description="Write CORPUS as a shard set in DEST: DEST/manifest.json, "
+                                   "N shard files balanced by tokens and the vocabulary (see "
+                                   "distlda.corpora.sharded for the format). The corpus is "
+                                   "streamed once. 'distlda train DEST' and "
+                                   "ShardedCorpus(DEST) read it. " + _FORMATS_HELP
+                                   + " A shard set is a CORPUS too.")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus path or URI, as for train")
+    p.add_argument("dest", metavar="DEST",
+                   help="folder or fsspec URL to write (s3://bucket/prefix needs s3fs: "
+                        "pip install 'distlda[s3]')")
+    p.add_argument("--shards", type=int, required=True, metavar="N",
+                   help="number of shards (several per machine that will read them)")
+    _add_corpus_options(p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a shard set already in DEST")
+    _add_vocabulary_filters(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_shard)
 
 
 def _add_params(group, name: str) -> None:
@@ -119,8 +149,9 @@ def _add_params(group, name: str) -> None:
 
 
 def _add_corpus_options(p, vocab: bool = True) -> None:
-    p.add_argument("--format", default="auto", choices=["auto", "mm", "uci", "text"],
-                   help="corpus format; auto: from the file name (*.mm[.gz], docword.*, else text)")
+    p.add_argument("--format", default="auto", choices=["auto", "mm", "uci", "text", "shards"],
+                   help="corpus format; auto: a folder or URL with a manifest.json is a shard "
+                        "set, else from the file name (*.mm[.gz], docword.*, else text)")
     if vocab:
         p.add_argument("--vocab", metavar="FILE",
                        help="vocabulary of a .mm or UCI corpus: one word per line (line i = word "
@@ -259,7 +290,8 @@ def _check_exists(path: str, what: str) -> None:
     if os.path.isdir(path):
         raise CliError(f"{path} is a directory, not a {what}; give the file's path")
     hint = "" if os.sep in path or "." in path else (
-        "; or a command: distlda train|infer|topics|nameserver|certs ... (see distlda --help)")
+        "; or a command: distlda train|infer|topics|shard|nameserver|certs ... (see distlda "
+        "--help)")
     raise CliError(f"{what} not found: {path} (check the path{hint})")
 
 
@@ -290,6 +322,8 @@ def _open_corpus(args):
         corpus = TextCorpus(sample_corpus_path(), **filters)
         return corpus, corpus.dictionary, "bundled sample corpus (Python stdlib docstrings)", "sample"
     path = args.corpus
+    if _is_shard_set(path, args.format):
+        return _open_shard_set(path, getattr(args, "vocab", None))
     _check_exists(path, "corpus file")
     fmt = _corpus_format(path, args.format)
     label = os.path.basename(path)
@@ -310,10 +344,42 @@ def _open_corpus(args):
     return corpus, corpus.dictionary, f"text {path} (one document per line)", label
 
 
+def _is_shard_set(path: str, fmt: str) -> bool:
+    """A folder or URL holding a manifest.json (or the manifest itself), or --format shards."""
+    from distlda.corpora.sharded import MANIFEST
+    if fmt == "shards" or path.rstrip("/").endswith("/" + MANIFEST) or path == MANIFEST:
+        return True
+    if fmt != "auto":
+        return False
+    if "://" not in path:
+        return os.path.isfile(os.path.join(path, MANIFEST))
+    if "." in path.rstrip("/").rsplit("/", 1)[-1]:
+        return False  # a file name with an extension: a corpus file, not a folder
+    try:
+        import fsspec
+        fs, root = fsspec.core.url_to_fs(path)
+        return bool(fs.exists(root.rstrip("/") + "/" + MANIFEST))
+    except (ImportError, OSError, ValueError):
+        return False
+
+
+def _open_shard_set(path: str, vocab):
+    from distlda.corpora import ShardedCorpus
+    if vocab:
+        raise CliError(f"--vocab: the shard set {path} has its own vocabulary (written by "
+                       f"'distlda shard --vocab'); drop --vocab")
+    corpus = ShardedCorpus(path)
+    return (corpus, corpus.id2word, f"shard set {corpus.url} ({corpus.num_shards} shards)",
+            os.path.basename(corpus.url.rstrip("/")) or "shards")
+
+
 def _open_corpus_for_model(lda, path: str, fmt: str):
     """A corpus read with a trained model's vocabulary (for ``infer`` and ``--resume``)."""
     from distlda.corpora import Dictionary, MmCorpus, TextCorpus, UciCorpus
 
+    if _is_shard_set(path, fmt):
+        from distlda.corpora import ShardedCorpus
+        return ShardedCorpus(path)
     _check_exists(path, "corpus file")
     fmt = _corpus_format(path, fmt)
     if fmt == "text":
@@ -545,6 +611,24 @@ def cmd_train(args) -> int:
     if args.output:
         lda.save(args.output)
         _info(args, f"model saved to {args.output}")
+    return 0
+
+
+def cmd_shard(args) -> int:
+    """``distlda shard``: write a corpus as a shard set."""
+    from distlda.corpora import ShardedCorpus
+    _check_numbers(args)
+    if args.shards < 1:
+        raise CliError(f"--shards {args.shards}: must be an integer >= 1")
+    if not args.overwrite and ShardedCorpus.exists(args.dest):  # before reading the corpus
+        raise CliError(f"{args.dest} already holds a shard set (manifest.json): pass "
+                       f"--overwrite to replace it, or choose another DEST")
+    corpus, id2word, what, _ = _open_corpus(args)
+    _info(args, f"sharding {what} into {args.shards} shards in {args.dest}")
+    out = ShardedCorpus.write(corpus, args.dest, shards=args.shards, id2word=id2word,
+                              overwrite=args.overwrite)
+    _info(args, f"wrote {out.num_docs} documents, {out.num_tokens} tokens, {out.num_terms} "
+                f"terms ({out.word_dtype.name} word ids) in {out.num_shards} shards to {out.url}")
     return 0
 
 
