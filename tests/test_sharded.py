@@ -73,6 +73,15 @@ def test_unsorted_and_repeated_ids_are_stored_as_doc2bow(tmp_path):
     assert list(sc) == [[(2, 2), (5, 4)], [], [(0, 1)]] and sc.num_terms == 6
 
 
+def test_empty_documents_and_a_shard_without_tokens(tmp_path):
+    docs = [[(0, 1)], [], [], []]
+    for dest in (str(tmp_path / "s"), f"memory://distlda-test-{uuid.uuid4().hex}/s"):
+        sc = ShardedCorpus.write(docs, dest, shards=2)
+        assert list(sc) == docs and sc.shard(1).num_docs == 3 and sc.shard(1).num_tokens == 0
+        w, p = sc.read_shard(1)
+        assert w.size == 0 and p.tolist() == [0, 0, 0, 0] and w.dtype == np.uint8
+
+
 def test_shards_are_balanced_by_tokens(tmp_path):
     docs = random_docs(n=2000, max_len=60, seed=3)
     n = 7
@@ -219,6 +228,8 @@ def test_training_equals_training_in_memory(tmp_path, shards):
     words = [f"w{i}" for i in range(120)]
     sc = ShardedCorpus.write(docs, tmp_path / "s", shards=shards, id2word=words)
     kw = dict(num_topics=4, iterations=8, random_state=7, distributed=False, chunksize=64)
+    # a first training in the process (kernels loading) is done before the two compared
+    LdaModel(docs[:10], num_topics=2, iterations=1, distributed=False)
     ref = LdaModel(docs, id2word=words, **kw)
     lda = LdaModel(ShardedCorpus(tmp_path / "s"), id2word=sc.id2word, **kw)
     assert lda.num_tokens == sc.num_tokens and lda.sstats.sum() == sc.num_tokens
