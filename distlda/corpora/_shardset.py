@@ -207,15 +207,20 @@ class _Out:
         return self.hash.hexdigest()
 
 
-def _write_npy(fs, root: str, name: str, source: np.ndarray, start: int, stop: int,
+def _write_npy(fs, root: str, name: str, source: str, src_dtype: str, start: int, stop: int,
                dtype: np.dtype, shift: int = 0) -> str:
-    """``source[start:stop] - shift`` as a 1-D .npy of ``dtype``; returns its SHA-256."""
+    """Entries ``start .. stop - 1`` of the raw staged file ``source``, less ``shift``, as a
+    1-D .npy of ``dtype``; returns its SHA-256. Read by pieces with plain reads, not mapped,
+    so that the process's memory stays a piece whatever the corpus's size."""
     out = _Out(fs, root, name)
+    size = np.dtype(src_dtype).itemsize
     try:
         out.write(_npy_header(dtype, stop - start))
-        for a in range(start, stop, PIECE):
-            piece = np.asarray(source[a:min(stop, a + PIECE)])
-            out.write((piece - shift if shift else piece).astype(dtype).tobytes())
+        with open(source, "rb") as f:
+            f.seek(start * size)
+            for a in range(start, stop, PIECE):
+                piece = np.fromfile(f, src_dtype, min(PIECE, stop - a))
+                out.write((piece - shift if shift else piece).astype(dtype).tobytes())
     except BaseException:
         out.f.close()
         fs.rm(out.tmp)
@@ -224,22 +229,22 @@ def _write_npy(fs, root: str, name: str, source: np.ndarray, start: int, stop: i
 
 
 def _write_shards(fs, root: str, st: _Staged, n: int, dtype: np.dtype) -> list[dict]:
-    words = np.memmap(st.words, "<u4", "r", shape=(st.num_tokens,))
-    ptr = np.memmap(st.ptr, "<i8", "r", shape=(st.num_docs + 1,))
+    ptr = np.memmap(st.ptr, "<i8", "r", shape=(st.num_docs + 1,))  # binary searches only
     bounds = _bounds(ptr, st.num_tokens, n)
+    starts = [int(ptr[b]) for b in bounds]
+    del ptr
     digits = max(5, len(str(n - 1)))
     entries = []
     for i in range(n):
-        a, b = bounds[i], bounds[i + 1]
-        t0, t1 = int(ptr[a]), int(ptr[b])
+        a, b, t0, t1 = bounds[i], bounds[i + 1], starts[i], starts[i + 1]
         name = f"shard-{i:0{digits}d}"
-        e: dict[str, Any] = {"name": name, "first_doc": a, "num_docs": b - a, "num_tokens": t1 - t0,
-             "words": f"{name}.words.npy", "doc_ptr": f"{name}.doc_ptr.npy"}
-        e["sha256"] = {"words": _write_npy(fs, root, e["words"], words, t0, t1, dtype),
-                       "doc_ptr": _write_npy(fs, root, e["doc_ptr"], ptr, a, b + 1,
+        e: dict[str, Any] = {"name": name, "first_doc": a, "num_docs": b - a,
+                             "num_tokens": t1 - t0, "words": f"{name}.words.npy",
+                             "doc_ptr": f"{name}.doc_ptr.npy"}
+        e["sha256"] = {"words": _write_npy(fs, root, e["words"], st.words, "<u4", t0, t1, dtype),
+                       "doc_ptr": _write_npy(fs, root, e["doc_ptr"], st.ptr, "<i8", a, b + 1,
                                              np.dtype("<i8"), shift=t0)}
         entries.append(e)
-    del words, ptr  # close the maps before the staging folder goes
     return entries
 
 
