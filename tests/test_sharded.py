@@ -228,8 +228,6 @@ def test_training_equals_training_in_memory(tmp_path, shards):
     words = [f"w{i}" for i in range(120)]
     sc = ShardedCorpus.write(docs, tmp_path / "s", shards=shards, id2word=words)
     kw = dict(num_topics=4, iterations=8, random_state=7, distributed=False, chunksize=64)
-    # a first training in the process (kernels loading) is done before the two compared
-    LdaModel(docs[:10], num_topics=2, iterations=1, distributed=False)
     ref = LdaModel(docs, id2word=words, **kw)
     lda = LdaModel(ShardedCorpus(tmp_path / "s"), id2word=sc.id2word, **kw)
     assert lda.num_tokens == sc.num_tokens and lda.sstats.sum() == sc.num_tokens
