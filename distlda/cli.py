@@ -520,7 +520,7 @@ def _check_numbers(args) -> None:
     limits = [(dest, flag, rule) for dest, flag, rule in _table_options()
               if isinstance(rule, (Integer, Optional))]
     limits += [("no_below", "--no-below", Integer(0)), ("keep_n", "--keep-n", Integer(0)),
-               ("topn", "--topn", Integer(0))]
+               ("topn", "--topn", Integer(0)), ("shards", "--shards", Integer(1))]
     for dest, flag, rule in limits:
         value = getattr(args, dest, None)
         if value is not None and not rule.ok(value):
@@ -618,8 +618,6 @@ def cmd_shard(args) -> int:
     """``distlda shard``: write a corpus as a shard set."""
     from distlda.corpora import ShardedCorpus
     _check_numbers(args)
-    if args.shards < 1:
-        raise CliError(f"--shards {args.shards}: must be an integer >= 1")
     if not args.overwrite and ShardedCorpus.exists(args.dest):  # before reading the corpus
         raise CliError(f"{args.dest} already holds a shard set (manifest.json): pass "
                        f"--overwrite to replace it, or choose another DEST")

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 
 from distlda.errors import DispatcherLost
-from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, iter_chunks
+from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, declared_terms, iter_chunks
 from distlda.gibbs.local import LocalExecutor
 from distlda.gibbs.state import check_sizes, max_terms_for
 from distlda.monitor import SweepMonitor, note_first_compile
@@ -114,12 +114,8 @@ def chunks_of(model, corpus) -> list:
     corpus declares (a matrix's shape, a reader's header), then while streaming."""
     fixed, state = model.spec.fixed_vocab, model.state
     vocab = state.num_terms if fixed else None
-    if not fixed:
-        # Declared widths (a matrix's, a reader's header) before any token is expanded.
-        shape = getattr(corpus, "shape", None)
-        declared = [int(shape[1])] if shape is not None and len(shape) == 2 else []
-        declared.append(int(getattr(corpus, "num_terms", 0) or 0))
-        check_sizes(state.num_topics, max(declared))
+    if not fixed:  # declared widths (a matrix's, a reader's header) before any token
+        check_sizes(state.num_topics, declared_terms(corpus))
     shape = getattr(corpus, "shape", None)
     declared_docs = int(shape[0]) if shape is not None and len(shape) == 2 else \
         int(getattr(corpus, "num_docs", 0) or 0)
@@ -140,8 +136,4 @@ def widen_vocabulary(model, corpus, new_chunks) -> None:
         return
     width = max((max(c.width, int(c.words.max()) + 1 if c.num_tokens else 0)
                  for c in new_chunks), default=0)
-    shape = getattr(corpus, "shape", None)
-    if shape is not None and len(shape) == 2:
-        width = max(width, int(shape[1]))
-    width = max(width, int(getattr(corpus, "num_terms", 0) or 0))
-    model.state.grow_vocabulary(width)  # only ever wider
+    model.state.grow_vocabulary(max(width, declared_terms(corpus)))  # only ever wider

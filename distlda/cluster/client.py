@@ -42,10 +42,6 @@ DECIDE_TIMEOUT = 0.5
 DISPATCHER_WAIT = 10.0
 
 
-def _ns_conf(ns_conf: dict | None) -> dict:
-    return resolve_ns_conf(ns_conf)  # the table's rule (a model checked it when it was made)
-
-
 def use_tls(folder) -> str:
     """Connect with mutual TLS (``folder``: a folder of ``python -m distlda certs``, presenting
     its ``client.pem``), or plainly (None); returns a hint for connection errors.
@@ -73,7 +69,7 @@ def find_dispatcher(ns_conf: dict | None = None, timeout: float = DECIDE_TIMEOUT
     ``wait``: seconds the dispatcher may take to answer its ping; ``hint``: appended to the
     errors of connections that fail (:func:`use_tls`).
     """
-    conf = _ns_conf(ns_conf)
+    conf = resolve_ns_conf(ns_conf)  # the table's rule (a model checked it already)
     host, port = conf.get("host"), conf.get("port")
     direct = host is not None or bool(config.ns_host())
     broadcast = bool(conf.get("broadcast", True)) and not direct

@@ -57,6 +57,11 @@ def configure() -> None:
 configure()  # on import: even a client's first name-server lookup must speak msgpack
 
 
+def _builtin_parent(cls: type) -> type:
+    """The first builtin class among ``cls`` and its bases (ValueError for ProtocolError)."""
+    return next(c for c in cls.__mro__ if c.__module__ == "builtins")
+
+
 def _plain(exc: BaseException) -> BaseException:
     """What a server sends for ``exc``: our own classes as their builtin parent with the class
     named in the message, so that an outsider's plain Pyro5 client reads why (it could not
@@ -65,7 +70,7 @@ def _plain(exc: BaseException) -> BaseException:
     (:func:`_typed`)."""
     if not isinstance(exc, (errors.DistldaError, ValueError, RuntimeError)):
         return exc  # Pyro5's own errors: every Pyro5 client rebuilds them
-    base = next(c for c in type(exc).__mro__ if c.__module__ == "builtins")
+    base = _builtin_parent(type(exc))
     if type(exc) is base:
         return exc
     out = base(f"{type(exc).__name__}: {exc}")
@@ -93,8 +98,8 @@ def _typed(classname: str, data: dict) -> BaseException:
 
 
 #: The builtin parents of the classes that cross typed, by their name on the wire.
-_WIRE_BASES = {f"builtins.{b.__name__}": b for b in {
-    next(c for c in cls.__mro__ if c.__module__ == "builtins") for cls in errors.REMOTE.values()}}
+_WIRE_BASES = {f"builtins.{b.__name__}": b
+               for b in {_builtin_parent(cls) for cls in errors.REMOTE.values()}}
 
 
 def _remote_errors() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from distlda.errors import CorpusFormatError
+from distlda.gibbs.chunks import declared_terms, iter_chunks
+from distlda.params import Integer
 from distlda.vocabulary import Vocabulary
 
 from .sharded import (
@@ -27,8 +29,12 @@ from .sharded import (
     _filesystem,
     _npy_header,
     _sha256,
+    entry_starts,
     word_dtype,
 )
+
+#: shards and chunksize: the library's integer rule
+POSITIVE = Integer(1)
 
 _TOP = ("format", "format_version", "num_shards", "num_docs", "num_tokens", "num_nnz",
         "num_terms", "word_dtype", "vocabulary", "vocabulary_sha256", "shards")
@@ -157,7 +163,6 @@ def _sorted_within_docs(words: np.ndarray, doc_ptr: np.ndarray) -> np.ndarray:
 
 def _stage(corpus, num_terms: int | None, folder: str, chunksize: int) -> _Staged:
     """Stream ``corpus`` once into the staging folder, validated and sorted."""
-    from distlda.gibbs.chunks import iter_chunks
     st = _Staged(folder)
     with open(st.words, "wb") as fw, open(st.ptr, "wb") as fp:
         fp.write(np.zeros(1, "<i8").tobytes())
@@ -165,11 +170,7 @@ def _stage(corpus, num_terms: int | None, folder: str, chunksize: int) -> _Stage
             words = _sorted_within_docs(c.words, c.doc_ptr)
             fw.write(words.astype("<u4").tobytes())
             fp.write((c.doc_ptr[1:] + st.num_tokens).astype("<i8").tobytes())
-            if words.size:
-                new = np.ones(words.size, bool)
-                new[1:] = words[1:] != words[:-1]
-                new[c.doc_ptr[:-1][c.doc_ptr[:-1] < words.size]] = True
-                st.num_nnz += int(new.sum())
+            st.num_nnz += int(entry_starts(words, c.doc_ptr).sum())
             st.num_docs += c.num_docs
             st.num_tokens += c.num_tokens
             st.width = max(st.width, c.width)
@@ -257,17 +258,10 @@ def _vocabulary_text(vocab: Vocabulary, num_terms: int) -> bytes:
 
 
 def _check_args(shards, chunksize) -> int:
-    if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 1:
-        raise ValueError(f"shards must be an integer >= 1, got {shards!r}")
-    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
-        raise ValueError(f"chunksize must be an integer >= 1, got {chunksize!r}")
+    for name, value in (("shards", shards), ("chunksize", chunksize)):
+        if not POSITIVE.ok(value):
+            raise ValueError(f"{name} must be {POSITIVE.requirement}, got {value!r}")
     return int(shards)
-
-
-def _declared_terms(corpus) -> int:
-    shape = getattr(corpus, "shape", None)
-    width = int(shape[1]) if shape is not None and len(shape) == 2 else 0
-    return max(width, int(getattr(corpus, "num_terms", 0) or 0))
 
 
 def _old_files(fs, manifest: str) -> set:
@@ -299,7 +293,7 @@ def write_set(corpus, dest: str, shards, id2word, overwrite: bool, chunksize: in
     try:
         st = _stage(corpus, V, staging, int(chunksize))
         _check_staged(st, n)
-        V = V or max(st.width, _declared_terms(corpus))
+        V = V or max(st.width, declared_terms(corpus))
         old = _old_files(fs, manifest) if overwrite else set()
         if fs.exists(manifest):
             fs.rm(manifest)  # a reader never sees the old manifest over new shards

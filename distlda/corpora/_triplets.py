@@ -52,6 +52,13 @@ def open_binary(fname: str | os.PathLike) -> BinaryIO:
     return smart_open.open(path, "rb")
 
 
+def check_chunksize(chunksize) -> int:
+    """A reader's ``chunksize`` (documents per block) as an int; ValueError naming it."""
+    if isinstance(chunksize, bool) or int(chunksize) != chunksize or chunksize < 1:
+        raise ValueError(f"Invalid 'chunksize' parameter: {chunksize!r} (must be a positive int)")
+    return int(chunksize)
+
+
 def _to_int(field: bytes) -> int | None:
     """Parse an integer literal, also accepting an integral float such as ``2.0``."""
     try:
@@ -143,9 +150,7 @@ class TripletCorpus:
             integer, the entries are not sorted by document, or the file holds a different
             number of entries than its header declares.
         """
-        if int(chunksize) != chunksize or chunksize < 1:
-            raise ValueError(f"Invalid 'chunksize' parameter: {chunksize!r} (must be a positive int)")
-        chunksize = int(chunksize)
+        chunksize = check_chunksize(chunksize)
         with open_binary(self.fname) as f:
             try:
                 yield from self._iter_csr_open(f, chunksize)

@@ -70,6 +70,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from distlda.corpora._triplets import check_chunksize
 from distlda.errors import CorpusFormatError
 from distlda.vocabulary import Vocabulary
 
@@ -186,15 +187,21 @@ class _Npy:
         self._map = self._file = None
 
 
+def entry_starts(words: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Where each (document, word) entry starts in tokens sorted by word id within their
+    documents (``ptr``: document offsets from 0): a bool mask of ``words``' shape."""
+    new = np.ones(words.shape[0], bool)
+    new[1:] = words[1:] != words[:-1]
+    new[ptr[:-1][ptr[:-1] < words.shape[0]]] = True  # a document starts a new entry
+    return new
+
+
 def _piece_csr(words: np.ndarray, ptr: np.ndarray, num_terms: int) -> sp.csr_matrix:
     """Documents ``ptr`` (offsets into ``words``, from 0) as a CSR block of (id, count)."""
     n, D = int(words.shape[0]), int(ptr.shape[0]) - 1
     if n == 0:
         return sp.csr_matrix((D, num_terms), dtype=np.int64)
-    new = np.ones(n, bool)
-    new[1:] = words[1:] != words[:-1]
-    new[ptr[:-1][ptr[:-1] < n]] = True  # a document starts a new entry
-    starts = np.flatnonzero(new)
+    starts = np.flatnonzero(entry_starts(words, ptr))
     counts = np.diff(np.append(starts, n)).astype(np.int64)
     indptr = np.searchsorted(starts, ptr, "left")
     return sp.csr_matrix((counts, words[starts].astype(np.int32), indptr), shape=(D, num_terms))
@@ -314,9 +321,7 @@ class ShardedCorpus:
         CorpusFormatError
             A shard file is missing, damaged (checksum), or disagrees with the manifest.
         """
-        if isinstance(chunksize, bool) or int(chunksize) != chunksize or chunksize < 1:
-            raise ValueError(f"Invalid 'chunksize' parameter: {chunksize!r} (must be a positive int)")
-        chunksize = int(chunksize)
+        chunksize = check_chunksize(chunksize)
         pending: list[sp.csr_matrix] = []
         have = 0
         for i in range(self.num_shards):

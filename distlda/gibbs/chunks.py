@@ -176,6 +176,14 @@ def _iter_csr_blocks(matrix: sp.spmatrix, chunksize: int, num_terms, first_doc: 
         yield budget.chunk(block.indptr, ids, counts, d0)
 
 
+def declared_terms(corpus) -> int:
+    """The vocabulary width a corpus declares before any token is read: the widest of a
+    matrix's column count and a reader's ``num_terms`` (0: none declared)."""
+    shape = getattr(corpus, "shape", None)
+    width = int(shape[1]) if shape is not None and len(shape) == 2 else 0
+    return max(width, int(getattr(corpus, "num_terms", 0) or 0))
+
+
 def iter_chunks(corpus, num_terms: int | None, chunksize: int = 2000,
                 max_tokens: int = MAX_TOKENS, max_terms: int = MAX_TERMS,
                 max_docs: int = MAX_DOCS) -> Iterator[Chunk]:
