@@ -38,6 +38,12 @@ class CorpusFormatError(DistldaError, ValueError):
     """A corpus file is malformed. The message names the file, the line and the problem."""
 
 
+class CheckpointError(DistldaError, ValueError):
+    """Topic assignments that cannot be written or read back where a training keeps them
+    (``checkpoint=URL``, beside a shard set): an unwritable place, a missing, truncated or
+    changed file. The message names the URL or file and what to do."""
+
+
 # ---------------------------------------------------------------- the cluster
 class TLSError(DistldaError, ValueError):
     """A TLS folder that cannot work (missing, foreign or unusable files): says what to do."""
@@ -95,7 +101,8 @@ class StaleView(DistldaError, RuntimeError):
 #: The classes a distlda server raises on purpose, rebuilt by name when they arrive from a
 #: peer (each takes one message).
 REMOTE: dict[str, type[DistldaError]] = {c.__name__: c for c in (
-    ProtocolError, LimitError, OwnedElsewhere, RemoteJobError, StaleView)}
+    ProtocolError, LimitError, OwnedElsewhere, RemoteJobError, StaleView, CorpusFormatError,
+    CheckpointError)}
 
 
 def __getattr__(name: str):
@@ -107,6 +114,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DistldaError", "ModelFileError", "CorpusFormatError", "VocabularyFilterError",
+__all__ = ["DistldaError", "ModelFileError", "CorpusFormatError", "CheckpointError",
+           "VocabularyFilterError",
            "TLSError", "ProtocolError", "LimitError", "ClusterUnavailable", "DispatcherLost",
            "OwnedElsewhere", "RemoteJobError", "StaleView", "REMOTE"]
