@@ -413,6 +413,7 @@ def test_s3_missing_bucket_fails_the_probe(s3_bucket):
     fs, _ = s3_bucket
     url = "s3://no-such-bucket-distlda/z"
     with pytest.raises(CheckpointError, match=f"{url}: cannot write checkpoints there.*"
-                                              f"pass checkpoint=URL"):
+                                              f"pass checkpoint=URL") as excinfo:
         CheckpointStore(url).probe()
+    assert "does not exist" in str(excinfo.value)  # the cause, as the store said it
     assert not fs.exists("no-such-bucket-distlda")  # the probe created no bucket

@@ -14,8 +14,8 @@ full: ``z-123456-00000001.npy``).
 
 **Data file** (``.npy``): a NumPy ``.npy`` file (version 1.0 header, C order, little
 endian) of shape ``(tokens,)``, so ``np.load`` reads it. Entry ``i`` is the topic of the
-shard's token ``i``, in the shard's token order (:meth:`ShardedCorpus.read_shard`'s
-``words``). Its dtype is the narrowest that holds ``num_topics - 1``: ``uint8`` when
+shard's token ``i``, in the shard's token order (the ``words`` of
+:meth:`~distlda.corpora.sharded.ShardedCorpus.read_shard`). Its dtype is the narrowest that holds ``num_topics - 1``: ``uint8`` when
 K <= 256, ``uint16`` when K <= 65,536, else ``int32`` (see :func:`topic_dtype`).
 
 **Sidecar** (``.json``, UTF-8 JSON object), which is also the *ref* that
@@ -565,7 +565,8 @@ def doc_topic_counts(corpus: ShardedCorpus, shard: int, topics: np.ndarray,
     Parameters
     ----------
     corpus : ShardedCorpus
-        The shard set; only ``shard``'s ``doc_ptr`` is read (:meth:`ShardedCorpus.read_shard`).
+        The shard set; only ``shard``'s ``doc_ptr`` is read
+        (:meth:`~distlda.corpora.sharded.ShardedCorpus.read_shard`).
     shard : int
         The shard's index.
     topics : ndarray of shape (T,), any integer dtype
