@@ -105,6 +105,21 @@ REMOTE: dict[str, type[DistldaError]] = {c.__name__: c for c in (
     CheckpointError)}
 
 
+def data_error(e: BaseException) -> Exception | None:
+    """The error to fail a training with when a peer raised one about the data (a shard or a
+    checkpoint it cannot read, more tokens than it may hold), typed as it was raised (also
+    when it arrives as a :class:`RemoteJobError` naming it); else None."""
+    kinds = {c.__name__: c for c in (CorpusFormatError, CheckpointError, LimitError)}
+    if isinstance(e, tuple(kinds.values())):
+        return e  # type: ignore[return-value]
+    if isinstance(e, RemoteJobError):  # raised in a peer's background job
+        import re
+        m = re.search(r"\b(" + "|".join(kinds) + r"): (.*)$", str(e), re.S)
+        if m:
+            return kinds[m.group(1)](m.group(2))
+    return None
+
+
 def __getattr__(name: str):
     # Defined where its message is built (the corpus's filters); imported on first use
     # because distlda.corpora imports this module.

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import math
 import numbers
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -499,6 +500,18 @@ def resolve_ns_conf(ns_conf) -> dict:
 _DISTRIBUTED = OneOf(None, True, False, use="None, True or False")
 
 
+def _checkpoint_url(value) -> str | None:
+    """``checkpoint=``: None (beside the shard set) or a folder or fsspec URL."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"checkpoint must be a folder or an fsspec URL (s3://bucket/path), got "
+                         f"{value!r}")
+    return value
+
+
 def _distributed(value):
     """None, True or False (a numpy bool too: a flag read from an array or a DataFrame)."""
     return _DISTRIBUTED.check("distributed", bool(value) if isinstance(value, np.bool_)
@@ -564,6 +577,9 @@ PARAMS: tuple[Param, ...] = (
     Param("distributed", None, _DISTRIBUTED, resolver=_distributed),
     Param("ns_conf", None, None, file_rule=OfType(dict), resolver=resolve_ns_conf),
     Param("tls", None, None, saved=False),
+    # where a shard set's topic assignments are checkpointed (saved with the shard set's
+    # record in the model file, not as a setting)
+    Param("checkpoint", None, None, saved=False, resolver=_checkpoint_url),
     Param("progress", None, None, saved=False),
     Param("optimize_alpha", False, OfType(bool), older=False),
     Param("optimize_eta", False, OfType(bool), since=3, older=False),
@@ -603,6 +619,7 @@ class ModelSpec:
     distributed: bool | None = _default("distributed")
     ns_conf: dict = field(default_factory=dict)
     tls: Any = _default("tls")
+    checkpoint: str | None = _default("checkpoint")
     progress: bool | None = _default("progress")
     optimize_alpha: bool = _default("optimize_alpha")
     optimize_eta: bool = _default("optimize_eta")

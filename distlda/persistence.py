@@ -46,6 +46,7 @@ from distlda.params import (
     ModelSpec,
     OfType,
     OneOf,
+    Optional,
     Rule,
     file_fields,
 )
@@ -55,9 +56,9 @@ logger = logging.getLogger("distlda.models.ldamodel")
 
 FORMAT = "distlda.LdaModel"
 #: The version :meth:`LdaModel.save` writes.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Versions :meth:`LdaModel.load` reads.
-SUPPORTED_VERSIONS = (1, 2, 3)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 #: Deflate cannot expand data by more than about 1032 times: a member claiming more than
 #: this is damaged (checked before anything of the claimed size is allocated).
@@ -93,6 +94,9 @@ FIELDS: dict = {
     "num_tokens": (Integer(0), None),
     # version 3
     "eta_kind": (OneOf("scalar", "word", "topic_word"), "scalar"),
+    # version 4: a model trained on a cluster from a shard set names the set and the
+    # checkpoints of its topic assignments (distlda.gibbs.assignments) instead of holding them
+    "shards": (Optional(OfType(dict)), None),
 }
 
 #: arrays: name -> (dtype, ndim)
@@ -247,7 +251,8 @@ def save_model(model, fname: str, with_id2word: bool = True) -> None:
                 sweeps_done=st.sweeps_done, rng_state=model.rng.bit_generator.state,
                 id2word=([[int(i), str(w)] for i, w in model.id2word.items()]
                          if model.id2word and with_id2word else None),
-                num_docs=st.num_docs, num_tokens=st.num_tokens)
+                num_docs=st.num_docs, num_tokens=st.num_tokens,
+                shards=None if st.shards is None else st.shards.to_dict())
     arrays = dict(
         alpha=np.asarray(st.alpha, np.float64), nwk=st.nwk, nk=st.nk,
         eta=(np.zeros((0, 0)) if st.eta_kw is None else np.ascontiguousarray(st.eta_kw.T)),
@@ -326,7 +331,18 @@ def _restore_state(K: int, V: int, a: dict, meta: dict, beta):
         raise ValueError(f"document lengths do not add up to the {N} tokens")
     if (chunk_docs < 0).any() or int(chunk_docs.sum()) != doc_lens.shape[0]:
         raise ValueError(f"chunk sizes do not add up to the {doc_lens.shape[0]} documents")
-    for key, value in (("num_docs", doc_lens.shape[0]), ("num_tokens", N)):
+    shards = None
+    if meta["shards"] is not None:
+        from distlda.gibbs.assignments import ShardAssignments
+        try:
+            shards = ShardAssignments.from_dict(meta["shards"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"metadata field 'shards' is not a shard set's record ({e!r})") \
+                from None
+        if N:
+            raise ValueError("a model of a shard set holds no tokens itself")
+    held = (shards.num_docs, shards.num_tokens) if shards is not None else (0, 0)
+    for key, value in (("num_docs", doc_lens.shape[0] + held[0]), ("num_tokens", N + held[1])):
         if meta[key] is not None and meta[key] != value:
             raise ValueError(f"the metadata says {key}={meta[key]}, the arrays hold {value}")
     chunks, tok, doc = [], 0, 0
@@ -337,6 +353,13 @@ def _restore_state(K: int, V: int, a: dict, meta: dict, beta):
                             topics=topics[tok:tok + n].copy()))
         tok += n
         doc += nd
+    if shards is not None:  # the counts are the checkpoints': checked when they are read
+        st = GibbsState(K, V, alpha, beta)
+        if int(a["nk"].sum()) != shards.num_tokens or not np.array_equal(
+                a["nwk"].sum(axis=0, dtype=np.int64), a["nk"]):
+            raise ValueError("the counts do not add up to the shard set's tokens")
+        st.nwk, st.nk, st.sweeps_done, st.shards = a["nwk"], a["nk"], meta["sweeps_done"], shards
+        return st
     return GibbsState.restore(alpha, beta, a["nwk"], a["nk"], chunks, meta["sweeps_done"])
 
 

@@ -70,6 +70,10 @@ def step(spec, state, histograms=None) -> None:
 def train(model, executor, iterations: int) -> None:
     """Run ``iterations`` sweeps of ``model`` on ``executor``: after each, the model's
     :func:`step`, then the monitor (logs, history, callbacks, bar)."""
+    if model.state.shards is not None:
+        model.state.shards.open()  # the set and every checkpoint still there: before a sweep
+        if isinstance(executor, LocalExecutor):
+            materialize(model.state)
     if executor.sampler == "mh":
         from distlda.gibbs import mh as _mh
         note_first_compile(_mh)
@@ -97,7 +101,8 @@ def _run(model, executor, iterations: int, on_sweep) -> None:
         kept = e.sweeps_kept
         state.sweeps_done = start + kept  # the sweeps after the checkpoint are gone ...
         model.history[:] = [h for h in model.history if h.sweep <= state.sweeps_done]  # ... all
-        if model.distributed is not None:  # True: the caller asked for the cluster
+        if model.distributed is not None or state.shards is not None:
+            # True: the caller asked for the cluster; a shard set: its tokens are not here
             e.model = model  # the checkpointed model, for ``except DispatcherLost as e``
             raise
         left = iterations - kept
@@ -106,6 +111,86 @@ def _run(model, executor, iterations: int, on_sweep) -> None:
         local.sampler, local.mh_steps = executor.sampler, executor.mh_steps
         model.executor_info = f"{model.executor_info}, then {local.describe()}"
         local.run(state, left, model.rng, lambda it, **kw: on_sweep(kept + it, **kw))
+
+
+# ---------------------------------------------------------------------- shard sets
+def is_shard_set(corpus) -> bool:
+    from distlda.corpora.sharded import ShardedCorpus
+    return isinstance(corpus, ShardedCorpus)
+
+
+def on_shards(model, corpus, executor, iterations: int) -> bool:
+    """Train ``model`` on the shard set ``corpus`` with its tokens read by the cluster's
+    workers (``executor`` a cluster's); False when the executor runs in this process (the
+    caller then reads the set as any corpus).
+
+    Raises
+    ------
+    ValueError
+        The model holds documents already, or the set's vocabulary is wider than the model's
+        fixed one.
+    CorpusFormatError
+        The set's vocabulary file disagrees with the model's ``id2word``.
+    CheckpointError
+        The checkpoint place is not writable.
+    """
+    if isinstance(executor, LocalExecutor):
+        return False
+    from distlda.corpora.checkpoints import CheckpointStore
+    from distlda.gibbs.assignments import ShardAssignments
+    state = model.state
+    if state.num_tokens:
+        raise ValueError("this model holds documents already: a cluster trains a shard set in a "
+                         "model of its own (LdaModel(ShardedCorpus(url), ...)), or pass "
+                         "distributed=False to read the set into this model's memory")
+    check_vocabulary(model, corpus)
+    if not model.spec.fixed_vocab:
+        state.grow_vocabulary(corpus.num_terms)
+    shards = ShardAssignments.start(corpus, model.spec.checkpoint, model.rng)
+    CheckpointStore(shards.checkpoint).probe()  # before any sweep
+    state.shards = shards
+    logger.info("training LDA on the cluster from the shard set %s: %d topics, %d documents, "
+                "%d tokens, %d terms, %d shards, %d sweeps; checkpoints in %s", corpus.url,
+                state.num_topics, state.num_docs, state.num_tokens, state.num_terms,
+                shards.num_shards, iterations, shards.checkpoint)
+    train(model, executor, iterations)
+    return True
+
+
+def check_vocabulary(model, corpus) -> None:
+    """The shard set's words must be the model's: its width within a fixed vocabulary, and
+    its vocabulary file (if any) equal to ``id2word`` on every id both have."""
+    from distlda.errors import CorpusFormatError
+    state = model.state
+    if model.spec.fixed_vocab and corpus.num_terms > state.num_terms:
+        raise ValueError(f"the shard set {corpus.url} has {corpus.num_terms} word ids, more than "
+                         f"the {state.num_terms} of the model's id2word: pass the set's own "
+                         f"vocabulary (id2word=corpus.id2word)")
+    mine, theirs = model.id2word, corpus.id2word
+    if not mine or theirs is None:
+        return
+    for i in range(min(state.num_terms, corpus.num_terms)):
+        if i in mine and i in theirs and mine[i] != theirs[i]:
+            raise CorpusFormatError(f"the shard set {corpus.url}'s vocabulary disagrees with "
+                                    f"id2word: word id {i} is {theirs[i]!r} there and "
+                                    f"{mine[i]!r} in id2word; pass id2word=corpus.id2word")
+
+
+def materialize(state) -> None:
+    """A state whose assignments are kept with a shard set takes its tokens and their topics
+    into memory (to train in-process): every shard read back, as it was checkpointed."""
+    from distlda.gibbs.chunks import Chunk
+    sh = state.shards
+    logger.warning("reading the shard set %s (%d tokens) and its checkpoints into this "
+                   "process's memory to train here", sh.url, sh.num_tokens)
+    chunks = [Chunk(words=np.asarray(w, np.int32), doc_ptr=ptr, topics=z)
+              for _, w, ptr, z in sh.iter_shards(state.num_topics)]
+    state.shards = None
+    state.chunks.extend(chunks)
+    nwk, nk = state.recount()
+    if not (np.array_equal(nwk, state.nwk) and np.array_equal(nk, state.nk)):
+        raise RuntimeError("the shard set's checkpointed topics do not give the model's counts")
+    state.touch()
 
 
 # ---------------------------------------------------------------------- documents taken in

@@ -14,7 +14,7 @@ from distlda.models import LdaModel
 
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = {"model_v1_initial.npz": 1, "model_v1_auto_alpha.npz": 1, "model_v1.npz": 1,
-            "model_v2.npz": 2, "model_v3.npz": 3}
+            "model_v2.npz": 2, "model_v3.npz": 3, "model_v4.npz": 4}
 
 
 def test_one_fixture_per_version():
@@ -62,7 +62,7 @@ def test_round_trip_keeps_state_and_inference(tmp_path):
 
 # ------------------------------------------------------------------ damage
 def good_bytes() -> bytes:
-    return (DATA / "model_v3.npz").read_bytes()  # the current version
+    return (DATA / "model_v4.npz").read_bytes()  # the current version
 
 
 def members(data: bytes) -> dict:
@@ -216,7 +216,7 @@ def test_every_flipped_byte_gives_a_clear_error_or_the_same_model(tmp_path):
     assert errors > 0.6 * (errors + same)
 
 
-@pytest.mark.parametrize("version", [0, 4, 99, "2", None, True])
+@pytest.mark.parametrize("version", [0, 5, 99, "2", None, True])
 def test_unsupported_versions_are_refused_naming_them(version, tmp_path):
     msg = assert_clear_error(tmp_path / "v.npz",
                              with_meta(lambda m: m.update(format_version=version)))

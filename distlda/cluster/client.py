@@ -28,8 +28,8 @@ from distlda import config
 from distlda.cluster import codec as _wire
 from distlda.cluster import names, transport
 from distlda.cluster import tls as _tls
-from distlda.cluster.messages import ChunkLoad, SessionConfig, is_dispatcher
-from distlda.errors import ClusterUnavailable, DispatcherLost, DistldaError
+from distlda.cluster.messages import ChunkLoad, SessionConfig, ShardSet, is_dispatcher
+from distlda.errors import ClusterUnavailable, DispatcherLost, DistldaError, data_error
 from distlda.gibbs import blocks
 from distlda.params import resolve_ns_conf
 
@@ -186,9 +186,10 @@ class DistributedExecutor:
         the last checkpoint (every :attr:`CHECKPOINT_SECONDS`), exact.
         """
         self.sweeps_kept = 0
+        run = self._run_sharded if state.shards is not None else self._run
         with transport.proxy(self.uri, self.timeout) as d:
             try:
-                self._run(d, state, iterations, rng, on_sweep)
+                run(d, state, iterations, rng, on_sweep)
             except transport.CommunicationError as e:
                 raise DispatcherLost(
                     f"lost the dispatcher at {self.uri} during training ({e}); the model keeps "
@@ -197,6 +198,9 @@ class DistributedExecutor:
             except _Mismatch:
                 raise
             except RuntimeError as e:  # raised on the dispatcher (e.g. no worker left)
+                typed = data_error(e)  # a shard or checkpoint that cannot be read
+                if typed is not None:
+                    raise typed from None
                 raise DispatcherLost(
                     f"distributed training failed: {e}; the model keeps the "
                     f"{self.sweeps_kept} sweeps of this training done before its last "
@@ -250,6 +254,82 @@ class DistributedExecutor:
                 d.end_session(session)
             except transport.PyroError:
                 pass
+
+    def _run_sharded(self, d, state, iterations, rng, on_sweep):
+        """A shard set's training: the workers read their shards; the client sends the
+        set's address and gets back the counts of each complete checkpoint."""
+        sh = state.shards
+        label = f"{socket.gethostname()} pid {os.getpid()}"
+        start = state.sweeps_done
+        cfg = SessionConfig(
+            state.num_topics, state.num_terms, state.alpha, state.beta, self.sampler,
+            self.mh_steps, label, sh.num_shards, sh.num_tokens,
+            ShardSet(sh.url, sh.checkpoint, tuple(sh.sizes), sh.seeds, tuple(sh.refs), start,
+                     tuple(sh.every)))
+        session = d.start_session(cfg.to_wire())
+        try:
+            n_tok = max(sh.num_tokens, 1)
+            last = time.perf_counter()
+            for it in range(iterations):
+                seeds = rng.integers(2 ** 32, size=sh.num_shards).astype(np.uint32)
+                self._wait(d, session, d.sweep(session, _wire.enc(seeds), _wire.enc(state.alpha)))
+                if (it + 1 < iterations
+                        and time.perf_counter() - last >= self.CHECKPOINT_SECONDS):
+                    self._fetch_kept(d, session, state, start)
+                    last = time.perf_counter()
+                on_sweep(it, loglik=lambda: d.loglik(session) / n_tok,
+                         histograms=lambda: tuple(_wire.dec(a) for a in d.histograms(session)),
+                         sync=lambda: self._fetch_kept(d, session, state, start))
+            self._wait(d, session, d.finish(session))
+            if not self._fetch_kept(d, session, state, start, final=start + iterations):
+                raise _Mismatch("the cluster's final model is missing (please report this bug)")
+            self.stats = d.stats(session)
+            logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "
+                        "lost, %d shards restored from checkpoints)",
+                        self.stats.get("bytes_per_token_per_sweep", 0.0),
+                        self.stats.get("lost_workers", 0), self.stats.get("restored_shards", 0))
+        finally:
+            try:
+                d.end_session(session)
+            except transport.PyroError:
+                pass
+
+    @staticmethod
+    def _wait(d, session, job):
+        while True:
+            r = d.wait(session, job, 1.0)
+            if r is not None:
+                return r
+
+    def _fetch_kept(self, d, session, state, start: int, final: int | None = None) -> bool:
+        """Take the cluster's last model whose every shard is checkpointed (``final``: the
+        one at that sweep) into ``state``, with its checkpoint references; False if there is
+        none newer than what ``state`` holds."""
+        k = d.kept(session)
+        if k is None or (final is not None and k["sweep"] != final):
+            return False
+        if final is None and start + self.sweeps_kept >= k["sweep"]:
+            return False
+        V, K = state.num_terms, state.num_topics
+        nwk = np.empty((V, K), np.int32)
+        step = max(1, self.LOAD_BATCH // (4 * K))
+        for a in range(0, V, step):
+            b = min(V, a + step)
+            rows = _wire.dec(d.rows(session, a, b))
+            if rows.shape != (b - a, K):
+                raise _Mismatch("the cluster sent counts of the wrong shape")
+            nwk[a:b] = rows
+        nk = _wire.dec(k["nk"]).astype(np.int32)
+        if (hashlib.sha1(nwk.tobytes()).hexdigest() != k["nwk_sha1"]
+                or int(nk.sum()) != state.num_tokens
+                or not np.array_equal(nwk.sum(axis=0, dtype=np.int64), nk)):
+            raise _Mismatch("the counts copied back from the cluster do not match the "
+                            "dispatcher's (please report this bug)")
+        state.nwk, state.nk = nwk, nk
+        state.shards.refs = list(k["refs"])
+        self.sweeps_kept = k["sweep"] - start
+        state.touch()
+        return True
 
     def _fetch(self, d, session, state) -> None:
         """Commit the dispatcher's final topics into the client state and check the counts."""

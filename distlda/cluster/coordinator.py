@@ -50,6 +50,8 @@ from distlda.cluster.messages import (
     result_from_wire,
 )
 from distlda.cluster.roster import Roster
+from distlda.cluster.shard_ledger import ShardLedger
+from distlda.cluster.shard_session import ShardKeeper
 from distlda.cluster.step import (
     Abandon,
     Begin,
@@ -86,7 +88,11 @@ class Coordinator:
         self.config = config
         self.roster = roster
         self.lock = roster.lock
-        self.ledger = Ledger(config, helpers)
+        #: A shard set: the workers read their shards, the ledger keeps counts, no tokens.
+        self.sharded = config.shards is not None
+        self.ledger: Ledger | ShardLedger = (ShardLedger(config) if self.sharded
+                                             else Ledger(config, helpers))
+        self.shards = ShardKeeper(self) if self.sharded else None
         self.owner: dict[int, Member] = {}
         self.pool = pool
         self.poll = poll
@@ -102,6 +108,9 @@ class Coordinator:
         return self.roster.membership.in_session(self.key)
 
     def load(self, chunks: list) -> int:
+        if not isinstance(self.ledger, Ledger):
+            raise ProtocolError("a session on a shard set loads no chunks: its workers read "
+                                "their shards themselves")
         # views of the message: the ledger copies them into its narrow dtypes
         msgs = [ChunkLoad.from_wire(c, self.config) for c in chunks]
         n = self.ledger.load(msgs)
@@ -119,8 +128,12 @@ class Coordinator:
         if not self.members:
             self._wait_for_workers()
         rec = self.telemetry.new_sweep()
+        if self.shards is not None:
+            self.shards.collect()
+            self.shards.place()
         with self.lock:
-            self._plan()
+            if not self.sharded:
+                self._plan()
             groups = sorted((m for m in self.members if m.chunks), key=lambda m: m.name)
             schedule = None
             if self.config.sampler in sampling.EXACT and len(groups) > 1:
@@ -130,10 +143,12 @@ class Coordinator:
                 schedule = plan.BlockSchedule(self.ledger.freq, group, len(groups))
         for step in range(len(groups) if schedule is not None else 1):
             self._step(seeds, step, schedule, rec)
+        if self.shards is not None:
+            self.shards.after_sweep()
         with self.lock:
             return self.telemetry.end_sweep(rec, time.perf_counter() - t0,
                                             time.process_time() - c0, len(groups),
-                                            self.ledger.state.num_tokens)
+                                            self.ledger.num_tokens)
 
     def _forget_lost(self) -> None:
         """Chunks whose owner was lost have no owner (they are orphans until re-planned)."""
@@ -181,7 +196,7 @@ class Coordinator:
         (``m.view``), only what the other workers changed in them since.
         """
         st = self.ledger.state
-        rows = m.ensure_rows(lambda i: st.chunks[i].words, st.num_terms)
+        rows = m.ensure_rows(self.ledger.chunk_words, st.num_terms)
         view, parts = m.view, None
         if view is not None and not m.load and not m.drop:
             td = time.perf_counter()
@@ -195,14 +210,15 @@ class Coordinator:
             model = SliceDelta(view, parts)
             if self.check:
                 check = self.ledger.counts()[rows]
-        load, drop = m.handover()
+        load, drop = m.handover()  # (a sharded session moves shards between sweeps)
         load = [ChunkLoad(i, st.chunks[i].words, st.chunks[i].doc_ptr,
                           st.chunks[i].topics).to_wire(st.num_topics) for i in load]
         blocks = None
         if schedule is not None:
             blocks = (schedule.cuts, [schedule.block(i, step) for i in idxs])
-        # Other workers hold rows: the result must say how this job changed them.
-        peers = any(w is not m and w.chunks for w in self.members)
+        # Other workers hold rows: the result must say how this job changed them (always
+        # with a shard set: the ledger keeps counts, not topics).
+        peers = self.sharded or any(w is not m and w.chunks for w in self.members)
         job = Job(transport.new_id(), list(idxs), model, st.nk.copy(),
                   seeds[list(idxs)].astype(np.uint32), st.alpha, blocks, peers, check).to_wire()
         rec["bytes_down"] += codec.nbytes(job) - codec.nbytes(job["model"].get("check"))
@@ -289,7 +305,8 @@ class _StepShell:
                     m.view = None
             self.handles = {m.name: m for m in members}
             self.st = Step({i: m.name for i, m in co.owner.items()}, list(self.handles),
-                           co.ledger.sizes(), rec["lost"], co.MAX_FAILURES_PER_SWEEP)
+                           co.ledger.sizes(), rec["lost"], co.MAX_FAILURES_PER_SWEEP,
+                           redispatch=not co.sharded)
             after = self._do(self.st.handle(Begin()))
         rec["prepare_s"] += time.perf_counter() - t1
         while True:
@@ -311,6 +328,8 @@ class _StepShell:
             co.ledger.end_step()
             if not self.st.clean:
                 co.roster.membership.invalidate_views()
+        if self.st.lost and co.shards is not None:  # back from their checkpoints, recounted
+            co.shards.restore(sorted(self.st.lost), rec)
 
     def _sync(self) -> list:
         """The membership's changes since the step last heard, as events (by identity: a

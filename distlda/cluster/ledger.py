@@ -55,7 +55,50 @@ class Reading:
     form: str
 
 
-class Ledger:
+class Relay:
+    """The row changes a step's workers committed, queued for the other workers' next jobs
+    (the dispatcher relays them: issue 24 moves this to the workers)."""
+
+    def __init__(self, num_terms: int):
+        self.num_terms = num_terms
+        self.boxes: dict[str, list] = {}   # filled during a step, for the next one
+        self._next: dict[str, list] = {}
+
+    def forward(self, reading: Reading, sender: Member, others: list[Member]) -> None:
+        """Queue the sender's row changes for each other worker, on that worker's own words."""
+        V = self.num_terms
+        for w in others:
+            if w is sender or w.rowmap is None or w.rows is None:
+                continue
+            if reading.fwd is None:  # it did not say (no peers when sent): dense rows next
+                w.view = None
+                continue
+            box = self._next.setdefault(w.name, [])
+            if w.rows.shape[0] >= 0.9 * V:  # holds (nearly) every row: as sent
+                box.extend(reading.fwd)
+                continue
+            for p in reading.fwd:
+                if isinstance(p, Moves):
+                    box.append(p.only(w.rowmap))
+                else:
+                    keep = w.rowmap[p.words]
+                    box.append(type(p)(p.words[keep], p.delta[keep]))
+
+    def end_step(self) -> None:
+        """The changes forwarded this step become what the next step's jobs carry."""
+        self.boxes, self._next = self._next, {}
+
+    def delta_for(self, m: Member, dense_bytes: int):
+        """The parts to bring ``m``'s slice up to date, or None when dense rows
+        (``dense_bytes``) would be smaller."""
+        parts = self.boxes.get(m.name, [])
+        if sum(p.nbytes for p in parts) >= dense_bytes:
+            return None
+        return list(parts)
+
+
+
+class Ledger(Relay):
     """The committed state of one training session.
 
     Parameters
@@ -67,6 +110,7 @@ class Ledger:
     """
 
     def __init__(self, config: SessionConfig, helpers: Executor | None = None):
+        super().__init__(config.num_terms)
         self.config = config
         self.state = GibbsState(config.num_topics, config.num_terms, config.alpha, config.beta)
         self.freq = np.zeros(config.num_terms, np.int64)  # tokens per word
@@ -78,8 +122,6 @@ class Ledger:
         self._stale = False
         self._bounds: dict[int, np.ndarray] = {}
         self._bounds_key: bytes | None = None
-        self.boxes: dict[str, list] = {}   # filled during a step, for the next one
-        self._next: dict[str, list] = {}
 
     @property
     def num_chunks(self) -> int:
@@ -87,6 +129,14 @@ class Ledger:
 
     def sizes(self) -> list[int]:
         return [c.num_tokens for c in self.state.chunks]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.state.num_tokens
+
+    def chunk_words(self, i: int) -> np.ndarray:
+        """The words of chunk ``i`` (a worker's rows are the distinct ones of its chunks)."""
+        return self.state.chunks[i].words
 
     # ------------------------------------------------------------ loading
     def load(self, chunks: list[ChunkLoad]) -> int:
@@ -235,38 +285,6 @@ class Ledger:
         st.nk += reading.nk
         if reading.moved:
             self._stale = True
-
-    def forward(self, reading: Reading, sender: Member, others: list[Member]) -> None:
-        """Queue the sender's row changes for each other worker, on that worker's own words."""
-        V = self.state.num_terms
-        for w in others:
-            if w is sender or w.rowmap is None or w.rows is None:
-                continue
-            if reading.fwd is None:  # it did not say (no peers when sent): dense rows next
-                w.view = None
-                continue
-            box = self._next.setdefault(w.name, [])
-            if w.rows.shape[0] >= 0.9 * V:  # holds (nearly) every row: as sent
-                box.extend(reading.fwd)
-                continue
-            for p in reading.fwd:
-                if isinstance(p, Moves):
-                    box.append(p.only(w.rowmap))
-                else:
-                    keep = w.rowmap[p.words]
-                    box.append(type(p)(p.words[keep], p.delta[keep]))
-
-    def end_step(self) -> None:
-        """The changes forwarded this step become what the next step's jobs carry."""
-        self.boxes, self._next = self._next, {}
-
-    def delta_for(self, m: Member, dense_bytes: int):
-        """The parts to bring ``m``'s slice up to date, or None when dense rows
-        (``dense_bytes``) would be smaller."""
-        parts = self.boxes.get(m.name, [])
-        if sum(p.nbytes for p in parts) >= dense_bytes:
-            return None
-        return list(parts)
 
     # ------------------------------------------------------------ reading the state
     def counts(self) -> np.ndarray:

@@ -9,8 +9,13 @@ state classes behind the transport only ever see well-formed values.
 Who sends what::
 
     client -> dispatcher   SessionConfig (start_session), ChunkLoad (load), SweepRequest (sweep)
-    dispatcher -> worker   SessionConfig (reset), ChunkLoad (load), Job (sweep)
-    worker -> dispatcher   RowsResult or MovesResult (result)
+    dispatcher -> worker   SessionConfig (reset), ChunkLoad (load), ShardLoad (load_shards),
+                           Job (sweep)
+    worker -> dispatcher   RowsResult or MovesResult (result), DenseSlice (counts)
+
+A session whose corpus is a shard set (:class:`ShardSet` in its config) loads no chunk
+through the dispatcher: the workers read their shards themselves (:class:`ShardLoad`), and
+their results always say how the rows changed (the dispatcher keeps counts, not tokens).
 
 A job's model slice is a :class:`DenseSlice` (the rows of every word of the worker's chunks)
 or a :class:`SliceDelta` (what the other workers changed since the worker's last job:
@@ -19,6 +24,7 @@ or a :class:`SliceDelta` (what the other workers changed since the worker's last
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -121,6 +127,121 @@ def arg_ints(v, what: str, hi: int) -> list[int]:
     return list(v)
 
 
+#: A checkpoint file's name (:mod:`distlda.corpora.checkpoints`): nothing else is ever opened.
+_CHECKPOINT_FILE = re.compile(r"z-\d{5,}-\d{8,}\.npy")
+
+
+def _url(v, what: str) -> str:
+    if not isinstance(v, str) or not 0 < len(v) <= 2048 or "\x00" in v:
+        raise ProtocolError(f"{what}: expected a URL or path of at most 2048 characters")
+    return v
+
+
+def checkpoint_ref(ref, what: str, num_topics: int):
+    """A checkpoint reference (:meth:`distlda.corpora.checkpoints.CheckpointStore.write`), or
+    None: checked for its form (the worker that reads the file checks the rest)."""
+    if ref is None:
+        return None
+    if not isinstance(ref, dict):
+        raise ProtocolError(f"{what}: expected a checkpoint reference or None")
+    name = _get(ref, "file", what)
+    if not isinstance(name, str) or not _CHECKPOINT_FILE.fullmatch(name):
+        raise ProtocolError(f"{what}.file: not a checkpoint file name")
+    _int(_get(ref, "sweep", what), f"{what}.sweep")
+    _int(_get(ref, "tokens", what), f"{what}.tokens", 0, MAX_TOKENS)
+    sha = _get(ref, "sha256", what)
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ProtocolError(f"{what}.sha256: expected 64 hexadecimal digits")
+    if _get(ref, "num_topics", what) != num_topics:
+        raise ProtocolError(f"{what}: written for {ref.get('num_topics')!r} topics, the "
+                            f"session has {num_topics}")
+    return dict(ref)
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """A session's corpus as a shard set (:class:`distlda.corpora.ShardedCorpus`) that the
+    workers read themselves, and where its topic assignments are checkpointed.
+
+    ``sizes``: tokens per shard (the manifest's); ``seeds``: per shard, the seed of its first
+    topics; ``refs``: per shard, the checkpoint its topics start from (None: from its seed);
+    ``sweep``: sweeps the model had done when the session began (checkpoints are numbered by
+    the model's sweeps)."""
+
+    url: str
+    checkpoint: str
+    sizes: tuple
+    seeds: np.ndarray
+    refs: tuple
+    sweep: int = 0
+    every: tuple = (10, 60.0, 20.0)  # checkpoints: every N sweeps or S seconds; the first after
+
+    def to_wire(self) -> dict:
+        return {"url": self.url, "checkpoint": self.checkpoint, "sizes": list(self.sizes),
+                "seeds": codec.enc(np.asarray(self.seeds, np.uint32)), "refs": list(self.refs),
+                "sweep": self.sweep, "every": list(self.every)}
+
+    @classmethod
+    def from_wire(cls, d, num_topics: int) -> "ShardSet":
+        w = "session config.shards"
+        url = _url(_get(d, "url", w), f"{w}.url")
+        ckpt = _url(_get(d, "checkpoint", w), f"{w}.checkpoint")
+        sizes = [_int(n, f"{w}.sizes", 0, MAX_TOKENS)
+                 for n in arg_list(_get(d, "sizes", w), f"{w}.sizes")]
+        seeds = _array(_get(d, "seeds", w), f"{w}.seeds", 1, "u", copy=True)
+        refs = [checkpoint_ref(r, f"{w}.refs[{i}]", num_topics)
+                for i, r in enumerate(arg_list(_get(d, "refs", w), f"{w}.refs"))]
+        if not sizes or seeds.shape != (len(sizes),) or len(refs) != len(sizes):
+            raise ProtocolError(f"{w}: needs one size, seed and reference per shard")
+        for i, (r, n) in enumerate(zip(refs, sizes)):
+            if r is not None and r["tokens"] != n:
+                raise ProtocolError(f"{w}.refs[{i}]: {r['tokens']} topics for a shard of {n} "
+                                    f"tokens")
+        every = arg_list(d.get("every", [10, 60.0, 20.0]), f"{w}.every", 3)
+        if len(every) != 3:
+            raise ProtocolError(f"{w}.every: expected [sweeps, seconds, first seconds]")
+        every_t = (_int(every[0], f"{w}.every", 1),
+                   arg_float(every[1], f"{w}.every", 0, 1e9), arg_float(every[2], f"{w}.every", 0, 1e9))
+        return cls(url, ckpt, tuple(sizes), seeds, tuple(refs),
+                   _int(d.get("sweep", 0), f"{w}.sweep"), every_t)
+
+
+@dataclass(frozen=True)
+class ShardLoad:
+    """Hold shard ``idx``: read its tokens from the session's shard set, its topics from
+    ``topics`` (moved from another worker), else from the checkpoint ``ref``, else drawn from
+    ``seed``."""
+
+    idx: int
+    seed: int
+    ref: dict | None = None
+    topics: np.ndarray | None = None
+
+    def to_wire(self, num_topics: int) -> dict:
+        return {"idx": self.idx, "seed": self.seed, "ref": self.ref,
+                "topics": None if self.topics is None else codec.enc_topics(self.topics,
+                                                                            num_topics)}
+
+    @classmethod
+    def from_wire(cls, d, config: SessionConfig) -> "ShardLoad":
+        w = "shard load"
+        if config.shards is None:
+            raise ProtocolError(f"{w}: the session has no shard set")
+        idx = _int(_get(d, "idx", w), f"{w}.idx", 0, len(config.shards.sizes))
+        w = f"shard load {idx}"
+        seed = _int(_get(d, "seed", w), f"{w}.seed", 0, 2 ** 32)
+        ref = checkpoint_ref(d.get("ref"), f"{w}.ref", config.num_topics)
+        topics = d.get("topics")
+        if topics is not None:
+            topics = _array(topics, f"{w}.topics", 1, "iu")
+            _in_range(topics, 0, config.num_topics, f"{w}.topics")
+            if topics.shape[0] != config.shards.sizes[idx]:
+                raise ProtocolError(f"{w}.topics: {topics.shape[0]} topics for a shard of "
+                                    f"{config.shards.sizes[idx]} tokens")
+            topics = topics.astype(np.int32)
+        return cls(idx, seed, ref, topics)
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """A training's model shape, priors and corpus size, sent to the dispatcher and on to
@@ -137,17 +258,26 @@ class SessionConfig:
     label: str = ""  # who trains, for messages to other clients (never a secret)
     num_chunks: int = 0   # the corpus the client will load: at most this many chunks ...
     num_tokens: int = 0   # ... and tokens
+    shards: ShardSet | None = None  # the corpus as a shard set the workers read themselves
 
     def to_wire(self) -> dict:
-        return {"num_topics": self.num_topics, "num_terms": self.num_terms,
-                "alpha": codec.enc(np.asarray(self.alpha, np.float64)), "beta": self.beta,
-                "sampler": self.sampler, "mh_steps": self.mh_steps, "label": self.label,
-                "num_chunks": self.num_chunks, "num_tokens": self.num_tokens}
+        d = {"num_topics": self.num_topics, "num_terms": self.num_terms,
+             "alpha": codec.enc(np.asarray(self.alpha, np.float64)), "beta": self.beta,
+             "sampler": self.sampler, "mh_steps": self.mh_steps, "label": self.label,
+             "num_chunks": self.num_chunks, "num_tokens": self.num_tokens}
+        if self.shards is not None:
+            d["shards"] = self.shards.to_wire()
+        return d
 
     def need_bytes(self) -> int:
         """Memory a process needs to hold this session: the dense int32 word-topic table,
-        per-word counters and every token with its topic (an upper bound)."""
-        return 4 * self.num_topics * self.num_terms + 16 * self.num_terms + 12 * self.num_tokens
+        per-word counters and every token with its topic (an upper bound). With a shard set
+        the dispatcher holds no token but a second table (the last checkpoint's counts); a
+        worker checks its own share of the tokens when it loads shards."""
+        table = 4 * self.num_topics * self.num_terms + 16 * self.num_terms
+        if self.shards is not None:
+            return 2 * table + 16 * len(self.shards.sizes)
+        return table + 12 * self.num_tokens
 
     def check_limits(self, max_bytes: int, who: str) -> None:
         """Raise :class:`LimitError` if holding this session would take more than
@@ -174,7 +304,14 @@ class SessionConfig:
             raise ProtocolError(f"{w}.label: expected a short string")
         tokens = _int(_get(d, "num_tokens", w), f"{w}.num_tokens", 0, MAX_TOKENS)
         chunks = _int(_get(d, "num_chunks", w), f"{w}.num_chunks", 0, max(tokens, 1))
-        return cls(K, V, alpha, beta, sampler, mh, label, chunks, tokens)
+        shards = d.get("shards")
+        if shards is not None:
+            shards = ShardSet.from_wire(shards, K)
+            if len(shards.sizes) != chunks or sum(shards.sizes) != tokens:
+                raise ProtocolError(f"{w}.shards: {len(shards.sizes)} shards of "
+                                    f"{sum(shards.sizes)} tokens, but the session declares "
+                                    f"{chunks} chunks of {tokens} tokens")
+        return cls(K, V, alpha, beta, sampler, mh, label, chunks, tokens, shards)
 
 
 def _field(value, what: str, rule: Rule):
@@ -463,11 +600,13 @@ def result_from_wire(d, config: SessionConfig, chunks: int) -> RowsResult | Move
         return MovesResult(job, tokens, moved, mask, new, timings)
     topics = [_array(t, f"{w}.topics", 1, "iu")
               for t in arg_list(_get(d, "topics", w), f"{w}.topics")]
-    if len(topics) != chunks:
+    if len(topics) != (0 if config.shards is not None else chunks):  # a shard set's stay
         raise ProtocolError(f"{w}: {len(topics)} topic arrays for {chunks} chunks")
     delta = d.get("delta")
     if delta is not None:
         if not isinstance(delta, list):
             raise ProtocolError(f"{w}.delta: expected a list")
-        delta = [RowChanges.from_wire(p, config) for p in delta]
+        # Moves come as parts only from a sharded session's workers (the others send rows)
+        delta = [part_from_wire(p, config) if config.shards is not None
+                 else RowChanges.from_wire(p, config) for p in delta]
     return RowsResult(job, tokens, moved, topics, delta, timings)

@@ -143,10 +143,14 @@ class Step:
         Failures earlier in this sweep.
     max_failures : int
         Failures a sweep tolerates.
+    redispatch : bool
+        Send a lost member's chunks to idle survivors within the step. False (a shard set,
+        whose chunks' topics died with their worker): the step ends without them, and they
+        are :attr:`lost` (restored from their checkpoints before the next step).
     """
 
     def __init__(self, owner: dict[int, str], members: list[str], sizes: list[int],
-                 failures: int = 0, max_failures: int = 20):
+                 failures: int = 0, max_failures: int = 20, redispatch: bool = True):
         self.remaining = set(range(len(sizes)))
         self.owner = dict(owner)
         self.members = list(members)
@@ -156,6 +160,8 @@ class Step:
         self.failures = failures
         self.max_failures = max_failures
         self.redispatched = 0
+        self.redispatch = redispatch
+        self.lost: set[int] = set()
         self.done = False
         self._jobs = 0
 
@@ -232,10 +238,15 @@ class Step:
         """Re-dispatch orphans to idle members; say when the step is done or stuck."""
         if self.done:
             return []
+        orphans = self.orphans()
+        if orphans and not self.redispatch:
+            self.remaining.difference_update(orphans)
+            self.lost.update(orphans)
+            self.clean = False
+            orphans = []
         if not self.remaining:
             self.done = True
             return [StepDone(self.clean)]
-        orphans = self.orphans()
         busy = {m for m, _ in self.inflight.values()}
         idle = [m for m in self.members if m not in busy]
         if orphans and idle:

@@ -40,6 +40,7 @@ from distlda.cluster.messages import (
     RowsResult,
     SessionConfig,
 )
+from distlda.cluster.worker_shards import HeldShards
 from distlda.errors import StaleView
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
@@ -157,7 +158,7 @@ class _Buffers:
         self.snaps, self.delta_words, self.delta_cells = {}, {}, {}
 
 
-class WorkerSession:
+class WorkerSession(HeldShards):
     """A worker's chunks and model slice in one training session, and its jobs.
 
     Parameters
@@ -186,6 +187,9 @@ class WorkerSession:
         self.hold: Callable[[str], None] | None = None
         self.tdt = codec.topic_dtype(config.num_topics)
         self.wdt = np.dtype(np.uint16 if config.num_terms <= 65536 else np.int32)
+        self._corpus = None                            # the shard set (a sharded session)
+        self._writer: threading.Thread | None = None   # the last checkpoint's writer
+        self._written: list = []                       # (shard, ref, error) not yet reported
 
     # ------------------------------------------------------------ chunks
     @property
@@ -307,7 +311,8 @@ class WorkerSession:
         assert nwk is not None
         per_move = self.wdt.itemsize + 2 * self.tdt.itemsize
         n_rows = sum(hi - lo for lo, hi in row_ranges)
-        if not (job.peers and rows_cheaper(swept, 0.8 * n_rows * (K + self.wdt.itemsize),
+        per_token = 0 if self.config.shards is not None else swept  # topics travel, or not
+        if not (job.peers and rows_cheaper(per_token, 0.8 * n_rows * (K + self.wdt.itemsize),
                                            self._moved * swept, self.tdt.itemsize, per_move)):
             self._buf.drop_rows()  # moves: the rows' buffers (4 bytes a cell) need not stay
             return []
@@ -368,6 +373,8 @@ class WorkerSession:
             moved = sum(int(np.count_nonzero(o != nw)) for o, nw in zip(old, new))
         self._moved = moved / max(swept, 1)
         ntok = sum(self.chunks[i].topics.shape[0] for i in job.idxs)
+        if self.config.shards is not None:
+            return self._report_changes(job, ranges, snaps, old, new, ntok, moved)
         if not job.peers:
             return RowsResult(job.job, ntok, moved, new, None)
         tb, per_move = self.tdt.itemsize, self.wdt.itemsize + 2 * self.tdt.itemsize

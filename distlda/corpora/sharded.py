@@ -262,6 +262,9 @@ class ShardedCorpus:
                                     f"(write one with 'distlda shard')") from None
         from ._shardset import check_manifest
         self._m = check_manifest(raw, manifest)
+        #: SHA-256 of the manifest as read: a model trained on the set names it, so that a
+        #: set rewritten since is refused rather than mixed with the model's assignments.
+        self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
         m = self._m
         self.num_docs, self.num_tokens, self.num_nnz = m["num_docs"], m["num_tokens"], m["num_nnz"]
         self.num_terms, self.num_shards = int(m["num_terms"]), int(m["num_shards"])

@@ -90,6 +90,10 @@ class GibbsState:
         what is computed from the state is cached under it (:meth:`memo`).
     sweeps_done : int
         Sweeps the owner has run on this state (a model's training loop counts them).
+    shards : ShardAssignments or None
+        A state trained on a cluster from a shard set holds no chunk: its assignments are in
+        the shard set's checkpoints (:mod:`distlda.gibbs.assignments`), and the counts are
+        theirs.
     """
 
     def __init__(self, num_topics: int, num_terms: int, alpha: np.ndarray | None = None,
@@ -103,6 +107,7 @@ class GibbsState:
         self.alpha = np.full(self.num_topics, 1.0 / self.num_topics) if alpha is None else alpha
         self.set_beta(beta)
         self.chunks: list[Chunk] = []
+        self.shards = None  # a ShardAssignments: the assignments kept with a shard set
         self.nwk = np.zeros((self.num_terms, self.num_topics), np.int32)
         self.nk = np.zeros(self.num_topics, np.int32)
 
@@ -185,11 +190,13 @@ class GibbsState:
 
     @property
     def num_tokens(self) -> int:
-        return sum(c.num_tokens for c in self.chunks)
+        held = self.shards.num_tokens if self.shards is not None else 0
+        return held + sum(c.num_tokens for c in self.chunks)
 
     @property
     def num_docs(self) -> int:
-        return sum(c.num_docs for c in self.chunks)
+        held = self.shards.num_docs if self.shards is not None else 0
+        return held + sum(c.num_docs for c in self.chunks)
 
     def add_chunk(self, chunk: Chunk, seed: int) -> None:
         """Give ``chunk`` uniform random topics and add its counts."""
@@ -217,11 +224,15 @@ class GibbsState:
         self.touch()
 
     def recount(self) -> tuple[np.ndarray, np.ndarray]:
-        """Counts recomputed from the assignments alone (for checks and tests)."""
+        """Counts recomputed from the assignments alone (for checks and tests; a shard set's
+        are read back shard by shard)."""
         nwk = np.zeros_like(self.nwk)
         nk = np.zeros_like(self.nk)
         for c in self.chunks:
             K_.count_assignments(c.words, c.topics, nwk, nk, 1)
+        if self.shards is not None:
+            for _, words, _, z in self.shards.iter_shards(self.num_topics):
+                K_.count_assignments(np.asarray(words, np.int64), z, nwk, nk, 1)
         return nwk, nk
 
     def log_likelihood(self) -> float:
@@ -232,6 +243,9 @@ class GibbsState:
             ll = K_.loglik_words_eta(self.nwk, self.nk, self.eta_kw, self.eta_sum)
         for c in self.chunks:
             ll += K_.loglik_docs(c.topics, c.doc_ptr, self.alpha)
+        if self.shards is not None:  # read back shard by shard
+            for _, _, ptr, z in self.shards.iter_shards(self.num_topics):
+                ll += K_.loglik_docs(z, ptr, self.alpha)
         return float(ll)
 
     def resolve_sampler(self, sampler: str) -> str:

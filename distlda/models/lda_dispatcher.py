@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import hashlib
 import logging
 import sys
 import threading
@@ -25,6 +26,7 @@ import numpy as np
 
 from distlda.cluster import codec, names, process, transport
 from distlda.cluster.coordinator import Coordinator, Roster
+from distlda.cluster.ledger import Ledger
 from distlda.cluster.messages import (
     DISPATCHER_SERVICE,
     ProtocolError,
@@ -37,6 +39,7 @@ from distlda.cluster.messages import (
     arg_str,
     is_dispatcher,
 )
+from distlda.cluster.shard_ledger import ShardLedger
 from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.dispatcher")
@@ -159,19 +162,84 @@ class LdaDispatcher:
     def loglik(self, session: str) -> float:
         """Joint log-likelihood log p(w, z) of the committed state."""
         with self._lock:
-            return self._session(session).ledger.loglik()
+            run = self._session(session)
+            if isinstance(run.ledger, Ledger) or run.shards is None:
+                return run.ledger.loglik()  # type: ignore[union-attr]
+            keeper = run.shards
+            self._idle(run)
+        # a shard set's documents are on the workers: they add their part
+        docs, _ = keeper.doc_stats()
+        with self._lock:
+            return docs + keeper.ledger.loglik_words()
 
     def histograms(self, session: str) -> list:
         """Document-topic count histograms of the committed topics, for learning alpha
         (:func:`distlda.gibbs.hyper.count_histograms`, five int64 arrays)."""
         with self._lock:
-            h = self._session(session).ledger.histograms()
+            run = self._session(session)
+            if isinstance(run.ledger, Ledger):
+                h = run.ledger.histograms()
+            else:
+                self._idle(run)
+        if run.shards is not None:
+            _, h = run.shards.doc_stats()
         return [codec.enc(np.asarray(a, np.int64)) for a in h]
+
+    def _idle(self, run: Coordinator) -> None:
+        if self._sweeping:
+            raise RuntimeError("a sweep is running: ask when it has finished")
+
+    # ------------------------------------------------------------ a shard set's model
+    def finish(self, session: str) -> str:
+        """End a sharded training: every shard's topics written to its checkpoint, so that
+        :meth:`kept` is the final model. Returns a job id for :meth:`wait`."""
+        with self._lock:
+            run = self._session(session)
+            if not isinstance(run.ledger, ShardLedger):
+                raise ProtocolError("finish: the session has no shard set")
+            self._idle(run)
+            self._sweeping = True
+
+        def finish():
+            try:
+                return run.shards.finish()
+            finally:
+                self._sweeping = False
+
+        return self._sweeps.start(finish, name="finish")
+
+    def kept(self, session: str) -> dict | None:
+        """The last model of a sharded session whose every shard's topics are checkpointed:
+        its sweep, topic totals, a digest of its counts and the checkpoint of each shard
+        (None before the first). Its counts come from :meth:`rows`."""
+        with self._lock:
+            run = self._session(session)
+            k = run.ledger.kept if isinstance(run.ledger, ShardLedger) else None
+        if k is None:
+            return None
+        sweep, nwk, nk, refs = k
+        return {"sweep": sweep, "nk": codec.enc(nk), "refs": refs, "tokens": int(nk.sum()),
+                "nwk_sha1": hashlib.sha1(np.ascontiguousarray(nwk).tobytes()).hexdigest()}
+
+    def rows(self, session: str, start: int, stop: int) -> dict:
+        """Rows ``start:stop`` of the counts of :meth:`kept` (int32, words x topics)."""
+        with self._lock:
+            run = self._session(session)
+            k = run.ledger.kept if isinstance(run.ledger, ShardLedger) else None
+            if k is None:
+                raise ProtocolError("rows: no kept model (not a sharded session, or none yet)")
+            V = run.config.num_terms
+            start = arg_int(start, "rows.start", 0, V)
+            stop = arg_int(stop, "rows.stop", start, V)
+            return codec.enc(k[1][start:stop])
 
     def topics(self, session: str, start: int, stop: int) -> list:
         """Committed topics of chunks ``start:stop``."""
         with self._lock:
             run = self._session(session)
+            if isinstance(run.ledger, ShardLedger):
+                raise ProtocolError("topics: a session on a shard set keeps no topics here "
+                                    "(they are on the workers and in their checkpoints)")
             n = run.ledger.num_chunks
             start = arg_int(start, "topics.start", 0, n)
             stop = arg_int(stop, "topics.stop", start, n)

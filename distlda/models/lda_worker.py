@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from distlda import config
 from distlda.cluster import codec, names, process, transport
 from distlda.cluster.messages import (
@@ -32,6 +34,8 @@ from distlda.cluster.messages import (
     Job,
     ProtocolError,
     SessionConfig,
+    ShardLoad,
+    arg_alpha,
     arg_float,
     arg_int,
     arg_ints,
@@ -145,6 +149,77 @@ class LdaWorker:
             st = self._session(session)
             chunks = codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take)
             return st.load([ChunkLoad.from_wire(c, st.config) for c in chunks])
+
+    # ------------------------------------------------------------ a sharded session
+    def load_shards(self, session: str, items: list) -> str:
+        """Start holding shards (:class:`distlda.cluster.messages.ShardLoad`), read from the
+        session's shard set, in a thread; returns a job id for :meth:`result`, whose answer
+        is, per shard, its distinct words and their token counts."""
+        with self._lock:
+            st = self._session(session)
+            if st.busy:
+                raise RuntimeError(f"worker {self.name} is busy")
+            items = codec.stage_in(arg_list(items, "load_shards.items"), self._inbox.take)
+            loads = [ShardLoad.from_wire(it, st.config) for it in items]
+            st.busy = True  # no job may start while shards arrive
+
+        def run():
+            try:
+                out = st.load_shards(loads, self.max_memory)
+            finally:
+                with self._lock:
+                    st.busy = False
+            return [{"idx": o["idx"], "words": codec.enc(o["words"]),
+                     "freq": codec.enc(o["freq"])} for o in out]
+
+        return self._jobs.start(run, name="load-shards")
+
+    def counts(self, session: str):
+        """The word-topic counts of the committed topics of the shards held (a recount's
+        part): ``{"rows", "dense"}``, big arrays fetched with :meth:`piece`."""
+        with self._lock:
+            st = self._session(session)
+            if st.busy:
+                raise RuntimeError(f"worker {self.name} is sweeping")
+            out, self._outbox = codec.stage_out(st.counts().to_wire())
+            return out
+
+    def export(self, session: str, idxs: list):
+        """The committed topics of shards ``idxs`` (moved to another worker); big arrays
+        fetched with :meth:`piece`."""
+        with self._lock:
+            st = self._session(session)
+            idxs = arg_ints(idxs, "export.idxs", 2**31)
+            if st.busy or any(i not in st.chunks for i in idxs):
+                raise RuntimeError(f"worker {self.name} cannot export shards {idxs[:5]} now")
+            K = st.config.num_topics
+            out, self._outbox = codec.stage_out([codec.enc_topics(t, K)
+                                                 for t in st.export(idxs)])
+            return out
+
+    def doc_stats(self, session: str, alpha: dict) -> dict:
+        """The documents' part of log p(w, z) and the count histograms of the shards held."""
+        with self._lock:
+            st = self._session(session)
+            a = arg_alpha(alpha, st.config.num_topics, "doc_stats.alpha")
+        ll, hist = st.doc_stats(a)
+        return {"loglik": ll, "histograms": [codec.enc(np.asarray(h, np.int64)) for h in hist]}
+
+    def checkpoint(self, session: str, sweep: int) -> None:
+        """Write the topics of the shards held (at model sweep ``sweep``) in the background."""
+        with self._lock:
+            st = self._session(session)
+            if st.busy:
+                raise RuntimeError(f"worker {self.name} is sweeping")
+            st.checkpoint(arg_int(sweep, "checkpoint.sweep"))
+
+    def checkpoints(self, session: str, wait: float = 0.0) -> dict:
+        """Checkpoints written since the last call (``written``: [shard, ref, error]) and
+        whether writing goes on (``busy``), waiting at most ``wait`` s for it to end."""
+        with self._lock:
+            st = self._session(session)
+        done, busy = st.checkpoints(arg_float(wait, "checkpoints.wait", 0, 30))
+        return {"written": [list(d) for d in done], "busy": busy}
 
     def drop(self, session: str, idxs: list) -> None:
         """Give chunks back (the dispatcher moved them to another worker)."""

@@ -188,6 +188,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     distributed = _Setting()
     ns_conf = _Setting()
     tls = _Setting()
+    checkpoint = _Setting()
     progress = _Setting()
     optimize_alpha = _Setting()
     optimize_eta = _Setting()
@@ -209,7 +210,8 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                  sampler: str = _D["sampler"], mh_steps: int | None = _D["mh_steps"],
                  optimize_interval: int = _D["optimize_interval"],
                  optimize_burnin: int = _D["optimize_burnin"],
-                 progress: bool | None = _D["progress"], tls=_D["tls"]):
+                 progress: bool | None = _D["progress"], tls=_D["tls"],
+                 checkpoint=_D["checkpoint"]):
         # the positional order is gensim's, so that gensim code runs unchanged; distlda's own
         # settings are keyword-only
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
@@ -226,6 +228,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
             inference_iterations=inference_iterations,
             workers=available_cores() if workers is None else workers, sampler=sampler,
             mh_steps=mh_steps, distributed=distributed, ns_conf=ns_conf, tls=tls,
+            checkpoint=checkpoint,
             minimum_probability=minimum_probability, optimize_interval=optimize_interval,
             optimize_burnin=optimize_burnin, progress=progress,
             optimize_alpha=isinstance(alpha, str) and alpha == "auto",
@@ -363,6 +366,11 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         if corpus is None:
             self.train(iterations)
             return
+        executor = None
+        if training.is_shard_set(corpus) and self.distributed is not False:
+            executor = self._executor()  # a cluster's workers read a shard set themselves
+            if training.on_shards(self, corpus, executor, iterations):
+                return
         new_chunks = training.chunks_of(self, corpus)
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
@@ -381,7 +389,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                     "%d chunks, %d sweeps", self.num_topics, self._state.num_docs,
                     self._state.num_tokens, n_tokens, self.num_terms, len(self._state.chunks),
                     iterations)
-        self._train(iterations)
+        self._train(iterations, executor)
 
     def train(self, iterations: int | None = None) -> None:
         """Run more Gibbs sweeps over the documents the model holds, adding none.
@@ -436,9 +444,6 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         if ex is None:
             # the MH proposals of one train() call are the next call's first (one chain)
             ex = LocalExecutor(self.workers, workspace=self._mh_memory())
-        # "auto" is resolved once here, so every thread and cluster worker runs the same sampler.
-        ex.sampler = self._state.resolve_sampler(self.sampler)
-        ex.mh_steps = self.mh_steps
         return ex
 
     def _mh_memory(self):
@@ -446,10 +451,14 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         from distlda.gibbs import mh
         return self.__dict__.setdefault("_mh_workspace", mh.Workspace())
 
-    def _train(self, iterations: int) -> None:
+    def _train(self, iterations: int, executor=None) -> None:
         if iterations == 0:
             return
-        executor = self._executor()
+        executor = executor or self._executor()
+        # "auto" is resolved once here (for the documents now held), so every thread and
+        # cluster worker runs the same sampler.
+        executor.sampler = self._state.resolve_sampler(self.sampler)
+        executor.mh_steps = self.mh_steps
         self.executor_info = executor.describe()
         training.train(self, executor, iterations)
 

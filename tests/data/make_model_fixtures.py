@@ -49,9 +49,11 @@ def main():
     words = [f"w{i}" for i in range(11)]
     lda = LdaModel(corpus(), num_topics=3, id2word=words, iterations=10, random_state=12,
                    distributed=False, workers=1, chunksize=8, inference_iterations=10)
-    v3 = HERE / "model_v3.npz"
-    lda.save(str(v3))
-    with zipfile.ZipFile(v3) as zf:
+    current = HERE / f"model_v{P.FORMAT_VERSION}.npz"  # the older ones stay as users have them
+    before = HERE / f"model_v{P.FORMAT_VERSION - 1}.npz"
+    if not current.exists():  # the same state as the version before, written anew
+        (LdaModel.load(str(before)) if before.exists() else lda).save(str(current))
+    with zipfile.ZipFile(current) as zf:
         members = {n[:-4]: zf.read(n) for n in zf.namelist()}
     meta = json.loads(np.load(io.BytesIO(members["meta"])).tobytes())
     arrays = {k: np.load(io.BytesIO(b)) for k, b in members.items() if k not in ("meta", "eta")}

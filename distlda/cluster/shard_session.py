@@ -1,0 +1,376 @@
+"""The dispatcher's side of a session whose corpus is a shard set (see
+:mod:`distlda.cluster.shard_ledger`): where each shard is held, how a lost worker's shards
+come back from their checkpoints, the recount that keeps the counts exact, and the
+checkpoints themselves.
+
+Placement: shards without a live holder go to the least-loaded members, which read them
+from the shard set and their topics from their last checkpoint (or their seed); after a
+membership change whole shards move to even the load, their topics relayed once from the
+holder. Whenever a shard came back from a checkpoint, every member counts its shards'
+committed topics and the sum replaces the ledger's counts: they then equal the committed
+assignments, whatever died and when. A worker lost mid-step makes the step end without its
+shards (:class:`~distlda.cluster.step.Step` with ``redispatch=False``); they are placed and
+recounted before the next step, so a failure costs those shards the sweeps since their last
+checkpoint, never an exact count.
+
+Checkpoints (:class:`CheckpointClock`): after a sweep when due, every member writes its
+shards' topics in the background (:meth:`ShardKeeper.checkpoint`); the ledger keeps the counts
+of that moment until every shard's write is in, which is the model a client keeps. The end of
+a training (:meth:`ShardKeeper.finish`) writes every shard whose topics changed since its
+last checkpoint, so that the final counts are exactly those of the references the client gets.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from distlda.cluster import codec, plan, transport
+from distlda.cluster.membership import Member
+from distlda.cluster.messages import (
+    DenseSlice,
+    ProtocolError,
+    ShardLoad,
+    arg_array,
+    arg_list,
+    checkpoint_ref,
+)
+from distlda.cluster.shard_ledger import ShardLedger
+from distlda.errors import CheckpointError, data_error
+
+logger = logging.getLogger("distlda.dispatcher")
+
+
+class ShardKeeper:
+    """The shard placement and checkpoints of one sharded session of coordinator ``co``."""
+
+    #: Seconds the end of a sharded training waits for its last checkpoint's writes.
+    FINISH_WRITE_S = 600.0
+
+    def __init__(self, co: Any):
+        self.co = co
+        assert isinstance(co.ledger, ShardLedger)
+        self.ledger: ShardLedger = co.ledger
+        self.clock = CheckpointClock(*co.config.shards.every)
+        self._placed = False  # the shards were placed once
+        self.where = co.config.shards.checkpoint  # the checkpoints' place, for messages
+
+    def after_sweep(self) -> None:
+        """A sweep ended: count it, and checkpoint when due."""
+        self.ledger.sweep += 1
+        if self.clock.due(self.ledger.sweep):
+            self.checkpoint()
+
+    def restore(self, lost: list[int], rec: dict) -> None:
+        """Shards ``lost`` with their worker mid-step go to the survivors from their last
+        checkpoints, and the counts are recounted (before the next step)."""
+        self.place(rebalance=False)
+        rec["redispatched"] += len(lost)
+
+    def place(self, rebalance: bool = True) -> None:
+        """Give shards without a live holder to the least-loaded members (read by them from
+        the shard set, their topics from their last checkpoint) and, after a membership
+        change and with ``rebalance``, move whole shards (their topics relayed from the
+        holder) to even the load; recount when any came from a checkpoint. Members that fail
+        meanwhile are dropped and the plan starts again.
+
+        Raises
+        ------
+        CorpusFormatError, CheckpointError, LimitError
+            A shard or a checkpoint cannot be read, or a worker cannot hold its share: the
+            training fails with the worker's message (no worker is to blame).
+        """
+        ms = self.co.roster.membership
+        for _ in range(self.co.MAX_FAILURES_PER_SWEEP):
+            self.co.roster.join(self.co.key, self.co.config)
+            if not self.co.members:
+                self.co._wait_for_workers()
+            with self.co.lock:
+                self.co._forget_lost()
+                members = self.co.members
+                move = rebalance and ms.changed
+                target = plan.assign(self.ledger.sizes(), {m.name: set(m.chunks) for m in members},
+                                     set(self.co.owner), move)
+            failed = self._move_shards(members, target)
+            if not failed:
+                if move:
+                    ms.changed = False
+                return
+            for m, why in failed:
+                self.co.roster.lose(m, why)
+        raise RuntimeError(f"more than {self.co.MAX_FAILURES_PER_SWEEP} worker failures while "
+                           f"placing the shards")
+
+    def _move_shards(self, members: list[Member], target: dict) -> list:
+        """Carry out a shard plan: exports, drops, loads, then a recount if any shard came
+        back from its checkpoint (or none was counted yet). Returns the members that failed,
+        ``[(member, why)]``."""
+        led = self.ledger
+        loads: dict[Member, list[int]] = {}
+        exports: dict[Member, list[int]] = {}
+        for m in members:
+            for i in sorted(target[m.name] - m.chunks):
+                donor = self.co.owner.get(i)
+                if donor is not None and donor is not m:
+                    exports.setdefault(donor, []).append(i)
+                loads.setdefault(m, []).append(i)
+        topics: dict[int, np.ndarray] = {}
+
+        def export(m, w, idxs):
+            raw = codec.stage_in(w.export(self.co.key, idxs), self._pull(w))
+            topics.update(zip(idxs, (codec.dec_topics(t) for t in raw)))
+
+        failed = self._each(exports, export) or self._drop(members, target)
+        if failed:
+            return failed
+        restored = sorted(i for idxs in loads.values() for i in idxs if i not in topics)
+
+        def load(m, w, idxs):
+            items = [ShardLoad(i, int(led.seeds[i]), None if i in topics else led.refs[i],
+                               topics.get(i)).to_wire(led.config.num_topics) for i in idxs]
+            items, blobs = codec.stage_out(items)
+            codec.send_pieces(lambda *a: w.put(self.co.key, *a), blobs)
+            t = max(self.co.roster.timeout, self.co.poll + 1.0)
+            transport.set_timeout(w, t)
+            out = transport.poll(lambda: w.load_shards(self.co.key, items),
+                                 lambda j, t: w.result(self.co.key, j, t), self.co.poll)
+            with self.co.lock:
+                for o in arg_list(out, "load_shards result"):
+                    led.learn(int(o["idx"]), codec.dec(o["words"]), codec.dec(o["freq"]))
+                m.chunks |= set(idxs)
+                m.rows_changed()
+                self.co.owner.update((i, m) for i in idxs)
+
+        failed = self._each(loads, load)
+        if restored:
+            self._log_restore(restored, loads)
+        if failed:
+            return failed
+        if restored or not led.counted:
+            failed = self._recount()
+            if not failed:
+                led.restored(restored)
+                if self._placed:
+                    t = self.co.telemetry.totals
+                    t["restored_shards"] = t.get("restored_shards", 0) + len(restored)
+                self._placed = True
+        return failed
+
+    def _drop(self, members: list[Member], target: dict) -> list:
+        """Members give back the shards they no longer hold (before the recount, so that no
+        shard counts twice); returns the members that failed."""
+        drops = {m: sorted(m.chunks - target[m.name]) for m in members
+                 if m.chunks - target[m.name]}
+
+        def drop(m, w, idxs):
+            w.drop(self.co.key, idxs)
+            with self.co.lock:
+                m.chunks -= set(idxs)
+                m.rows_changed()
+                for i in idxs:
+                    if self.co.owner.get(i) is m:
+                        del self.co.owner[i]
+
+        return self._each(drops, drop)
+
+    def _log_restore(self, restored: list[int], loads: dict) -> None:
+        if not self._placed:  # the training's first placement: not a restore
+            logger.info("training %d: %d shards placed on %d workers", self.co.number,
+                        len(restored), len(loads))
+            return
+        led = self.ledger
+        where = {i: m.name for m, idxs in loads.items() for i in idxs}
+        for name in sorted(set(where[i] for i in restored)):
+            mine = [i for i in restored if where[i] == name]
+            said = ", ".join(f"{i} (sweep {led.refs[i]['sweep']}, {led.refs[i]['file']})"
+                             if led.refs[i] is not None else f"{i} (its initial topics)"
+                             for i in mine)
+            logger.warning("training %d: restored shards %s from their checkpoints in %s onto "
+                           "worker %s", self.co.number, said, self.where, name)
+
+    def _recount(self) -> list:
+        """Every member counts the committed topics of its shards; the sum replaces the
+        ledger's counts. Returns the members that failed."""
+        led = self.ledger
+        parts: dict[Member, DenseSlice] = {}
+
+        def count(m, w, _):
+            transport.set_timeout(w, max(self.co.roster.timeout, 60.0))  # a pass over its tokens
+            raw = codec.stage_in(w.counts(self.co.key), self._pull(w))
+            rows = arg_array(raw["rows"], "counts.rows", 1, "i")
+            dense = arg_array(raw["dense"], "counts.dense", 2, "i")
+            if dense.shape != (rows.shape[0], led.config.num_topics) or (
+                    rows.size and (rows.min() < 0 or rows.max() >= led.config.num_terms)):
+                raise ProtocolError(f"worker {m.name}: malformed counts")
+            parts[m] = DenseSlice(rows, dense)
+
+        failed = self._each({m: None for m in self.co.members if m.chunks}, count)
+        if failed:
+            return failed
+        with self.co.lock:
+            led.replace_counts(list(parts.values()))
+            self.co.roster.membership.invalidate_views()  # every slice gets dense rows next
+        return []
+
+    def _pull(self, w):
+        return codec.pull(lambda sid, off, n: w.piece(self.co.key, sid, off, n))
+
+    def _each(self, work: dict, fn) -> list:
+        """``fn(member, proxy, arg)`` for every ``member: arg`` of ``work``, in parallel.
+        Returns ``[(member, why)]`` for the members that failed; raises the data errors
+        (:func:`data_error`) that no worker is to blame for."""
+        if not work:
+            return []
+
+        def run(m, arg):
+            with transport.proxy(m.uri, self.co.roster.timeout) as w:
+                fn(m, w, arg)
+            m.seen = time.monotonic()
+
+        futures = {self.co.pool.submit(run, m, arg): m for m, arg in work.items()}
+        failed, data = [], None
+        for f in cf.as_completed(futures):
+            try:
+                f.result()
+            except Exception as e:
+                d = data_error(e)
+                if d is not None:
+                    data = data or d
+                elif not isinstance(e, (transport.CommunicationError, ProtocolError)) \
+                        and not transport.is_remote(e):
+                    raise
+                else:
+                    failed.append((futures[f], f"{type(e).__name__}: {e}"))
+        if data is not None:
+            raise data
+        return failed
+
+    def checkpoint(self) -> None:
+        """Ask every member to write its shards' topics as they are after this sweep (in the
+        background); the counts now are kept until every shard's write is in."""
+        led = self.ledger
+        led.want_checkpoint(led.sweep)
+        failed = self._each({m: led.sweep for m in self.co.members if m.chunks},
+                            lambda m, w, sweep: w.checkpoint(self.co.key, sweep))
+        for m, why in failed:
+            self.co.roster.lose(m, why)
+        self.clock.done()
+
+    def collect(self, wait: float = 0.0) -> tuple[bool, list]:
+        """Record the checkpoints the members wrote since they were last asked. Returns
+        whether some are still writing and the write errors ``[(shard, why)]``."""
+        led = self.ledger
+        answers: dict[Member, dict] = {}
+
+        def ask(m, w, _):
+            answers[m] = w.checkpoints(self.co.key, wait)
+
+        failed = self._each({m: None for m in self.co.members if m.chunks}, ask)
+        errors = []
+        with self.co.lock:
+            for m, a in answers.items():
+                for idx, ref, err in arg_list(a.get("written"), "checkpoints.written"):
+                    if err is not None:
+                        logger.warning("worker %s could not write the checkpoint of shard %s: "
+                                       "%s", m.name, idx, err)
+                        errors.append((idx, str(err)))
+                    elif self.co.owner.get(idx) is m:
+                        led.written(idx, checkpoint_ref(ref, f"checkpoint of shard {idx}",
+                                                        led.config.num_topics))
+        for m, why in failed:
+            self.co.roster.lose(m, why)
+        return any(bool(a.get("busy")) for a in answers.values()), errors
+
+    def finish(self) -> dict:
+        """End a sharded training with every shard's topics in a checkpoint, so that the counts
+        are exactly those of the references the client keeps (:attr:`ShardLedger.kept`).
+
+        Raises
+        ------
+        CheckpointError
+            A worker could not write its shards' topics.
+        """
+        led = self.ledger
+        for _ in range(self.co.MAX_FAILURES_PER_SWEEP):
+            self.collect()
+            self.place(rebalance=False)  # anything lost comes back (and is recounted)
+            todo = set(led.unwritten())
+            if not todo:
+                led.settle(led.sweep)
+                return {"sweep": led.sweep}
+            holders = {m: led.sweep for m in self.co.members if m.chunks & todo}
+            failed = self._each(holders, lambda m, w, sweep: w.checkpoint(self.co.key, sweep))
+            for m, why in failed:
+                self.co.roster.lose(m, why)
+            deadline = time.monotonic() + self.FINISH_WRITE_S
+            busy = True
+            while busy and time.monotonic() < deadline:
+                busy, errors = self.collect(wait=2.0)
+                if errors:
+                    raise CheckpointError(f"the topics of shard {errors[0][0]} could not be "
+                                          f"written to {self.where}: "
+                                          f"{errors[0][1]}")
+        raise RuntimeError("the shards' topics could not all be checkpointed (workers kept "
+                           "failing)")
+
+    def doc_stats(self) -> tuple[float, tuple]:
+        """The documents' part of log p(w, z) and the count histograms, from every shard's
+        holder (the shards of members lost meanwhile come back from their checkpoints)."""
+        led = self.ledger
+        for _ in range(self.co.MAX_FAILURES_PER_SWEEP):
+            self.place(rebalance=False)
+            answers: dict[Member, dict] = {}
+
+            def ask(m, w, alpha):
+                answers[m] = w.doc_stats(self.co.key, codec.enc(alpha))
+
+            failed = self._each({m: led.state.alpha for m in self.co.members if m.chunks}, ask)
+            if not failed:
+                ll = sum(float(a["loglik"]) for a in answers.values())
+                hist = merge_histograms([[codec.dec(h) for h in a["histograms"]]
+                                         for a in answers.values()])
+                return ll, hist
+            for m, why in failed:
+                self.co.roster.lose(m, why)
+        raise RuntimeError("workers kept failing while the likelihood was computed")
+
+
+class CheckpointClock:
+    """When a sharded training checkpoints its topics: the first after ``first`` seconds,
+    then every ``sweeps`` sweeps or ``seconds`` seconds, whichever comes first (checked at
+    the end of each sweep)."""
+
+    def __init__(self, sweeps: int = 10, seconds: float = 60.0, first: float = 20.0):
+        self.sweeps, self.seconds, self.first = sweeps, seconds, first
+        self._since = 0
+        self._last = time.monotonic()
+        self._started = False
+
+    def due(self, sweep: int) -> bool:
+        self._since += 1
+        wait = self.seconds if self._started else self.first
+        return self._since >= self.sweeps or time.monotonic() - self._last >= wait
+
+    def done(self) -> None:
+        self._since, self._last, self._started = 0, time.monotonic(), True
+
+
+def merge_histograms(parts: list) -> tuple:
+    """The count histograms (:func:`distlda.gibbs.hyper.count_histograms`) of several
+    workers' shards, as one."""
+    from distlda.gibbs.hyper import _STRIDE
+    if not parts:
+        return tuple(np.zeros(0, np.int64) for _ in range(5))
+    codes = np.concatenate([p[0] * _STRIDE + p[1] for p in parts])
+    freq = np.concatenate([p[2] for p in parts])
+    uniq, inv = np.unique(codes, return_inverse=True)
+    pf = np.bincount(inv, weights=freq, minlength=uniq.shape[0]).astype(np.int64)
+    lv = np.concatenate([p[3] for p in parts])
+    lf = np.concatenate([p[4] for p in parts])
+    luniq, linv = np.unique(lv, return_inverse=True)
+    lfreq = np.bincount(linv, weights=lf, minlength=luniq.shape[0]).astype(np.int64)
+    return uniq // _STRIDE, uniq % _STRIDE, pf, luniq, lfreq
