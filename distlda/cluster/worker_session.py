@@ -353,6 +353,7 @@ class WorkerSession:
         nwk = self.slice.nwk
         assert nwk is not None  # set by the job's "update" phase
         options = self._options(job.idxs)
+        moved: int | None
         if exact and self.threads > 1:  # the job's documents and rows cut in T parts each
             moved = sweep_threads(tokens, nwk, job.nk, prior, options, job.seeds,
                                   self._executor(), self.threads)
