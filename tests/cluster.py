@@ -49,6 +49,9 @@ class Cluster:
     hold : str, optional
         A phase of a worker's job (:data:`distlda.cluster.worker_session.HOLD_POINTS`): the
         workers stop at its start while :attr:`hold_file` exists (:meth:`held` lists them).
+    threads : int
+        ``--threads`` of the workers (default 1: tests compare chains with serial runs;
+        :meth:`add_worker` may ask for more).
     tls : path, optional
         A folder of ``python -m distlda certs`` (with a ``localhost`` host certificate): the
         name server is ``python -m distlda nameserver --tls``, every process gets
@@ -58,7 +61,8 @@ class Cluster:
 
     def __init__(self, workers: int = 2, timeout: float = 10.0, dispatcher: bool = True,
                  check: bool = True, hold: str | None = None, repo=None,
-                 piece_bytes: int | None = None, tls=None):
+                 piece_bytes: int | None = None, tls=None, threads: int = 1):
+        self.threads = threads
         self.port = free_port()
         self.repo = Path(repo or REPO)
         self.logdir = Path(tempfile.mkdtemp(prefix="distlda-cluster-"))
@@ -121,10 +125,13 @@ class Cluster:
         self._wait(lambda: self._dispatcher_up(self.dispatcher), 30, "the dispatcher")
         return self.dispatcher
 
-    def add_worker(self, wait: bool = True, env: dict | None = None) -> int:
-        """Start a worker (``env``: more environment variables for it)."""
-        pid = self._start("worker", [sys.executable, "-m", "distlda.models.lda_worker", "-v"],
-                          env)
+    def add_worker(self, wait: bool = True, env: dict | None = None,
+                   threads: int | None = None) -> int:
+        """Start a worker (``env``: more environment variables for it; ``threads``: its
+        ``--threads``, default the cluster's)."""
+        threads = self.threads if threads is None else threads
+        pid = self._start("worker", [sys.executable, "-m", "distlda.models.lda_worker", "-v",
+                                     "--threads", str(threads)], env)
         self.workers.append(pid)
         if wait:
             self._wait(lambda: any(n.endswith(f".{pid}") for n in self.worker_names()), 30,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -45,6 +46,7 @@ from distlda.errors import StaleView
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
 from distlda.gibbs import mh as _mh
+from distlda.gibbs.local import sweep_threads
 
 logger = logging.getLogger("distlda.worker")
 
@@ -167,9 +169,24 @@ class WorkerSession(HeldShards):
     config : SessionConfig
     name : str
         The worker's name (in messages).
+    threads : int
+        Threads a job sweeps on (>= 1). With more than one, an exact sampler's job runs the
+        partitioned schedule inside the job's token ranges
+        (:func:`distlda.gibbs.local.sweep_threads`), the MH sampler splits its phases; 1 runs
+        the serial sweep (the chain of a one-thread worker, bit for bit).
+
+    Raises
+    ------
+    ValueError
+        ``threads`` is not an integer >= 1.
     """
 
-    def __init__(self, session: str, config: SessionConfig, name: str):
+    def __init__(self, session: str, config: SessionConfig, name: str, threads: int = 1):
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+                or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        self.threads = int(threads)
+        self._pool: ThreadPoolExecutor | None = None  # the job's threads (threads > 1)
         self.session = session
         self.config = config
         self.name = name
@@ -340,9 +357,21 @@ class WorkerSession(HeldShards):
         prior = sampling.Prior(job.alpha, cfg.beta, cfg.beta * cfg.num_terms)
         nwk = self.slice.nwk
         assert nwk is not None  # set by the job's "update" phase
-        moved = sampling.sweep(tokens, nwk, job.nk, prior, self._options(job.idxs), job.seeds)
+        options = self._options(job.idxs)
+        moved: int | None
+        if exact and self.threads > 1:  # the job's documents and rows cut in T parts each
+            moved = sweep_threads(tokens, nwk, job.nk, prior, options, job.seeds,
+                                  self._executor(), self.threads)
+        else:
+            moved = sampling.sweep(tokens, nwk, job.nk, prior, options, job.seeds)
         sampling.report_fallbacks(self._fallbacks, f"worker {self.name}, job {job.job[:8]}")
         return old, moved
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The session's pool of :attr:`threads` threads (made on the first threaded job)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="sweep")
+        return self._pool
 
     def _options(self, idxs) -> sampling.Options:
         """The sampler's options; for MH the memory of this chunk set, kept across jobs (one
@@ -358,6 +387,8 @@ class WorkerSession(HeldShards):
             for old in [k for k in self._workspaces if set(k) & set(key)]:
                 del self._workspaces[old]
             space = self._workspaces[key] = _mh.Workspace()
+        if self.threads > 1:  # each phase split over the session's threads
+            return sampling.MhOptions(cfg.mh_steps, space, self._executor(), self.threads)
         return sampling.MhOptions(cfg.mh_steps, space)
 
     def _report(self, job: Job, ranges, snaps, old, moved, swept):

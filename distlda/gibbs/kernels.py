@@ -134,6 +134,36 @@ def block_bounds(words, doc_ptr, cuts):
 
 
 @njit(**_JIT)
+def split_ranges(words, lo, hi, cuts):
+    """Cut each token range ``[lo[d], hi[d])`` of a chunk sorted by word id in each document
+    into the word ranges ``cuts[b] <= w < cuts[b+1]`` (binary searches within the range).
+
+    Returns ``sp`` int64[B+1, D]: sub-range ``b`` of range ``d`` is tokens ``sp[b, d]:sp[b+1, d]``
+    (``sp[0] == lo``, ``sp[B] == hi``); words below ``cuts[0]`` fall in sub-range 0, words from
+    ``cuts[B]`` on in sub-range ``B - 1``.
+    """
+    B = cuts.shape[0] - 1
+    D = lo.shape[0]
+    sp = np.empty((B + 1, D), np.int64)
+    for d in range(D):
+        a, e = lo[d], hi[d]
+        sp[0, d] = a
+        for b in range(1, B):
+            c = cuts[b]
+            x, y = a, e  # first token in [a, e) with word >= c
+            while x < y:
+                m = (x + y) >> 1
+                if words[m] < c:
+                    x = m + 1
+                else:
+                    y = m
+            sp[b, d] = x
+            a = x
+        sp[B, d] = e
+    return sp
+
+
+@njit(**_JIT)
 def gather_ranges(src, lo, hi, out):
     """Copy ``src[lo[d]:hi[d]]`` for every ``d``, one range after the other, into ``out``
     (cast to its dtype); returns the number copied. With :func:`scatter_ranges`, how the

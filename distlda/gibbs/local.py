@@ -17,7 +17,7 @@ counts with per-thread topic totals (see :func:`distlda.gibbs.mh.sweep_chunks_mh
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -28,7 +28,7 @@ from distlda.gibbs import mh as _mh
 from distlda.gibbs.blocks import partition
 from distlda.gibbs.state import GibbsState
 
-__all__ = ["LocalExecutor", "available_cores", "partition"]
+__all__ = ["LocalExecutor", "available_cores", "partition", "sweep_threads"]
 
 #: Added to a chunk's seed once per work unit before it in the chunk (an odd 32-bit constant).
 UNIT_SEED = 0x632BE59B
@@ -40,6 +40,66 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def sweep_threads(tokens: sampling.Tokens, nwk: np.ndarray, nk: np.ndarray,
+                  prior: sampling.Prior, options: sampling.Options, seeds, pool: Executor,
+                  threads: int) -> int:
+    """:func:`distlda.gibbs.sampling.sweep` of an exact sampler on ``threads`` threads: the
+    partitioned schedule inside ``tokens.ranges`` (what a cluster worker's job runs).
+
+    The documents are cut into ``threads`` contiguous groups and the rows into ``threads``
+    blocks, both of equal token mass (:func:`distlda.gibbs.blocks.thread_layout`); in step
+    ``s`` thread ``p`` resamples its group's tokens of block ``(p + s) % threads`` on the
+    shared counts (one writer a row and a document: the sparse word lists, per row, are shared
+    too) with its own copy of ``nk`` (:func:`distlda.gibbs.blocks.sweep_steps`). Chunk ``j``'s
+    tokens in thread ``p`` of step ``s`` are drawn from seed ``step_seeds(seeds, s)[j] + p *
+    UNIT_SEED`` (mod 2**32): the chain depends on the seeds and ``threads`` only.
+
+    Parameters
+    ----------
+    tokens : Tokens
+        Chunks sorted by word id in each document; ``ranges`` the token runs to resample (None:
+        whole documents).
+    nwk : ndarray of shape (rows, K), int32
+    nk : ndarray of shape (K,), int32
+        Updated in place, exactly.
+    prior : Prior
+    options : SparseOptions or DenseOptions
+    seeds : sequence of int
+        One per chunk.
+    pool : concurrent.futures.Executor
+        With at least ``threads`` threads.
+    threads : int
+
+    Returns
+    -------
+    int
+        Tokens whose topic changed.
+
+    Raises
+    ------
+    TypeError
+        For MH options (it splits its own phases: :class:`~distlda.gibbs.sampling.MhOptions`).
+    """
+    if not isinstance(options, (sampling.SparseOptions, sampling.DenseOptions)):
+        raise TypeError(f"sweep_threads runs the exact samplers, not {options!r}")
+    ranges = (tokens.ranges if tokens.ranges is not None
+              else [(p[:-1], p[1:]) for p in tokens.doc_ptr])  # whole documents
+    groups, sub = blocks.thread_layout(tokens.words, ranges, nwk.shape[0], threads)
+
+    def part(p: int, step: int, nk_p: np.ndarray):
+        b = blocks.block_of(p, step, threads)
+        step_seeds = sampling.step_seeds(seeds, step)
+        g = groups[p]
+        piece = sampling.Tokens(
+            [tokens.words[j] for j, _, _ in g], [tokens.topics[j] for j, _, _ in g],
+            [tokens.doc_ptr[j][a:e + 1] for j, a, e in g],  # not rebased: absolute tokens
+            [(sub[j][b][a:e], sub[j][b + 1][a:e]) for j, a, e in g])
+        return sampling.sweep(piece, nwk, nk_p, prior, options,
+                              [(int(step_seeds[j]) + p * UNIT_SEED) % 2 ** 32 for j, _, _ in g])
+
+    return blocks.sweep_steps(threads, nk, pool, part)
 
 
 class LocalExecutor:
@@ -142,22 +202,16 @@ class LocalExecutor:
         prior = sampling.Prior.of(state)
         options = (sampling.SparseOptions(wt, self._fallbacks) if sampler == "sparse"
                    else sampling.DenseOptions(self._fallbacks))
-        for sub in range(P):
-            nk0 = state.nk.copy()
+
+        def part(p, sub, nk):
+            b = blocks.block_of(p, sub, P)
             chunk_seeds = sampling.step_seeds(seeds, sub)
             # a unit's seed: its chunk's, moved on by the unit's place in the chunk
-            unit_seeds = np.array([(int(chunk_seeds[i]) + j * UNIT_SEED) % 2 ** 32
-                                   for i, j, _ in units], np.int64)
+            unit_seeds = [(int(chunk_seeds[units[g][0]]) + units[g][1] * UNIT_SEED) % 2 ** 32
+                          for g in groups[p]]
+            tokens = sampling.Tokens.of(
+                [units[g][2] for g in groups[p]],
+                [(layout[g][b], layout[g][b + 1]) for g in groups[p]])
+            return sampling.sweep(tokens, state.nwk, nk, prior, options, unit_seeds)
 
-            def work(p, sub=sub, nk0=nk0, unit_seeds=unit_seeds):
-                b = blocks.block_of(p, sub, P)
-                nk = nk0.copy()
-                tokens = sampling.Tokens.of(
-                    [units[g][2] for g in groups[p]],
-                    [(layout[g][b], layout[g][b + 1]) for g in groups[p]])
-                sampling.sweep(tokens, state.nwk, nk, prior, options, unit_seeds[groups[p]])
-                return nk - nk0
-
-            deltas = pool.map(work, range(P)) if P > 1 else [work(0)]
-            for delta in deltas:
-                state.nk += delta
+        blocks.sweep_steps(P, state.nk, pool, part)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 from numba import njit
 
+from distlda.gibbs import blocks as _blocks
 from distlda.gibbs.jit import JIT as _JIT
 from distlda.gibbs.jit import rand as _rand
 from distlda.gibbs.jit import seed_state as _seed_state
@@ -497,13 +498,6 @@ def _mix_seeds(seeds) -> int:
     return h
 
 
-def _ranges(ptr, parts):
-    """Boundaries of ``parts`` contiguous item ranges of near-equal token mass (CSR ``ptr``)."""
-    targets = np.linspace(0, ptr[-1], parts + 1)[1:-1]
-    cuts = np.searchsorted(ptr, targets, side="left")
-    return np.concatenate(([0], cuts, [ptr.shape[0] - 1])).astype(np.int64)
-
-
 def _sweep_parallel(work, mh_steps, nwk, nk, alpha, beta, vbeta, seed, fresh, all_local, pool,
                     threads):
     """:func:`sweep_mh` with each phase split over ``threads`` threads of ``pool``.
@@ -514,8 +508,8 @@ def _sweep_parallel(work, mh_steps, nwk, nk, alpha, beta, vbeta, seed, fresh, al
     copy of ``nk`` during a phase and the changes are summed after it (the only count a thread
     sees late, by less than a phase). Exact counts after the sweep, like the serial sweep.
     """
-    doc_cut = _ranges(work.doc_ptr, threads)
-    word_cut = _ranges(work.wptr, threads)
+    doc_cut = _blocks.mass_ranges(work.doc_ptr, threads)
+    word_cut = _blocks.mass_ranges(work.wptr, threads)
     rng = np.random.default_rng(seed)
 
     def phase(run):

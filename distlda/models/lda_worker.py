@@ -1,9 +1,12 @@
 """A distlda Gibbs worker: holds chunks of the corpus and sweeps them on request.
 
-Run one per core, on every machine of the cluster, after the Pyro5 name server::
+Run one per machine of the cluster, after the Pyro5 name server: it sweeps its jobs on
+``--threads`` threads (default: every core this process may use). Or one per core, each with
+``--threads 1``::
 
     python -m distlda.models.lda_worker                          # name server from PYRO_NS_HOST/PORT
     python -m distlda.models.lda_worker --ns-host 10.0.0.1 --host 10.0.0.7
+    python -m distlda.models.lda_worker --threads 1              # one of several on a machine
 
 The worker registers with the name server as ``distlda.worker.<host>.<pid>`` and waits; the
 dispatcher (``python -m distlda.models.lda_dispatcher``) finds it by listing that prefix, even
@@ -44,6 +47,7 @@ from distlda.cluster.messages import (
 )
 from distlda.cluster.worker_session import StaleView, WorkerSession
 from distlda.errors import OwnedElsewhere
+from distlda.gibbs.local import available_cores
 
 logger = logging.getLogger("distlda.worker")
 
@@ -55,14 +59,33 @@ __all__ = ["LdaWorker", "PREFIX", "StaleView", "main"]
 
 @transport.expose
 class LdaWorker:
-    """The remote API of one worker (called by the dispatcher only)."""
+    """The remote API of one worker (called by the dispatcher only).
+
+    Parameters
+    ----------
+    name : str
+        Its name server name.
+    max_memory : int, optional
+        Bytes a training session may need here (default 80% of the machine's memory).
+    threads : int, optional
+        Threads a job sweeps on (default :func:`~distlda.gibbs.local.available_cores`).
+
+    Raises
+    ------
+    ValueError
+        ``threads`` is not an integer >= 1.
+    """
 
     #: Seconds without a word from the dispatcher that owns this worker after which another
     #: dispatcher may take it over (a restarted one): 4 of the owner's heartbeats.
     TAKEOVER_S = 8.0
 
-    def __init__(self, name: str, max_memory: int | None = None):
+    def __init__(self, name: str, max_memory: int | None = None, threads: int | None = None):
+        threads = available_cores() if threads is None else threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         self.name = name
+        self.threads = threads
         self.max_memory = process.default_max_memory() if max_memory is None else max_memory
         self._owner: str | None = None  # the secret of the dispatcher that joined us last
         self._owner_seen = 0.0          # monotonic time of its last call
@@ -83,7 +106,7 @@ class LdaWorker:
             return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
                     "in_session": st is not None, "chunks": len(st.chunks) if st else 0,
                     "tokens": st.num_tokens if st else 0, "sweeps": self.sweeps,
-                    "busy": bool(st and st.busy)}
+                    "busy": bool(st and st.busy), "threads": self.threads}
 
     def reset(self, key: str, config: dict, owner: str) -> None:
         """Forget everything and join the training whose worker key is ``key``, for the
@@ -112,7 +135,7 @@ class LdaWorker:
                 logger.info("taken over by another dispatcher (the last one was silent for "
                             "%.0f s)", quiet)
             self._owner, self._owner_seen = owner, time.monotonic()
-            self._state = WorkerSession(key, cfg, self.name)
+            self._state = WorkerSession(key, cfg, self.name, threads=self.threads)
             self._state.hold = _test_hold()
             self._jobs.clear()
             self._inbox.clear()
@@ -288,10 +311,25 @@ def _test_hold():
     return hold
 
 
+def _threads(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
+    return v
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m distlda.models.lda_worker",
-                                description="Start a distlda Gibbs worker (one per core).")
+    p = argparse.ArgumentParser(
+        prog="python -m distlda.models.lda_worker",
+        description="Start a distlda Gibbs worker: one per machine (sweeping on --threads "
+                    "threads), or one per core with --threads 1.")
     process.add_common_args(p)
+    p.add_argument("--threads", type=_threads, default=None, metavar="T",
+                   help="threads a job sweeps on (default: every core this process may use, "
+                        f"{available_cores()} here); 1 for one worker per core")
     p.add_argument("--name", default=None,
                    help=f"name server name (default {PREFIX}<hostname>.<pid>)")
     args = p.parse_args(argv)
@@ -302,7 +340,9 @@ def main(argv=None) -> int:
 
     def start() -> int:
         process.connect(args, name)
-        return process.serve(LdaWorker(name, args.max_memory), name, args, META)
+        worker = LdaWorker(name, args.max_memory, args.threads)
+        logger.info("sweeping on %d thread%s", worker.threads, "s" if worker.threads > 1 else "")
+        return process.serve(worker, name, args, META)
 
     return process.run(name, start)
 
