@@ -18,6 +18,7 @@ sets ``func`` (a function of the parsed arguments returning the exit status) wit
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import re
@@ -167,6 +168,9 @@ def _add_run_options(p) -> None:
                    help="Pyro5 name server host (default: $PYRO_NS_HOST, else localhost, "
                         "else found by broadcast)")
     g.add_argument("--ns-port", type=int, metavar="PORT", help="Pyro5 name server port")
+    g.add_argument("--checkpoint", metavar="URL",
+                   help="where a shard set trained on a cluster keeps its topic assignments "
+                        "(a folder or fsspec URL; default: URL/checkpoints/<run> beside the set)")
     g.add_argument("-q", "--quiet", action="store_true",
                    help="print only the topics: no log lines and no progress bar")
 
@@ -475,9 +479,9 @@ def _write_outputs(args, lda, doc_label: str) -> None:
         write_topic_keys(lda, args.output_topic_keys, args.topn)
     if args.output_topic_word_weights:
         write_topic_word_weights(lda, args.output_topic_word_weights)
-    if args.output_doc_topics:
-        theta = lda.document_topics()
-        write_doc_topics(theta, (f"{doc_label}:{d + 1}" for d in range(len(theta))),
+    if args.output_doc_topics:  # block by block: a shard set's are read back one at a time
+        theta = (row for block in lda.iter_document_topics() for row in block)
+        write_doc_topics(theta, (f"{doc_label}:{d + 1}" for d in itertools.count()),
                          args.output_doc_topics)
     if getattr(args, "plot", None):
         try:
@@ -601,7 +605,8 @@ def cmd_train(args) -> int:
         _say_if_compiling(args)
         settings = {name: getattr(args, dest) for name, dest in _table_settings()}
         lda = LdaModel(corpus, id2word=id2word, distributed=distributed, ns_conf=ns_conf,
-                       progress=progress, **dict(settings, alpha=alpha))
+                       progress=progress, checkpoint=getattr(args, "checkpoint", None),
+                       **dict(settings, alpha=alpha))
     secs = time.perf_counter() - t0
     _info(args, f"trained on {lda.num_docs} documents, {lda.num_tokens} tokens, {lda.num_terms} "
                 f"terms in {secs:.1f} s ({lda.executor_info}); log-likelihood "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from typing import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -120,7 +121,37 @@ class TopicsMixin:
             (the constructor's corpus first, then each :meth:`update`'s); it sums to the
             document's length.
         """
-        return count_matrix(self.state.chunks, "topics", self.num_topics)
+        blocks = list(self.iter_document_topic_counts())
+        if not blocks:
+            return sp.csr_matrix((0, self.num_topics), dtype=np.int64)
+        return sp.vstack(blocks, format="csr")
+
+    def iter_document_topic_counts(self) -> Iterator[sp.csr_matrix]:
+        """:meth:`document_topic_counts` in blocks of consecutive documents (a chunk, or a
+        shard read back from its checkpoint), in bounded memory.
+
+        Raises
+        ------
+        CorpusFormatError, CheckpointError
+            The shard set or a checkpoint that holds the assignments changed or is gone.
+        """
+        st = self.state
+        if st.shards is not None:
+            from distlda.corpora.checkpoints import doc_topic_counts
+            corpus = st.shards.open()
+            for i in range(st.shards.num_shards):
+                yield doc_topic_counts(corpus, i, st.shards.topics(i, self.num_topics),
+                                       self.num_topics).astype(np.int64)
+        for c in st.chunks:
+            yield count_matrix([c], "topics", self.num_topics)
+
+    def iter_document_topics(self) -> Iterator[np.ndarray]:
+        """:meth:`document_topics` in blocks of consecutive documents (float64 arrays of
+        shape (block documents, num_topics)), in bounded memory: how a shard set's topic
+        mixtures are written out."""
+        for counts in self.iter_document_topic_counts():
+            theta = counts.toarray().astype(np.float64) + self.alpha[None, :]
+            yield theta / theta.sum(axis=1, keepdims=True)
 
     def document_topics(self) -> np.ndarray:
         """Topic mixtures of the training documents, read from the Gibbs counts (no inference).
@@ -136,7 +167,7 @@ class TopicsMixin:
             :meth:`document_topic_counts` for the order). A document with no tokens gets
             ``alpha / sum(alpha)``.
         """
-        counts = self.document_topic_counts().toarray().astype(np.float64)
-        counts += self.alpha[None, :]
-        return counts / counts.sum(axis=1, keepdims=True)
+        blocks = list(self.iter_document_topics())
+        return (np.vstack(blocks) if blocks
+                else np.zeros((0, self.num_topics), np.float64))
 

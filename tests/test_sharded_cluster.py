@@ -164,3 +164,35 @@ def test_a_saved_model_refuses_when_its_checkpoints_or_its_set_changed(planted_s
         back.state.recount()
     with pytest.raises(CheckpointError):
         back.train(1)
+
+
+def test_cli_trains_a_shard_set_on_the_cluster_and_writes_doc_topics(planted_set, cluster,
+                                                                       tmp_path):
+    from distlda import cli
+    X, _, path = planted_set
+    out, model = tmp_path / "dt.txt", tmp_path / "m.npz"
+    host, port = cluster.ns_conf["host"], cluster.ns_conf["port"]
+    rc = cli.main(["train", path, "-k", "10", "--iterations", "4", "--distributed", "yes",
+                   "--ns-host", host, "--ns-port", str(port), "-q",
+                   "--checkpoint", str(tmp_path / "ck"), "--output-doc-topics", str(out),
+                   "--output", str(model)])
+    assert rc == 0
+    lda = LdaModel.load(str(model))
+    assert lda.state.shards.checkpoint == str(tmp_path / "ck")
+    # the training documents' mixtures, read back shard by shard from the checkpoints
+    counts = lda.document_topic_counts()
+    assert counts.shape == (X.shape[0], 10)
+    np.testing.assert_array_equal(np.asarray(counts.sum(axis=1)).ravel(),
+                                  np.asarray(X.sum(axis=1)).ravel())
+    np.testing.assert_array_equal(np.asarray(counts.sum(axis=0)).ravel(), lda.state.nk)
+    rows = [line.split("\t") for line in out.read_text().splitlines()]
+    assert len(rows) == X.shape[0] and rows[5][1] == "planted:6"
+    theta = np.array([[float(v) for v in r[2:]] for r in rows])
+    np.testing.assert_allclose(theta, lda.document_topics(), rtol=1e-5)
+    # --resume goes on from the checkpoints
+    rc = cli.main(["train", "--resume", str(model), "--iterations", "2", "--distributed", "yes",
+                   "--ns-host", host, "--ns-port", str(port), "-q", "--output", str(model)])
+    assert rc == 0
+    back = LdaModel.load(str(model))
+    assert back.state.sweeps_done == 6 and all(r["sweep"] == 6 for r in back.state.shards.refs)
+    assert_exact(back, X.sum())
