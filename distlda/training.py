@@ -12,8 +12,10 @@ executors move its counts in place.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from distlda.errors import DispatcherLost
 from distlda.gibbs.chunks import MAX_DOCS, MAX_TOKENS, declared_terms, iter_chunks
@@ -119,7 +121,28 @@ def is_shard_set(corpus) -> bool:
     return isinstance(corpus, ShardedCorpus)
 
 
-def on_shards(model, corpus, executor, iterations: int) -> bool:
+def via_shard_set(model, corpus, executor, iterations: int) -> bool:
+    """With ``checkpoint=URL`` (a place every machine reaches) and a cluster, an in-memory
+    corpus is written once there as a temporary shard set (``URL/corpus``, 4 shards a worker)
+    and trained as one, so that it never goes into the dispatcher's memory; False when the
+    executor runs in this process."""
+    if isinstance(executor, LocalExecutor) or model.state.num_tokens:
+        return False
+    from distlda.corpora.sharded import ShardedCorpus
+    where = model.spec.checkpoint.rstrip("/")
+    shards = 4 * max(getattr(executor, "num_workers", 1), 1)
+    docs = corpus.shape[0] if sp.issparse(corpus) else (
+        len(corpus) if hasattr(corpus, "__len__") else shards)
+    t0 = time.perf_counter()
+    written = ShardedCorpus.write(corpus, f"{where}/corpus", shards=max(1, min(shards, docs)),
+                                  id2word=model.id2word if model.spec.fixed_vocab else None,
+                                  overwrite=True)
+    logger.info("wrote the corpus as a shard set of %d shards in %s (%.1f s): the workers read "
+                "it from there", written.num_shards, written.url, time.perf_counter() - t0)
+    return on_shards(model, written, executor, iterations, f"{where}/z")
+
+
+def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None = None) -> bool:
     """Train ``model`` on the shard set ``corpus`` with its tokens read by the cluster's
     workers (``executor`` a cluster's); False when the executor runs in this process (the
     caller then reads the set as any corpus).
@@ -146,7 +169,7 @@ def on_shards(model, corpus, executor, iterations: int) -> bool:
     check_vocabulary(model, corpus)
     if not model.spec.fixed_vocab:
         state.grow_vocabulary(corpus.num_terms)
-    shards = ShardAssignments.start(corpus, model.spec.checkpoint, model.rng)
+    shards = ShardAssignments.start(corpus, checkpoint or model.spec.checkpoint, model.rng)
     CheckpointStore(shards.checkpoint).probe()  # before any sweep
     state.shards = shards
     logger.info("training LDA on the cluster from the shard set %s: %d topics, %d documents, "
@@ -174,6 +197,24 @@ def check_vocabulary(model, corpus) -> None:
             raise CorpusFormatError(f"the shard set {corpus.url}'s vocabulary disagrees with "
                                     f"id2word: word id {i} is {theirs[i]!r} there and "
                                     f"{mine[i]!r} in id2word; pass id2word=corpus.id2word")
+
+
+def before_adding(model, executor) -> None:
+    """A model whose assignments are kept with a shard set takes more documents only
+    in-process, where the set is read into memory first.
+
+    Raises
+    ------
+    ValueError
+        ``executor`` is a cluster's.
+    """
+    if not isinstance(executor, LocalExecutor):
+        raise ValueError("this model was trained on a cluster from a shard set: it takes no "
+                         "in-memory documents there; write all the documents as one shard set "
+                         "and train a model on it, or set distributed=False to read the set "
+                         "into this process's memory and add them")
+    model.state.shards.open()
+    materialize(model.state)
 
 
 def materialize(state) -> None:

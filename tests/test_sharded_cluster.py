@@ -196,3 +196,34 @@ def test_cli_trains_a_shard_set_on_the_cluster_and_writes_doc_topics(planted_set
     back = LdaModel.load(str(model))
     assert back.state.sweeps_done == 6 and all(r["sweep"] == 6 for r in back.state.shards.refs)
     assert_exact(back, X.sum())
+
+
+def test_learned_alpha_and_more_documents_on_a_shard_set_model(planted_set, cluster):
+    X, _, path = planted_set
+    # alpha="auto": the histograms come from the workers' documents
+    lda = train(ShardedCorpus(path), cluster, iterations=12, alpha="auto", optimize_burnin=4,
+                optimize_interval=4, eval_every=4)
+    assert not np.allclose(lda.alpha, lda.alpha[0])  # learned, asymmetric
+    assert len(lda.history) == 12 and np.isfinite(lda.history[-1].log_likelihood)
+    assert_exact(lda, X.sum())
+    # more in-memory documents: refused on the cluster (nothing changes) ...
+    more = [[(1, 2), (5, 1)], [(7, 3)]]
+    with pytest.raises(ValueError, match="shard set"):
+        lda.update(more, iterations=1)
+    assert lda.state.shards is not None and lda.num_tokens == X.sum()
+    # ... taken in-process, where the set is read into memory first
+    lda.distributed = False
+    lda.update(more, iterations=2)
+    assert lda.state.shards is None
+    assert_exact(lda, X.sum() + 6)
+
+
+def test_an_in_memory_corpus_with_a_checkpoint_place_goes_to_the_workers_as_a_shard_set(
+        planted_set, cluster, tmp_path):
+    X, _, _ = planted_set
+    lda = train(X, cluster, iterations=5, checkpoint=str(tmp_path / "shared"))
+    # written once where every machine reads it, never loaded into the dispatcher
+    assert lda.state.shards.url == str(tmp_path / "shared" / "corpus")
+    assert lda.state.shards.checkpoint == str(tmp_path / "shared" / "z")
+    assert stats(cluster)["bytes_load"] == 0
+    assert_exact(lda, X.sum())

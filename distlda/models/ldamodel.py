@@ -371,6 +371,12 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
             executor = self._executor()  # a cluster's workers read a shard set themselves
             if training.on_shards(self, corpus, executor, iterations):
                 return
+        elif self.spec.checkpoint and self.distributed is not False and not self._state.num_tokens:
+            executor = self._executor()  # with a shared place: the workers read it from there
+            if training.via_shard_set(self, corpus, executor, iterations):
+                return
+        if self._state.shards is not None:  # in-process only: the set is read into memory
+            training.before_adding(self, executor or self._executor())
         new_chunks = training.chunks_of(self, corpus)
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
