@@ -512,6 +512,17 @@ def _checkpoint_url(value) -> str | None:
     return value
 
 
+def _checkpoint_every(value) -> tuple:
+    """``checkpoint_every=(sweeps, seconds)``: a shard set's assignments are checkpointed
+    every ``sweeps`` sweeps or ``seconds`` seconds, whichever comes first."""
+    ok = (isinstance(value, (tuple, list)) and len(value) == 2
+          and Integer(1).ok(value[0]) and Number(0.0, 1e9, "").ok(value[1]))
+    if not ok:
+        raise ValueError(f"checkpoint_every must be (sweeps, seconds): an integer >= 1 and a "
+                         f"number of seconds >= 0, got {value!r}")
+    return (int(value[0]), float(value[1]))
+
+
 def _distributed(value):
     """None, True or False (a numpy bool too: a flag read from an array or a DataFrame)."""
     return _DISTRIBUTED.check("distributed", bool(value) if isinstance(value, np.bool_)
@@ -580,6 +591,7 @@ PARAMS: tuple[Param, ...] = (
     # where a shard set's topic assignments are checkpointed (saved with the shard set's
     # record in the model file, not as a setting)
     Param("checkpoint", None, None, saved=False, resolver=_checkpoint_url),
+    Param("checkpoint_every", (10, 60.0), None, saved=False, resolver=_checkpoint_every),
     Param("progress", None, None, saved=False),
     Param("optimize_alpha", False, OfType(bool), older=False),
     Param("optimize_eta", False, OfType(bool), since=3, older=False),
@@ -620,6 +632,7 @@ class ModelSpec:
     ns_conf: dict = field(default_factory=dict)
     tls: Any = _default("tls")
     checkpoint: str | None = _default("checkpoint")
+    checkpoint_every: tuple = _default("checkpoint_every")
     progress: bool | None = _default("progress")
     optimize_alpha: bool = _default("optimize_alpha")
     optimize_eta: bool = _default("optimize_eta")

@@ -169,7 +169,9 @@ def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None =
     check_vocabulary(model, corpus)
     if not model.spec.fixed_vocab:
         state.grow_vocabulary(corpus.num_terms)
-    shards = ShardAssignments.start(corpus, checkpoint or model.spec.checkpoint, model.rng)
+    sweeps, seconds = model.spec.checkpoint_every
+    shards = ShardAssignments.start(corpus, checkpoint or model.spec.checkpoint, model.rng,
+                                    (sweeps, seconds, min(seconds, 20.0)))
     CheckpointStore(shards.checkpoint).probe()  # before any sweep
     state.shards = shards
     logger.info("training LDA on the cluster from the shard set %s: %d topics, %d documents, "

@@ -284,6 +284,14 @@ def test_prune_keeps_the_newest_complete_ones(tmp_path):
     CheckpointStore(tmp_path / "nothing").prune(0)  # no folder: nothing to do
 
 
+def test_prune_spares_the_protected_sweeps(tmp_path):
+    # what a model kept by the client refers to stays, however many newer ones come
+    store = CheckpointStore(tmp_path)
+    refs = {s: store.write(0, s, random_topics(30, 10, seed=s), 10) for s in (2, 4, 6, 8, 10)}
+    store.prune(0, keep=2, protect=[4])
+    assert [s for s in refs if store.exists(refs[s])] == [4, 8, 10]
+
+
 # ---------------------------------------------------------------------- document-topic counts
 def test_doc_topic_counts_equals_a_direct_count(tmp_path):
     rng = np.random.default_rng(4)

@@ -227,3 +227,55 @@ def test_an_in_memory_corpus_with_a_checkpoint_place_goes_to_the_workers_as_a_sh
     assert lda.state.shards.checkpoint == str(tmp_path / "shared" / "z")
     assert stats(cluster)["bytes_load"] == 0
     assert_exact(lda, X.sum())
+
+
+def test_dispatcher_killed_mid_training_the_model_keeps_its_last_checkpoint_and_goes_on(
+        planted_set, monkeypatch, tmp_path):
+    from distlda.cluster import client as _client
+    from distlda.errors import DispatcherLost
+    monkeypatch.setattr(_client.DistributedExecutor, "CHECKPOINT_SECONDS", 0.0)  # every sweep
+    X, _, path = planted_set
+    with Cluster(workers=2, check=False) as c:
+        corpus = ShardedCorpus(path)
+        # checkpoints every 2 sweeps; the training would take far longer than the test
+        lda = LdaModel(None, num_topics=10, distributed=True, ns_conf=c.ns_conf, random_state=0,
+                       eval_every=0, checkpoint=str(tmp_path / "ck"), checkpoint_every=(2, 600))
+        t, box = run_in_thread(lambda: lda.update(corpus, iterations=100000))
+        wait_for(lambda: stats(c).get("sweeps", 0) >= 7, 90, "7 sweeps")
+        c.kill(c.dispatcher, signal.SIGKILL)
+        t.join(60)
+        assert not t.is_alive()
+        err = box.get("error")
+        assert isinstance(err, DispatcherLost), err
+        kept = err.model.state.sweeps_done
+        assert kept >= 2 and kept % 2 == 0  # a checkpoint that holds every shard
+        assert all(r is not None and r["sweep"] == kept for r in lda.state.shards.refs)
+        assert_exact(lda, X.sum())
+        # a new dispatcher takes over the workers; the model goes on from its checkpoints
+        c.start_dispatcher()
+        c.wait_workers(2)
+        lda.train(3)
+        assert lda.state.sweeps_done == kept + 3
+        assert_exact(lda, X.sum())
+    assert c.alive() == []
+
+
+def test_a_frozen_worker_is_dropped_and_its_shards_restored(planted_set, tmp_path):
+    X, _, path = planted_set
+    with Cluster(workers=3, check=True, timeout=3.0) as c:
+        t, box = run_in_thread(lambda: train(ShardedCorpus(path), c, iterations=40,
+                                             checkpoint=str(tmp_path / "ck")))
+        wait_for(lambda: stats(c).get("sweeps", 0) >= 12, 120, "12 sweeps")
+        frozen = c.workers[0]
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            t.join(180)
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        assert not t.is_alive()
+        if "error" in box:
+            raise box["error"]
+        assert_exact(box["result"], X.sum())
+        s = stats(c)
+        assert s["lost_workers"] >= 1 and s["restored_shards"] >= 1
+    assert c.alive() == []

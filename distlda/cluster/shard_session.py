@@ -58,6 +58,22 @@ class ShardKeeper:
         self.clock = CheckpointClock(*co.config.shards.every)
         self._placed = False  # the shards were placed once
         self.where = co.config.shards.checkpoint  # the checkpoints' place, for messages
+        #: sweeps whose checkpoints a model the client may keep refers to: its starting
+        #: references, and the last two kept models it took
+        self.started = {r["sweep"] for r in co.config.shards.refs if r is not None}
+        self.taken: list[int] = []
+
+    def took(self, sweep: int) -> None:
+        """The client took the kept model of ``sweep`` (:meth:`LdaDispatcher.kept`)."""
+        if not self.taken or self.taken[-1] != sweep:
+            self.taken = (self.taken + [sweep])[-2:]
+
+    def protect(self) -> list[int]:
+        """The sweeps whose checkpoints stay when the workers prune theirs."""
+        led = self.ledger
+        keep = self.started | set(self.taken)
+        keep |= {k[0] for k in (led.kept, led.pending) if k is not None}
+        return sorted(keep)
 
     def after_sweep(self) -> None:
         """A sweep ended: count it, and checkpoint when due."""
@@ -255,7 +271,8 @@ class ShardKeeper:
         led = self.ledger
         led.want_checkpoint(led.sweep)
         failed = self._each({m: led.sweep for m in self.co.members if m.chunks},
-                            lambda m, w, sweep: w.checkpoint(self.co.key, sweep))
+                            lambda m, w, sweep: w.checkpoint(self.co.key, sweep,
+                                                             self.protect()))
         for m, why in failed:
             self.co.roster.lose(m, why)
         self.clock.done()
@@ -303,7 +320,8 @@ class ShardKeeper:
                 led.settle(led.sweep)
                 return {"sweep": led.sweep}
             holders = {m: led.sweep for m in self.co.members if m.chunks & todo}
-            failed = self._each(holders, lambda m, w, sweep: w.checkpoint(self.co.key, sweep))
+            failed = self._each(holders, lambda m, w, sweep: w.checkpoint(
+                self.co.key, sweep, self.protect()))
             for m, why in failed:
                 self.co.roster.lose(m, why)
             deadline = time.monotonic() + self.FINISH_WRITE_S

@@ -119,10 +119,12 @@ class HeldShards:
         ll = sum(float(K_.loglik_docs(c.topics, c.doc_ptr, alpha)) for c in chunks)
         return ll, count_histograms(chunks, self.config.num_topics)
 
-    def checkpoint(self, sweep: int) -> None:
+    def checkpoint(self, sweep: int, protect: tuple = ()) -> None:
         """Write the topics of every shard held, as they are now (committed: called between
         sweeps), to the session's checkpoint place, in the background; :meth:`checkpoints`
-        returns what was written. A checkpoint waits for the one before it."""
+        returns what was written. A checkpoint waits for the one before it. Each shard keeps
+        its two newest checkpoints and those of the sweeps in ``protect`` (which models kept
+        by the client refer to)."""
         from distlda.corpora.checkpoints import CheckpointStore
         sh = self.config.shards
         assert sh is not None
@@ -138,7 +140,7 @@ class HeldShards:
             for i, z in snap:
                 try:
                     ref = store.write(i, sweep, z, K)
-                    store.prune(i, keep=2)
+                    store.prune(i, keep=2, protect=protect)
                 except Exception as e:  # reported, not raised: the training goes on
                     self._written.append((i, None, f"{type(e).__name__}: {e}"))
                     continue

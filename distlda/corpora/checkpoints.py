@@ -520,8 +520,9 @@ class CheckpointStore:
                                   f"folder?)") from None
         return _parse_sidecar(raw, self._where(name), self.url, shard, complete[-1])
 
-    def prune(self, shard: int, keep: int = 2) -> None:
-        """Delete all but the ``keep`` newest complete checkpoints of a shard, and the
+    def prune(self, shard: int, keep: int = 2, protect: Iterable[int] = ()) -> None:
+        """Delete all but the ``keep`` newest complete checkpoints of a shard (and those of
+        the sweeps in ``protect``: what a model kept elsewhere still refers to), and the
         incomplete ones (a data file or sidecar without the other, a temporary file of an
         interrupted local write) older than its newest complete one. Newer incomplete files
         are left alone: they may be a write in progress. Each sidecar goes before its data.
@@ -531,6 +532,8 @@ class CheckpointStore:
         shard : int
         keep : int
             >= 0 (0 deletes every complete checkpoint of the shard).
+        protect : iterable of int
+            Sweeps whose checkpoint of this shard stays whatever ``keep`` says.
 
         Raises
         ------
@@ -543,8 +546,10 @@ class CheckpointStore:
         complete, partial = self._sweeps(shard)
         if not complete:
             return
+        spared = {int(s) for s in protect}
         doomed: list[tuple[str, ...]] = [_names(shard, s)[::-1]
-                                         for s in complete[:len(complete) - keep]]
+                                         for s in complete[:len(complete) - keep]
+                                         if s not in spared]
         doomed += [_names(shard, s)[::-1] for s in partial if s < complete[-1]]
         if self._local:  # temporary files of interrupted writes
             doomed += [(n,) for n in os.listdir(self._root) if (m := _TMP.match(n))

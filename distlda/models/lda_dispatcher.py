@@ -215,6 +215,8 @@ class LdaDispatcher:
         with self._lock:
             run = self._session(session)
             k = run.ledger.kept if isinstance(run.ledger, ShardLedger) else None
+            if k is not None and run.shards is not None:
+                run.shards.took(k[0])
         if k is None:
             return None
         sweep, nwk, nk, refs = k

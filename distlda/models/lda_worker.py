@@ -228,13 +228,15 @@ class LdaWorker:
         ll, hist = st.doc_stats(a)
         return {"loglik": ll, "histograms": [codec.enc(np.asarray(h, np.int64)) for h in hist]}
 
-    def checkpoint(self, session: str, sweep: int) -> None:
-        """Write the topics of the shards held (at model sweep ``sweep``) in the background."""
+    def checkpoint(self, session: str, sweep: int, protect: list | None = None) -> None:
+        """Write the topics of the shards held (at model sweep ``sweep``) in the background,
+        keeping the older checkpoints of the sweeps ``protect``."""
         with self._lock:
             st = self._session(session)
             if st.busy:
                 raise RuntimeError(f"worker {self.name} is sweeping")
-            st.checkpoint(arg_int(sweep, "checkpoint.sweep"))
+            keep = tuple(arg_ints(protect or [], "checkpoint.protect", 2**62))
+            st.checkpoint(arg_int(sweep, "checkpoint.sweep"), keep)
 
     def checkpoints(self, session: str, wait: float = 0.0) -> dict:
         """Checkpoints written since the last call (``written``: [shard, ref, error]) and

@@ -189,6 +189,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
     ns_conf = _Setting()
     tls = _Setting()
     checkpoint = _Setting()
+    checkpoint_every = _Setting()
     progress = _Setting()
     optimize_alpha = _Setting()
     optimize_eta = _Setting()
@@ -211,7 +212,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
                  optimize_interval: int = _D["optimize_interval"],
                  optimize_burnin: int = _D["optimize_burnin"],
                  progress: bool | None = _D["progress"], tls=_D["tls"],
-                 checkpoint=_D["checkpoint"]):
+                 checkpoint=_D["checkpoint"], checkpoint_every=_D["checkpoint_every"]):
         # the positional order is gensim's, so that gensim code runs unchanged; distlda's own
         # settings are keyword-only
         warn_vb_only(dict(update_every=update_every, decay=decay, offset=offset,
@@ -228,7 +229,7 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
             inference_iterations=inference_iterations,
             workers=available_cores() if workers is None else workers, sampler=sampler,
             mh_steps=mh_steps, distributed=distributed, ns_conf=ns_conf, tls=tls,
-            checkpoint=checkpoint,
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every,
             minimum_probability=minimum_probability, optimize_interval=optimize_interval,
             optimize_burnin=optimize_burnin, progress=progress,
             optimize_alpha=isinstance(alpha, str) and alpha == "auto",
