@@ -279,3 +279,30 @@ def test_a_frozen_worker_is_dropped_and_its_shards_restored(planted_set, tmp_pat
         s = stats(c)
         assert s["lost_workers"] >= 1 and s["restored_shards"] >= 1
     assert c.alive() == []
+
+
+@pytest.mark.cluster(workers=1)
+def test_a_worker_that_joins_mid_training_gets_shards_moved_to_it(planted_set, cluster):
+    from distlda.cluster import transport
+    X, _, path = planted_set
+    lda = LdaModel(None, num_topics=10, distributed=True, ns_conf=cluster.ns_conf,
+                   random_state=0, eval_every=0)
+    added = []
+
+    def add_one(model, stats_):
+        if stats_.sweep == 3:  # between sweeps 3 and 4 it registers and is admitted
+            added.append(cluster.add_worker())
+            cluster.wait_workers(2)
+
+    lda.callbacks = [add_one]
+    lda.update(ShardedCorpus(path), iterations=10)
+    assert_exact(lda, X.sum())
+    # whole shards moved to it, their assignments relayed from the first worker
+    name = next(n for n in cluster.worker_names() if n.endswith(f".{added[0]}"))
+    with cluster._ns() as ns:
+        uri = ns.lookup(name)
+    with transport.proxy(uri, 5.0) as w:
+        info = w.ping()
+    assert info["sweeps"] > 0  # it swept (its shards were released when the training ended)
+    workers = [s["workers"] for s in stats(cluster)["per_sweep"]]
+    assert workers[:3] == [1, 1, 1] and workers[-1] == 2
