@@ -124,8 +124,8 @@ def is_shard_set(corpus) -> bool:
 def via_shard_set(model, corpus, executor, iterations: int) -> bool:
     """With ``checkpoint=URL`` (a place every machine reaches) and a cluster, an in-memory
     corpus is written once there as a temporary shard set (``URL/corpus``, 4 shards a worker)
-    and trained as one, so that it never goes into the dispatcher's memory; False when the
-    executor runs in this process."""
+    that the model then holds as :func:`on_shards` does, so that it never goes into the
+    dispatcher's memory; False when the executor runs in this process."""
     if isinstance(executor, LocalExecutor) or model.state.num_tokens:
         return False
     from distlda.corpora.sharded import ShardedCorpus
@@ -143,9 +143,9 @@ def via_shard_set(model, corpus, executor, iterations: int) -> bool:
 
 
 def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None = None) -> bool:
-    """Train ``model`` on the shard set ``corpus`` with its tokens read by the cluster's
-    workers (``executor`` a cluster's); False when the executor runs in this process (the
-    caller then reads the set as any corpus).
+    """Make ``model`` hold the shard set ``corpus`` as references, for the cluster's workers
+    to read (``executor`` a cluster's): the caller then trains it. False when the executor
+    runs in this process (the caller then reads the set as any corpus).
 
     Raises
     ------
@@ -178,7 +178,6 @@ def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None =
                 "%d tokens, %d terms, %d shards, %d sweeps; checkpoints in %s", corpus.url,
                 state.num_topics, state.num_docs, state.num_tokens, state.num_terms,
                 shards.num_shards, iterations, shards.checkpoint)
-    train(model, executor, iterations)
     return True
 
 

@@ -306,3 +306,12 @@ def test_a_worker_that_joins_mid_training_gets_shards_moved_to_it(planted_set, c
     assert info["sweeps"] > 0  # it swept (its shards were released when the training ended)
     workers = [s["workers"] for s in stats(cluster)["per_sweep"]]
     assert workers[:3] == [1, 1, 1] and workers[-1] == 2
+
+
+@pytest.mark.parametrize("sampler,K", [("mh", 10), ("dense", 20), ("sparse", 300)])
+def test_every_sampler_trains_a_shard_set_exactly(planted_set, cluster, sampler, K):
+    # K=300: two bytes a topic, and the moves form (words with their old and new topics)
+    X, _, path = planted_set
+    lda = train(ShardedCorpus(path), cluster, iterations=4, num_topics=K, sampler=sampler)
+    assert lda.executor_info.startswith("distributed (2 workers")
+    assert_exact(lda, X.sum())
