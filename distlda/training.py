@@ -121,6 +121,29 @@ def is_shard_set(corpus) -> bool:
     return isinstance(corpus, ShardedCorpus)
 
 
+def take_in(model, corpus, iterations: int, choose) -> tuple:
+    """Where ``model`` takes ``corpus``: returns ``(executor, held)``. ``held``: the model now
+    holds it as a shard set for the cluster's workers to read (a shard set, or an in-memory
+    corpus written to ``checkpoint=URL``); else the executor chosen so far (or None) and the
+    caller reads the corpus into memory. ``choose()`` picks the executor (cluster or here).
+
+    Raises
+    ------
+    ValueError
+        More documents for a model whose shard set is trained on a cluster.
+    """
+    executor = None
+    if model.distributed is not False and (is_shard_set(corpus) or (
+            model.spec.checkpoint and not model.state.num_tokens)):
+        executor = choose()
+        take = on_shards if is_shard_set(corpus) else via_shard_set
+        if take(model, corpus, executor, iterations):
+            return executor, True
+    if model.state.shards is not None:  # in-process only: the set is read into memory
+        before_adding(model, executor or choose())
+    return executor, False
+
+
 def via_shard_set(model, corpus, executor, iterations: int) -> bool:
     """With ``checkpoint=URL`` (a place every machine reaches) and a cluster, an in-memory
     corpus is written once there as a temporary shard set (``URL/corpus``, 4 shards a worker)

@@ -52,7 +52,11 @@ def test_cluster_trains_a_shard_set_exactly_and_the_model_names_its_checkpoints(
     refs = lda.state.shards.refs
     assert all(r is not None and r["sweep"] == 60 for r in refs)
     assert_exact(lda, X.sum())  # the counts are those of the checkpointed assignments
-    assert topic_recovery(lda.get_topics(), phi) >= 0.9
+    # as good as the same training in-process (seed 0 finds the same optimum there)
+    serial = LdaModel(X, num_topics=10, iterations=60, random_state=0, distributed=False,
+                      alpha=0.1, eval_every=0)
+    assert topic_recovery(lda.get_topics(), phi) >= topic_recovery(serial.get_topics(), phi) - 0.05
+    assert lda.history[-1].log_likelihood >= serial.log_likelihood_per_token() - 0.05
     s = stats(cluster)
     assert s["sweeps"] == 60 and s["lost_workers"] == 0
     # no topic travels: only row changes, far under the byte a token the chunk path sends

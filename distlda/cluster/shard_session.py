@@ -163,7 +163,8 @@ class ShardKeeper:
 
         failed = self._each(loads, load)
         if restored:
-            self._log_restore(restored, loads)
+            log_restore(self.co.number, self.ledger, self.where, restored, loads,
+                        first=not self._placed)
         if failed:
             return failed
         if restored or not led.counted:
@@ -192,21 +193,6 @@ class ShardKeeper:
                         del self.co.owner[i]
 
         return self._each(drops, drop)
-
-    def _log_restore(self, restored: list[int], loads: dict) -> None:
-        if not self._placed:  # the training's first placement: not a restore
-            logger.info("training %d: %d shards placed on %d workers", self.co.number,
-                        len(restored), len(loads))
-            return
-        led = self.ledger
-        where = {i: m.name for m, idxs in loads.items() for i in idxs}
-        for name in sorted(set(where[i] for i in restored)):
-            mine = [i for i in restored if where[i] == name]
-            said = ", ".join(f"{i} (sweep {led.refs[i]['sweep']}, {led.refs[i]['file']})"
-                             if led.refs[i] is not None else f"{i} (its initial topics)"
-                             for i in mine)
-            logger.warning("training %d: restored shards %s from their checkpoints in %s onto "
-                           "worker %s", self.co.number, said, self.where, name)
 
     def _recount(self) -> list:
         """Every member counts the committed topics of its shards; the sum replaces the
@@ -355,6 +341,22 @@ class ShardKeeper:
             for m, why in failed:
                 self.co.roster.lose(m, why)
         raise RuntimeError("workers kept failing while the likelihood was computed")
+
+
+def log_restore(number: int, led: ShardLedger, where: str, restored: list[int], loads: dict,
+                first: bool) -> None:
+    """Say where shards came back from (the first placement of a training is no restore)."""
+    if first:
+        logger.info("training %d: %d shards placed on %d workers", number, len(restored),
+                    len(loads))
+        return
+    held = {i: m.name for m, idxs in loads.items() for i in idxs}
+    for name in sorted(set(held[i] for i in restored)):
+        said = ", ".join(f"{i} (sweep {led.refs[i]['sweep']}, {led.refs[i]['file']})"
+                         if led.refs[i] is not None else f"{i} (its initial topics)"
+                         for i in restored if held[i] == name)
+        logger.warning("training %d: restored shards %s from their checkpoints in %s onto "
+                       "worker %s", number, said, where, name)
 
 
 class CheckpointClock:

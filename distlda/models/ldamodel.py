@@ -367,19 +367,10 @@ class LdaModel(GensimCompatMixin, TopicsMixin, InferenceMixin, GensimInteropMixi
         if corpus is None:
             self.train(iterations)
             return
-        executor = None
-        if training.is_shard_set(corpus) and self.distributed is not False:
-            executor = self._executor()  # a cluster's workers read a shard set themselves
-            if training.on_shards(self, corpus, executor, iterations):
-                self._train(iterations, executor)
-                return
-        elif self.spec.checkpoint and self.distributed is not False and not self._state.num_tokens:
-            executor = self._executor()  # with a shared place: the workers read it from there
-            if training.via_shard_set(self, corpus, executor, iterations):
-                self._train(iterations, executor)
-                return
-        if self._state.shards is not None:  # in-process only: the set is read into memory
-            training.before_adding(self, executor or self._executor())
+        executor, held = training.take_in(self, corpus, iterations, self._executor)
+        if held:  # as a shard set that the cluster's workers read themselves
+            self._train(iterations, executor)
+            return
         new_chunks = training.chunks_of(self, corpus)
         n_docs = sum(c.num_docs for c in new_chunks)
         n_tokens = sum(c.num_tokens for c in new_chunks)
