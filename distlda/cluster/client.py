@@ -137,6 +137,10 @@ def choose_executor(distributed, ns_conf: dict, workers: int, tls=None):
     return DistributedExecutor(uri, info["workers"])
 
 
+#: Times a fetch is tried again when chunks were lost meanwhile.
+FETCH_TRIES = 20
+
+
 class _Mismatch(DistldaError, RuntimeError):
     """The counts copied back differ from the dispatcher's (a bug)."""
 
@@ -207,34 +211,32 @@ class DistributedExecutor:
                     f"checkpoint", self.sweeps_kept) from None
 
     def _run(self, d, state, iterations, rng, on_sweep):
+        """An in-memory corpus: its chunks go to the workers once, relayed by the dispatcher
+        (which keeps none); the client keeps the full Gibbs state, brought up to date at each
+        checkpoint, and sends a lost worker's chunks again from it when a sweep says so."""
         K = state.num_topics
         label = f"{socket.gethostname()} pid {os.getpid()}"
+        for c in state.chunks:
+            # The dispatcher hands out vocabulary blocks as word id ranges: sorted, a
+            # block's tokens are one run per document. (Order in a document is free.)
+            blocks.sort_for_blocks(c)
         session = d.start_session(SessionConfig(
             K, state.num_terms, state.alpha, state.beta, self.sampler, self.mh_steps, label,
-            len(state.chunks), state.num_tokens).to_wire())
+            len(state.chunks), state.num_tokens,
+            ShardSet.of_chunks([c.num_tokens for c in state.chunks], state.sweeps_done)
+        ).to_wire())
         try:
             t0 = time.perf_counter()
-            batch, size = [], 0
-            for i, c in enumerate(state.chunks):
-                # The dispatcher hands out vocabulary blocks as word id ranges: sorted, a
-                # block's tokens are one run per document. (Order in a document is free.)
-                blocks.sort_for_blocks(c)
-                batch.append(ChunkLoad(i, c.words, c.doc_ptr, c.topics).to_wire(K))
-                size += c.words.nbytes * 2
-                if size >= self.LOAD_BATCH or i + 1 == len(state.chunks):
-                    batch, blobs = _wire.stage_out(batch)  # a big chunk goes in pieces
-                    _wire.send_pieces(lambda *a: d.put(session, *a), blobs)
-                    d.load(session, batch)
-                    batch, size = [], 0
-            logger.info("sent %d chunks (%d tokens) to the dispatcher in %.2f s",
+            self._send(d, session, state, range(len(state.chunks)))
+            logger.info("sent %d chunks (%d tokens) to the workers in %.2f s",
                         len(state.chunks), state.num_tokens, time.perf_counter() - t0)
             n_tok = max(state.num_tokens, 1)
             last_checkpoint = time.perf_counter()
             for it in range(iterations):
                 seeds = rng.integers(2 ** 32, size=len(state.chunks)).astype(np.uint32)
-                job = d.sweep(session, _wire.enc(seeds), _wire.enc(state.alpha))
-                while d.wait(session, job, 1.0) is None:
-                    pass
+                done = self._wait(d, session, d.sweep(session, _wire.enc(seeds),
+                                                      _wire.enc(state.alpha)))
+                self._send(d, session, state, done.get("need") or [])
                 if (it + 1 < iterations
                         and time.perf_counter() - last_checkpoint >= self.CHECKPOINT_SECONDS):
                     self._fetch(d, session, state)
@@ -254,6 +256,22 @@ class DistributedExecutor:
                 d.end_session(session)
             except transport.PyroError:
                 pass
+
+    def _send(self, d, session, state, idxs) -> None:
+        """Chunks ``idxs`` with the client's topics (its last checkpoint), in batches of
+        about :attr:`LOAD_BATCH` bytes, to the workers through the dispatcher."""
+        K = state.num_topics
+        batch, size = [], 0
+        idxs = list(idxs)
+        for n, i in enumerate(idxs):
+            c = state.chunks[i]
+            batch.append(ChunkLoad(i, c.words, c.doc_ptr, c.topics).to_wire(K))
+            size += c.words.nbytes * 2
+            if size >= self.LOAD_BATCH or n + 1 == len(idxs):
+                batch, blobs = _wire.stage_out(batch)  # a big chunk goes in pieces
+                _wire.send_pieces(lambda *a: d.put(session, *a), blobs)
+                d.load(session, batch)
+                batch, size = [], 0
 
     def _run_sharded(self, d, state, iterations, rng, on_sweep):
         """A shard set's training: the workers read their shards; the client sends the
@@ -332,11 +350,24 @@ class DistributedExecutor:
         return True
 
     def _fetch(self, d, session, state) -> None:
-        """Commit the dispatcher's final topics into the client state and check the counts."""
+        """Commit the cluster's current topics into the client state and check the counts
+        (chunks whose worker was lost meanwhile are sent again from the client first)."""
         n = len(state.chunks)
         step = max(1, self.LOAD_BATCH // max(4 * state.num_tokens // max(n, 1), 1))
-        for start in range(0, n, step):
-            for k, t in enumerate(d.topics(session, start, min(n, start + step))):
+        for _ in range(FETCH_TRIES):
+            got: list = []
+            for start in range(0, n, step):
+                page = d.topics(session, start, min(n, start + step))
+                if isinstance(page, dict):  # a worker was lost: send its chunks, start again
+                    self._send(d, session, state, page.get("need") or [])
+                    break
+                got.append((start, page))
+            else:
+                break
+        else:
+            raise RuntimeError("the cluster kept losing chunks while the client fetched them")
+        for start, page in got:  # committed once every page is in: all of one moment
+            for k, t in enumerate(page):
                 state.commit(start + k, _wire.dec_topics(t))
         summ = d.summary(session)
         sha = hashlib.sha1(np.ascontiguousarray(state.nwk).tobytes()).hexdigest()

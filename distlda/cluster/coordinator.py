@@ -108,11 +108,12 @@ class Coordinator:
         return self.roster.membership.in_session(self.key)
 
     def load(self, chunks: list) -> int:
-        if not isinstance(self.ledger, Ledger):
-            raise ProtocolError("a session on a shard set loads no chunks: its workers read "
-                                "their shards themselves")
-        # views of the message: the ledger copies them into its narrow dtypes
+        # views of the message: the ledger copies them into its narrow dtypes, the workers
+        # of an inline set keep them (they stay nowhere here)
         msgs = [ChunkLoad.from_wire(c, self.config) for c in chunks]
+        if self.shards is not None:
+            return self.shards.receive(msgs)
+        assert isinstance(self.ledger, Ledger)
         n = self.ledger.load(msgs)
         self.telemetry.loaded(sum(codec.nbytes(c) for c in chunks))
         return n
@@ -129,7 +130,8 @@ class Coordinator:
             self._wait_for_workers()
         rec = self.telemetry.new_sweep()
         if self.shards is not None:
-            self.shards.collect()
+            if not self.shards.inline:
+                self.shards.collect()
             self.shards.place()
         with self.lock:
             if not self.sharded:
@@ -146,9 +148,13 @@ class Coordinator:
         if self.shards is not None:
             self.shards.after_sweep()
         with self.lock:
-            return self.telemetry.end_sweep(rec, time.perf_counter() - t0,
-                                            time.process_time() - c0, len(groups),
-                                            self.ledger.num_tokens)
+            out = self.telemetry.end_sweep(rec, time.perf_counter() - t0,
+                                           time.process_time() - c0, len(groups),
+                                           self.ledger.num_tokens)
+        if self.shards is not None and self.shards.inline:
+            self.shards.place(rebalance=False)
+            out["need"] = sorted(self.shards.need)  # chunks lost with a worker: the client's
+        return out
 
     def _forget_lost(self) -> None:
         """Chunks whose owner was lost have no owner (they are orphans until re-planned)."""

@@ -37,7 +37,7 @@ from distlda.gibbs.chunks import MAX_TERMS, MAX_TOKENS, MAX_TOPICS
 from distlda.params import PRIOR, PRIOR_MAX, PRIOR_MIN, Integer, Number, OneOf, Rule, bounded
 
 #: What a dispatcher's ``ping`` says it is (the client checks it before sending any data).
-DISPATCHER_SERVICE = "distlda.dispatcher/1"
+DISPATCHER_SERVICE = "distlda.dispatcher/2"  # 2: sessions keep no token at the dispatcher
 
 #: Samplers a session may run.
 SAMPLERS = sampling.SAMPLERS
@@ -137,6 +137,11 @@ def _url(v, what: str) -> str:
     return v
 
 
+def _sorted_in_docs(words: np.ndarray, ptr: np.ndarray) -> bool:
+    from distlda.cluster import _kernels as CK
+    return bool(CK.sorted_in_docs(words, ptr))
+
+
 def checkpoint_ref(ref, what: str, num_topics: int):
     """A checkpoint reference (:meth:`distlda.corpora.checkpoints.CheckpointStore.write`), or
     None: checked for its form (the worker that reads the file checks the rest)."""
@@ -166,7 +171,11 @@ class ShardSet:
     ``sizes``: tokens per shard (the manifest's); ``seeds``: per shard, the seed of its first
     topics; ``refs``: per shard, the checkpoint its topics start from (None: from its seed);
     ``sweep``: sweeps the model had done when the session began (checkpoints are numbered by
-    the model's sweeps)."""
+    the model's sweeps).
+
+    ``inline``: the corpus is the client's, in memory: no set to read and no checkpoint; its
+    chunks reach the workers through the dispatcher once, without staying there, and a lost
+    worker's chunks come back from the client (``url`` and ``checkpoint`` are empty)."""
 
     url: str
     checkpoint: str
@@ -175,17 +184,25 @@ class ShardSet:
     refs: tuple
     sweep: int = 0
     every: tuple = (10, 60.0, 20.0)  # checkpoints: every N sweeps or S seconds; the first after
+    inline: bool = False
+
+    @classmethod
+    def of_chunks(cls, sizes, sweep: int) -> "ShardSet":
+        """The inline set of a client's in-memory chunks of ``sizes`` tokens."""
+        return cls("", "", tuple(int(n) for n in sizes), np.zeros(len(sizes), np.uint32),
+                   (None,) * len(sizes), sweep, (2 ** 31 - 1, 1e9, 1e9), True)
 
     def to_wire(self) -> dict:
         return {"url": self.url, "checkpoint": self.checkpoint, "sizes": list(self.sizes),
                 "seeds": codec.enc(np.asarray(self.seeds, np.uint32)), "refs": list(self.refs),
-                "sweep": self.sweep, "every": list(self.every)}
+                "sweep": self.sweep, "every": list(self.every), "inline": self.inline}
 
     @classmethod
     def from_wire(cls, d, num_topics: int) -> "ShardSet":
         w = "session config.shards"
-        url = _url(_get(d, "url", w), f"{w}.url")
-        ckpt = _url(_get(d, "checkpoint", w), f"{w}.checkpoint")
+        inline = d.get("inline", False) is True
+        url = "" if inline else _url(_get(d, "url", w), f"{w}.url")
+        ckpt = "" if inline else _url(_get(d, "checkpoint", w), f"{w}.checkpoint")
         sizes = [_int(n, f"{w}.sizes", 0, MAX_TOKENS)
                  for n in arg_list(_get(d, "sizes", w), f"{w}.sizes")]
         seeds = _array(_get(d, "seeds", w), f"{w}.seeds", 1, "u", copy=True)
@@ -202,25 +219,33 @@ class ShardSet:
             raise ProtocolError(f"{w}.every: expected [sweeps, seconds, first seconds]")
         every_t = (_int(every[0], f"{w}.every", 1),
                    arg_float(every[1], f"{w}.every", 0, 1e9), arg_float(every[2], f"{w}.every", 0, 1e9))
+        if inline and any(r is not None for r in refs):
+            raise ProtocolError(f"{w}: an inline set has no checkpoint")
         return cls(url, ckpt, tuple(sizes), seeds, tuple(refs),
-                   _int(d.get("sweep", 0), f"{w}.sweep"), every_t)
+                   _int(d.get("sweep", 0), f"{w}.sweep"), every_t, inline)
 
 
 @dataclass(frozen=True)
 class ShardLoad:
-    """Hold shard ``idx``: read its tokens from the session's shard set, its topics from
-    ``topics`` (moved from another worker), else from the checkpoint ``ref``, else drawn from
-    ``seed``."""
+    """Hold shard ``idx``: its tokens from ``words`` and ``doc_ptr`` (an inline set's, which
+    come with every load), else read from the session's shard set; its topics from
+    ``topics`` (moved from another worker, or an inline set's), else from the checkpoint
+    ``ref``, else drawn from ``seed``."""
 
     idx: int
     seed: int
     ref: dict | None = None
     topics: np.ndarray | None = None
+    words: np.ndarray | None = None
+    doc_ptr: np.ndarray | None = None
 
     def to_wire(self, num_topics: int) -> dict:
-        return {"idx": self.idx, "seed": self.seed, "ref": self.ref,
-                "topics": None if self.topics is None else codec.enc_topics(self.topics,
-                                                                            num_topics)}
+        d = {"idx": self.idx, "seed": self.seed, "ref": self.ref,
+             "topics": None if self.topics is None else codec.enc_topics(self.topics,
+                                                                         num_topics)}
+        if self.words is not None and self.doc_ptr is not None:
+            d["words"], d["doc_ptr"] = codec.enc(self.words), codec.enc(self.doc_ptr)
+        return d
 
     @classmethod
     def from_wire(cls, d, config: SessionConfig) -> "ShardLoad":
@@ -239,7 +264,16 @@ class ShardLoad:
                 raise ProtocolError(f"{w}.topics: {topics.shape[0]} topics for a shard of "
                                     f"{config.shards.sizes[idx]} tokens")
             topics = topics.astype(np.int32)
-        return cls(idx, seed, ref, topics)
+        words = ptr = None
+        if config.shards.inline:
+            if topics is None or "words" not in d or "doc_ptr" not in d:
+                raise ProtocolError(f"{w}: an inline set's load carries its tokens and topics")
+            c = ChunkLoad.from_wire([idx, d["words"], d["doc_ptr"], d["topics"]], config)
+            words, ptr = c.words, c.doc_ptr
+            if not _sorted_in_docs(words, ptr):
+                raise ProtocolError(f"{w}: tokens must be sorted by word id within each "
+                                    f"document (distlda.gibbs.blocks.sort_for_blocks)")
+        return cls(idx, seed, ref, topics, words, ptr)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,12 @@ class ShardLedger(Relay):
         self.kept: tuple | None = None
         self.pending: tuple | None = None
         self._rowmap = np.arange(config.num_terms, dtype=np.int32)
-        self.counted = False  # the counts hold every shard (a recount was made)
+        self.counted = False  # a recount was made
+        #: the shards the last recount counted (the commits since are theirs)
+        self.counted_set: set[int] = set()
+        #: shards whose topics changed hands from elsewhere (a checkpoint, the client) since
+        #: the last recount: the counts do not hold their topics
+        self.stale: set[int] = set()
 
     @property
     def num_chunks(self) -> int:
@@ -150,27 +155,28 @@ class ShardLedger(Relay):
         for i in reading.parts:  # the job's shards
             self.changed[i] = self.sweep + 1
 
-    def replace_counts(self, parts: list) -> None:
+    def replace_counts(self, parts: list, held: set) -> None:
         """The counts become the sum of the workers' recounts (``DenseSlice`` parts over
-        their rows), which must hold every token once.
+        their rows), which must hold every token of the shards ``held`` once.
 
         Raises
         ------
         RuntimeError
-            The parts do not hold every token of the shard set exactly once.
+            The parts do not hold those tokens exactly once.
         """
         st = self.state
         nwk = np.zeros_like(st.nwk)
         for p in parts:
             nwk[p.rows] += p.dense
         nk = nwk.sum(axis=0, dtype=np.int64)
-        if int(nk.sum()) != self.num_tokens:
+        want = sum(self._sizes[i] for i in held)
+        if int(nk.sum()) != want:
             raise RuntimeError(f"internal error: a recount holds {int(nk.sum())} tokens, the "
-                               f"shard set {self.num_tokens}")
+                               f"shards held {want}")
         st.nwk = nwk
         st.nk = nk.astype(st.nk.dtype)
         st.touch()
-        self.counted = True
+        self.counted, self.counted_set, self.stale = True, set(held), set()
         self.end_step()
         self.boxes = {}
 

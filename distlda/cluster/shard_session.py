@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from distlda.cluster import _kernels as CK
 from distlda.cluster import codec, plan, transport
 from distlda.cluster.membership import Member
 from distlda.cluster.messages import (
@@ -62,6 +63,11 @@ class ShardKeeper:
         #: references, and the last two kept models it took
         self.started = {r["sweep"] for r in co.config.shards.refs if r is not None}
         self.taken: list[int] = []
+        #: An inline set (a client's in-memory chunks): chunks the client sent, waiting for a
+        #: holder, and those with neither holder nor data (the client sends them again).
+        self.inline = bool(co.config.shards.inline)
+        self.given: dict[int, ShardLoad] = {}
+        self.need: set[int] = set()
 
     def took(self, sweep: int) -> None:
         """The client took the kept model of ``sweep`` (:meth:`LdaDispatcher.kept`)."""
@@ -87,7 +93,62 @@ class ShardKeeper:
         self.place(rebalance=False)
         rec["redispatched"] += len(lost)
 
-    def place(self, rebalance: bool = True) -> None:
+    def receive(self, chunks: list) -> int:
+        """An inline set's chunks (:class:`~distlda.cluster.messages.ChunkLoad`, checked)
+        arrive from the client: each goes to a member now and stays nowhere here. Returns
+        the number of chunks held.
+
+        Raises
+        ------
+        ProtocolError
+            Not an inline set, a chunk of the wrong size, one held already.
+        """
+        sizes = self.ledger.sizes()
+        if not self.inline:
+            raise ProtocolError("a session on a shard set loads no chunks: its workers read "
+                                "their shards themselves")
+        for c in chunks:  # checked whole before any is placed
+            if c.idx >= len(sizes) or c.words.shape[0] != sizes[c.idx]:
+                raise ProtocolError(f"chunk {c.idx}: not one of the chunks the session "
+                                    f"declared (index and size)")
+            if c.idx in self.co.owner:
+                raise ProtocolError(f"chunk {c.idx} is held already")
+            if not _sorted(c.words, c.doc_ptr):
+                raise ProtocolError(f"chunk {c.idx}: tokens must be sorted by word id within "
+                                    f"each document (distlda.gibbs.blocks.sort_for_blocks)")
+        for c in chunks:
+            self.given[c.idx] = ShardLoad(c.idx, 0, None, c.topics, c.words, c.doc_ptr)
+        self.place(rebalance=False, recount=False)  # the next sweep recounts once
+        t = self.co.telemetry
+        t.loaded(sum(c.words.nbytes + c.topics.nbytes for c in chunks))
+        if self._placed:  # sent again after their worker was lost
+            t.totals["redispatched_chunks"] += len(chunks)
+        return len(self.co.owner)
+
+    def topics(self, idxs: list[int]) -> list | None:
+        """An inline set's committed topics of chunks ``idxs``, fetched from their holders;
+        None when some have no holder (:attr:`need` says which)."""
+        self.place(rebalance=False)
+        if any(i not in self.co.owner for i in idxs):
+            return None
+        by: dict[Member, list[int]] = {}
+        for i in idxs:
+            by.setdefault(self.co.owner[i], []).append(i)
+        got: dict[int, np.ndarray] = {}
+
+        def export(m, w, mine):
+            raw = codec.stage_in(w.export(self.co.key, mine), self._pull(w))
+            got.update(zip(mine, (codec.dec_topics(t[0]) for t in raw)))
+
+        failed = self._each(by, export)
+        for m, why in failed:
+            self.co.roster.lose(m, why)
+        if failed:
+            self.place(rebalance=False)
+            return None
+        return [got[i] for i in idxs]
+
+    def place(self, rebalance: bool = True, recount: bool = True) -> None:
         """Give shards without a live holder to the least-loaded members (read by them from
         the shard set, their topics from their last checkpoint) and, after a membership
         change and with ``rebalance``, move whole shards (their topics relayed from the
@@ -109,9 +170,14 @@ class ShardKeeper:
                 self.co._forget_lost()
                 members = self.co.members
                 move = rebalance and ms.changed
+                held = set(self.co.owner)
+                # an inline set's chunks without data wait for the client (not placed)
+                self.need = ({i for i in range(self.ledger.num_chunks)
+                              if i not in held and i not in self.given} if self.inline
+                             else set())
                 target = plan.assign(self.ledger.sizes(), {m.name: set(m.chunks) for m in members},
-                                     set(self.co.owner), move)
-            failed = self._move_shards(members, target)
+                                     held | self.need, move)
+            failed = self._move_shards(members, target, recount)
             if not failed:
                 if move:
                     ms.changed = False
@@ -121,7 +187,7 @@ class ShardKeeper:
         raise RuntimeError(f"more than {self.co.MAX_FAILURES_PER_SWEEP} worker failures while "
                            f"placing the shards")
 
-    def _move_shards(self, members: list[Member], target: dict) -> list:
+    def _move_shards(self, members: list[Member], target: dict, recount: bool = True) -> list:
         """Carry out a shard plan: exports, drops, loads, then a recount if any shard came
         back from its checkpoint (or none was counted yet). Returns the members that failed,
         ``[(member, why)]``."""
@@ -134,20 +200,25 @@ class ShardKeeper:
                 if donor is not None and donor is not m:
                     exports.setdefault(donor, []).append(i)
                 loads.setdefault(m, []).append(i)
-        topics: dict[int, np.ndarray] = {}
+
+        moved: dict[int, ShardLoad] = {}
 
         def export(m, w, idxs):
             raw = codec.stage_in(w.export(self.co.key, idxs), self._pull(w))
-            topics.update(zip(idxs, (codec.dec_topics(t) for t in raw)))
+            for i, t in zip(idxs, raw):  # an inline set's come with their tokens
+                moved[i] = (ShardLoad(i, 0, None, codec.dec_topics(t[0]), codec.dec(t[1]),
+                                      codec.dec(t[2])) if self.inline
+                            else ShardLoad(i, int(led.seeds[i]), None, codec.dec_topics(t)))
 
         failed = self._each(exports, export) or self._drop(members, target)
         if failed:
             return failed
-        restored = sorted(i for idxs in loads.values() for i in idxs if i not in topics)
+        restored = sorted(i for idxs in loads.values() for i in idxs if i not in moved)
 
         def load(m, w, idxs):
-            items = [ShardLoad(i, int(led.seeds[i]), None if i in topics else led.refs[i],
-                               topics.get(i)).to_wire(led.config.num_topics) for i in idxs]
+            items = [(moved.get(i) or self.given.get(i)
+                      or ShardLoad(i, int(led.seeds[i]), led.refs[i])).to_wire(
+                          led.config.num_topics) for i in idxs]
             items, blobs = codec.stage_out(items)
             codec.send_pieces(lambda *a: w.put(self.co.key, *a), blobs)
             t = max(self.co.roster.timeout, self.co.poll + 1.0)
@@ -160,14 +231,17 @@ class ShardKeeper:
                 m.chunks |= set(idxs)
                 m.rows_changed()
                 self.co.owner.update((i, m) for i in idxs)
+                for i in idxs:
+                    self.given.pop(i, None)
+                led.stale.update(i for i in idxs if i not in moved)
 
         failed = self._each(loads, load)
-        if restored:
+        if restored and not self.inline:
             log_restore(self.co.number, self.ledger, self.where, restored, loads,
                         first=not self._placed)
         if failed:
             return failed
-        if restored or not led.counted:
+        if recount and (led.stale or not led.counted or led.counted_set != set(self.co.owner)):
             failed = self._recount()
             if not failed:
                 led.restored(restored)
@@ -214,7 +288,7 @@ class ShardKeeper:
         if failed:
             return failed
         with self.co.lock:
-            led.replace_counts(list(parts.values()))
+            led.replace_counts(list(parts.values()), set(self.co.owner))
             self.co.roster.membership.invalidate_views()  # every slice gets dense rows next
         return []
 
@@ -341,6 +415,10 @@ class ShardKeeper:
             for m, why in failed:
                 self.co.roster.lose(m, why)
         raise RuntimeError("workers kept failing while the likelihood was computed")
+
+
+def _sorted(words: np.ndarray, ptr: np.ndarray) -> bool:
+    return bool(CK.sorted_in_docs(words, ptr))
 
 
 def log_restore(number: int, led: ShardLedger, where: str, restored: list[int], loads: dict,

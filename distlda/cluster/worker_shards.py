@@ -70,11 +70,14 @@ class HeldShards:
             raise LimitError(f"worker {self.name} refuses to hold {tokens} tokens: it needs "
                              f"{need / 2**30:.2f} GiB, more than the {max_memory / 2**30:.2f} "
                              f"GiB it may use (--max-memory); add workers")
-        if self._corpus is None:
+        if self._corpus is None and not sh.inline:
             self._corpus = ShardedCorpus(sh.url)
         out, loaded = [], {}
         for it in items:
-            words, ptr = self._corpus.read_shard(it.idx)
+            if it.words is not None and it.doc_ptr is not None:  # an inline set's
+                words, ptr = it.words, it.doc_ptr
+            else:
+                words, ptr = self._corpus.read_shard(it.idx)
             if words.shape[0] != sh.sizes[it.idx]:
                 raise ProtocolError(f"shard {it.idx} of {sh.url} has {words.shape[0]} tokens, "
                                     f"the session says {sh.sizes[it.idx]}")
@@ -86,7 +89,8 @@ class HeldShards:
             else:
                 topics = np.empty(words.shape[0], np.int32)
                 K_.init_topics(topics, self.config.num_topics, it.seed)
-            loaded[it.idx] = ChunkLoad(it.idx, words, np.asarray(ptr, np.int64), topics)
+            loaded[it.idx] = ChunkLoad(it.idx, np.array(words) if sh.inline else words,
+                                       np.array(ptr, np.int64), topics)
             uniq, freq = np.unique(words, return_counts=True)
             out.append({"idx": it.idx, "words": uniq.astype(np.int32),
                         "freq": freq.astype(np.int64)})

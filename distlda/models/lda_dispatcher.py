@@ -132,10 +132,17 @@ class LdaDispatcher:
         self._inbox.put(sid, offset, total, piece, run.config.need_bytes())
 
     def load(self, session: str, chunks: list) -> int:
-        """Receive chunks ``[[idx, words, doc_ptr, topics], ...]`` (idx in order from 0)."""
+        """Receive chunks ``[[idx, words, doc_ptr, topics], ...]``: an inline set's go on to
+        the workers at once and stay nowhere here (any order; again after a worker was lost:
+        the sweep's answer names them, ``need``)."""
         with self._lock:
             run = self._session(session)
-            return run.load(codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take))
+            if run.shards is None:
+                return run.load(codec.stage_in(arg_list(chunks, "load.chunks"),
+                                               self._inbox.take))
+            self._idle(run)
+        # the workers take them: outside the lock (pings and polls go on meanwhile)
+        return run.load(codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take))
 
     def end_session(self, session: str) -> None:
         """End training ``session`` (only its client knows the id) and free its workers."""
@@ -235,14 +242,26 @@ class LdaDispatcher:
             stop = arg_int(stop, "rows.stop", start, V)
             return codec.enc(k[1][start:stop])
 
-    def topics(self, session: str, start: int, stop: int) -> list:
+    def topics(self, session: str, start: int, stop: int) -> list | dict:
         """Committed topics of chunks ``start:stop``."""
         with self._lock:
             run = self._session(session)
-            if isinstance(run.ledger, ShardLedger):
+            keeper = run.shards
+            if keeper is not None and not keeper.inline:
                 raise ProtocolError("topics: a session on a shard set keeps no topics here "
                                     "(they are on the workers and in their checkpoints)")
             n = run.ledger.num_chunks
+            if keeper is not None:
+                start = arg_int(start, "topics.start", 0, n)
+                stop = arg_int(stop, "topics.stop", start, n)
+                self._idle(run)
+        if keeper is not None:  # an inline set's: from their holders, relayed
+            got = keeper.topics(list(range(start, stop)))
+            if got is None:
+                return {"need": sorted(keeper.need)}
+            return [codec.enc_topics(t, run.config.num_topics) for t in got]
+        with self._lock:
+            assert isinstance(run.ledger, Ledger)
             start = arg_int(start, "topics.start", 0, n)
             stop = arg_int(stop, "topics.stop", start, n)
             return [codec.enc_topics(t, run.config.num_topics)

@@ -208,16 +208,21 @@ class LdaWorker:
             return out
 
     def export(self, session: str, idxs: list):
-        """The committed topics of shards ``idxs`` (moved to another worker); big arrays
-        fetched with :meth:`piece`."""
+        """The committed topics of shards ``idxs`` (moved to another worker, or an inline
+        set's fetched by its client), with their tokens for an inline set; big arrays fetched
+        with :meth:`piece`."""
         with self._lock:
             st = self._session(session)
             idxs = arg_ints(idxs, "export.idxs", 2**31)
             if st.busy or any(i not in st.chunks for i in idxs):
                 raise RuntimeError(f"worker {self.name} cannot export shards {idxs[:5]} now")
             K = st.config.num_topics
-            out, self._outbox = codec.stage_out([codec.enc_topics(t, K)
-                                                 for t in st.export(idxs)])
+            topics: list = [codec.enc_topics(t, K) for t in st.export(idxs)]
+            sh = st.config.shards
+            if sh is not None and sh.inline:  # its tokens travel with them: no set to read
+                topics = [[t, codec.enc(st.chunks[i].words), codec.enc(st.chunks[i].doc_ptr)]
+                          for i, t in zip(idxs, topics)]
+            out, self._outbox = codec.stage_out(topics)
             return out
 
     def doc_stats(self, session: str, alpha: dict) -> dict:
