@@ -41,31 +41,6 @@ def gather_ranges(src, lo, hi):
     return np.concatenate([src[a:b] for a, b in zip(lo, hi)] or [src[:0]])
 
 
-def topic_change(topics, lo, hi, new, K):
-    """(moved, change of the topic totals), or None if a new topic is out of range."""
-    new = np.asarray(new, np.int64)
-    if new.size and (new.min() < 0 or new.max() >= K):
-        return None
-    old = gather_ranges(np.asarray(topics, np.int64), lo, hi)
-    dnk = np.bincount(new, minlength=K) - np.bincount(old, minlength=K)
-    return int((old != new).sum()), dnk
-
-
-def read_moves(packed, new, words, topics, lo, hi, K):
-    """(moved words, their old topics, change of the topic totals), or None if malformed."""
-    n = int(sum(b - a for a, b in zip(lo, hi)))
-    bits = np.unpackbits(packed)
-    if bits[n:].any():
-        return None
-    moved = bits[:n].astype(bool)
-    new = np.asarray(new, np.int64)
-    if moved.sum() != new.size or (new.size and (new.min() < 0 or new.max() >= K)):
-        return None
-    w = gather_ranges(np.asarray(words), lo, hi)[moved]
-    old = gather_ranges(np.asarray(topics, np.int64), lo, hi)[moved]
-    return w, old, np.bincount(new, minlength=K) - np.bincount(old, minlength=K)
-
-
 def apply_rows(rowmap, words, delta, nwk):
     """nwk with delta[j] added to row rowmap[words[j]] (rows < 0 skipped); None if a count
     would go negative."""
@@ -100,12 +75,6 @@ def row_delta(nwk, snap, r0, rows, lim):
     changed = np.flatnonzero((d != 0).any(axis=1))
     big = np.abs(d[changed]).max(axis=1) > lim if changed.size else np.zeros(0, bool)
     return (rows[r0 + changed[~big]], d[changed[~big]], rows[r0 + changed[big]], d[changed[big]])
-
-
-def pack_moves(old, new):
-    """Bits (numpy packbits order) of the changed tokens and their new topics."""
-    moved = np.asarray(old) != np.asarray(new)
-    return np.packbits(moved), np.asarray(new)[moved]
 
 
 def word_lists_ok(nwk, wt_ptr, wt_len, wt_top):

@@ -34,66 +34,15 @@ def block(rng, words, doc_ptr, V):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_topic_change_and_apply_match_the_reference(seed):
+def test_gather_ranges_takes_one_run_per_document(seed):
     rng = np.random.default_rng(seed)
     V, K = 40, 7
     words, topics, doc_ptr = sorted_chunk(rng, V, K)
     lo, hi = block(rng, words, doc_ptr, V)
-    n = int((hi - lo).sum())
-    new = np.where(rng.random(n) < 0.5, rng.integers(0, K, n), ref.gather_ranges(topics, lo, hi))
-    new = new.astype(np.uint8)
-    nk = np.zeros(K, np.int32)
-    moved = CK.topic_change(topics, lo, hi, new, nk, K)
-    want_moved, want_dnk = ref.topic_change(topics, lo, hi, new, K)
-    assert moved == want_moved
-    np.testing.assert_array_equal(nk, want_dnk)
-    bad = new.copy()
-    if n:
-        bad[n // 2] = K
-        nk2 = np.zeros(K, np.int32)
-        assert CK.topic_change(topics, lo, hi, bad, nk2, K) == -1 and not nk2.any()
-    t = topics.copy()
-    K_.scatter_ranges(t, lo, hi, new)
-    np.testing.assert_array_equal(ref.gather_ranges(t, lo, hi), new)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_pack_read_and_apply_moves_match_the_reference(seed):
-    rng = np.random.default_rng(seed)
-    V, K = 40, 7
-    words, topics, doc_ptr = sorted_chunk(rng, V, K)
-    lo, hi = block(rng, words, doc_ptr, V)
-    old = ref.gather_ranges(topics, lo, hi).astype(np.uint8)
-    new = np.where(rng.random(old.size) < 0.4, rng.integers(0, K, old.size), old).astype(np.uint8)
-    packed = np.zeros((old.size + 7) // 8, np.uint8)
-    out = np.empty(old.size, np.uint8)
-    n = CK.pack_moves(old, new, packed, out)
-    want_bits, want_new = ref.pack_moves(old, new)
-    np.testing.assert_array_equal(packed, want_bits)
-    np.testing.assert_array_equal(out[:n], want_new)
-    nk = np.zeros(K, np.int32)
-    ow, oo = np.empty(n, np.int32), np.empty(n, np.int32)
-    assert CK.read_moves(packed, out[:n], words, topics, lo, hi, nk, ow, oo, K) == n
-    w, o, dnk = ref.read_moves(packed, out[:n], words, topics, lo, hi, K)
-    np.testing.assert_array_equal(ow, w)
-    np.testing.assert_array_equal(oo, o)
-    np.testing.assert_array_equal(nk, dnk)
-    t = topics.copy()
-    CK.apply_moves(packed, out[:n], t, lo, hi)
-    np.testing.assert_array_equal(ref.gather_ranges(t, lo, hi), new)
-    # malformed: one topic too few, a topic out of range, a bit past the last token
-    scratch = (np.empty(n + 8, np.int32), np.empty(n + 8, np.int32))
-    if n:
-        assert CK.read_moves(packed, out[:n - 1], words, topics, lo, hi, nk, *scratch, K) == -1
-        wrong = out[:n].copy()
-        wrong[0] = K
-        assert ref.read_moves(packed, wrong, words, topics, lo, hi, K) is None
-        assert CK.read_moves(packed, wrong, words, topics, lo, hi, nk, *scratch, K) == -1
-    if old.size % 8:
-        extra = packed.copy()
-        extra[-1] |= 1  # the last bit of the last byte: past the last token
-        assert ref.read_moves(extra, out[:n], words, topics, lo, hi, K) is None
-        assert CK.read_moves(extra, out[:n], words, topics, lo, hi, nk, *scratch, K) == -1
+    out = np.empty(topics.shape[0], np.uint8)
+    n = K_.gather_ranges(topics, lo, hi, out)
+    np.testing.assert_array_equal(out[:n], ref.gather_ranges(topics, lo, hi))
+    assert n == int((hi - lo).sum())
 
 
 def test_row_totals_checks_that_rows_keep_their_totals():

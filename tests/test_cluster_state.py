@@ -3,7 +3,6 @@ the dispatcher's ledger, driven by fabricated messages (as dask drives a bare Wo
 
 import concurrent.futures as cf
 import threading
-import time
 
 import msgpack
 import numpy as np
@@ -16,10 +15,12 @@ from distlda.cluster.messages import (
     ChunkLoad,
     DenseSlice,
     Job,
-    MovesResult,
+    Moves,
     ProtocolError,
-    RowsResult,
+    RowChanges,
     SessionConfig,
+    ShardLoad,
+    ShardSet,
     SliceDelta,
     result_from_wire,
 )
@@ -35,9 +36,10 @@ def over_the_wire(obj):
     return msgpack.unpackb(msgpack.packb(obj, use_bin_type=True), raw=False)
 
 
-def config(K=5, V=60, sampler="sparse"):
-    return SessionConfig(K, V, np.full(K, 0.5), 0.1, sampler, None, num_chunks=1000,
-                         num_tokens=10**6)
+def config(K=5, V=60, sampler="sparse", sizes=(1000,) * 1000):
+    """A session of in-memory chunks of ``sizes`` tokens (an inline set)."""
+    return SessionConfig(K, V, np.full(K, 0.5), 0.1, sampler, None, num_chunks=len(sizes),
+                         num_tokens=sum(sizes), shards=ShardSet.of_chunks(sizes, 0))
 
 
 # ---------------------------------------------------------------------------- messages
@@ -154,72 +156,59 @@ def helpers():
 
 
 @pytest.mark.parametrize("form", ["rows", "moves"])
-def test_a_job_result_reproduces_its_counts_and_the_ledger_checks_it(form, helpers):
-    """A worker's job on one vocabulary block, reported as changed rows or as moves: the
-    ledger commits it only when it is well formed (as rows, when they agree with the topics),
-    and what it forwards rebuilds the worker's counts exactly on another worker."""
-    cfg = config()
+def test_a_job_result_reproduces_its_counts_and_the_ledger_checks_it(form):
+    """A worker's job on one vocabulary block, reported as changed rows or as moves (with
+    their words): the ledger, which holds counts and no token, commits it only when it is
+    well formed, and what it forwards rebuilds the worker's counts exactly on another
+    worker."""
+    words, topics, doc_ptr, nwk, cuts = job_inputs(V=60)
+    cfg = config(V=80, sizes=(words.shape[0],))  # words 60..79 are in no chunk
     K, V = cfg.num_topics, cfg.num_terms
-    words, topics, doc_ptr, nwk, cuts = job_inputs(K, V)
+    nwk = np.vstack([nwk, np.zeros((20, K), nwk.dtype)])
+    cuts = np.array([0, 30, V], np.int32)
     rows = np.unique(words).astype(np.int32)
     w = worker_with_chunk(cfg, words, topics, doc_ptr)
     w._moved = 1.0 if form == "rows" else 0.0  # steers the worker's guess of what is cheaper
     job = make_job(cfg, nwk, rows, cuts)
     w.accept(job)
     wire = over_the_wire(w.run(job, threading.RLock()).to_wire())
-    r = result_from_wire(wire, cfg, 1)
-    assert isinstance(r, RowsResult if form == "rows" else MovesResult) and r.moved > 0
+    r = result_from_wire(wire, cfg)
+    kind = RowChanges if form == "rows" else Moves
+    assert r.moved > 0 and r.delta and all(isinstance(p, kind) for p in r.delta)
+    assert "topics" not in wire  # the topics stay on the worker
 
-    led = Ledger(cfg, helpers)
-    led.load([ChunkLoad.from_wire(over_the_wire(ChunkLoad(0, words, doc_ptr, topics).to_wire(K)),
-                                  cfg)])
-    sched = plan.BlockSchedule(led.freq, np.zeros(1, np.int64), 2)
-    sched.cuts = cuts
-    ranges = led.ranges([0], sched, 1)
+    led = Ledger(cfg)
+    uniq, freq = np.unique(words, return_counts=True)
+    led.learn(0, uniq.astype(np.int32), freq)
+    led.replace_counts([DenseSlice(rows, nwk[rows])], {0})
 
     def read(d):
-        return led.read(result_from_wire(d, cfg, 1), [0], ranges, True, "w")
+        return led.read(result_from_wire(d, cfg), [0], "w")
 
     reading = read(wire)
     assert reading.moved == r.moved
-    key = "topics" if form == "rows" else "mask"  # malformed input raises ProtocolError only
-    for bad in ("not a mapping", {}, dict(wire, **{key: 7}), dict(wire, **{key: [7]}),
-                dict(wire, **{key: [codec.enc(np.zeros(1, np.uint16))]})):
-        with pytest.raises(ProtocolError):
+    for bad in ("not a mapping", {}, dict(wire, delta=7), dict(wire, delta=[7]),
+                dict(wire, delta=[{"words": codec.enc(np.array([V], np.int32))}])):
+        with pytest.raises(ProtocolError):  # malformed input raises ProtocolError only
             read(bad)
+    p = wire["delta"][0]
     if form == "rows":
-        new = codec.dec(wire["topics"][0])
-        for bad, match in (
-                (dict(wire, topics=[codec.enc((new + (np.arange(new.size) == 3)) % K)]), "disagree"),
-                (dict(wire, topics=[codec.enc(np.full(new.size, K, new.dtype))]), "out of range"),
-                (dict(wire, topics=[codec.enc(new[1:])]), "number of topics"),
-                ({k: v for k, v in wire.items() if k != "delta"}, "how its rows changed")):
-            with pytest.raises(ProtocolError, match=match):
-                read(bad)
-        p = wire["delta"][0]
         dd = codec.dec(p["delta"]).copy()
         dd[0, 0] += 1
         with pytest.raises(ProtocolError, match="row totals"):
             read(dict(wire, delta=[dict(p, delta=codec.enc(dd))]))
-    else:
-        packed, new = codec.dec(wire["mask"][0]), codec.dec(wire["new"][0])
-        bits = np.unpackbits(packed)
-        zero = np.flatnonzero(bits == 0)[0]
-        extra = packed.copy()
-        extra[zero >> 3] |= 128 >> (zero & 7)
-        for bad in ({"mask": [codec.enc(extra)]}, {"new": [codec.enc(new[1:])]},
-                    {"new": [codec.enc(np.full(new.size, K, new.dtype))]},
-                    {"mask": [codec.enc(packed[1:])]}):
-            with pytest.raises(ProtocolError, match="malformed"):
-                read(dict(wire, **bad))
-    before = led.state.chunks[0].topics.copy()
-    np.testing.assert_array_equal(before, topics)  # reading changed nothing
+    outside = 70  # a word of no shard of the job
+    ww = codec.dec(p["words"]).copy()
+    ww[0] = outside
+    with pytest.raises(ProtocolError, match="outside its shards"):
+        read(dict(wire, delta=[dict(p, words=codec.enc(ww))]))
+    np.testing.assert_array_equal(led.counts()[rows], nwk[rows])  # reading changed nothing
     led.commit(reading)
-    after = led.state.chunks[0].topics.astype(np.int32)
+    after = w.chunks[0].topics
     expect = ref.counts(words, after, V, K)[0]
-    np.testing.assert_array_equal(led.counts(), expect)  # nk checked against the recount
+    np.testing.assert_array_equal(led.counts(), expect)  # the worker's topics' counts
+    np.testing.assert_array_equal(led.state.nk, expect.sum(axis=0))
     np.testing.assert_array_equal(reading.nk, expect.sum(axis=0) - nwk.sum(axis=0))
-    np.testing.assert_array_equal(after, w.chunks[0].topics)  # the worker's own topics
     changed = after != topics
     assert changed.any() and words[changed].min() >= cuts[1]  # only block 1 was resampled
     np.testing.assert_array_equal(w.slice.nwk, expect[rows])
@@ -240,7 +229,19 @@ def test_a_job_result_reproduces_its_counts_and_the_ledger_checks_it(form, helpe
     np.testing.assert_array_equal(peer.slice.nwk, expect)
 
 
-def test_a_failure_at_an_exact_phase_commits_nothing_and_the_worker_starts_again(helpers):
+def test_a_recount_replaces_the_counts_and_must_hold_every_token_held():
+    words, topics, doc_ptr, nwk, cuts = job_inputs()
+    cfg = config(sizes=(words.shape[0], 7))
+    led = Ledger(cfg)
+    rows = np.unique(words).astype(np.int32)
+    led.replace_counts([DenseSlice(rows, nwk[rows])], {0})  # chunk 1 has no holder now
+    np.testing.assert_array_equal(led.counts(), nwk)
+    assert led.counted_set == {0} and not led.stale
+    with pytest.raises(RuntimeError, match="recount holds"):
+        led.replace_counts([DenseSlice(rows, nwk[rows])], {0, 1})
+
+
+def test_a_failure_at_an_exact_phase_commits_nothing_and_the_worker_starts_again():
     """The test hold point raises in the report phase (after sampling): the worker forgets its
     slice, the ledger never sees a result, and a fresh dense job runs from the committed
     topics."""
@@ -264,38 +265,24 @@ def test_a_failure_at_an_exact_phase_commits_nothing_and_the_worker_starts_again
     with pytest.raises(Exception, match="holds rows of job None"):
         w.accept(make_job(cfg, nwk, rows, cuts, model=SliceDelta("j1", [])))
     w.hold = None
-    # the dispatcher re-sends the chunk with its committed topics: a clean start
+    # its chunk comes back with its committed topics: a clean start
     w.load([ChunkLoad(0, words, doc_ptr, topics.copy())])
     r = w.run(make_job(cfg, nwk, rows, cuts, name="j2"), lock)
     assert r.job == "j2" and w.slice.view == "j2"
 
 
-def test_ledger_refuses_unsorted_or_out_of_order_chunks():
-    cfg = config(K=3, V=10)
-    led = Ledger(cfg)
-    c = ChunkLoad(0, np.array([3, 1], np.int32), np.array([0, 2]), np.array([0, 1], np.int32))
+def test_an_inline_load_must_carry_sorted_tokens():
+    cfg = config(K=3, V=10, sizes=(2, 1))
+    unsorted = ShardLoad(0, 0, None, np.array([0, 1], np.int32), np.array([3, 1], np.int32),
+                         np.array([0, 2]))
     with pytest.raises(ProtocolError, match="sorted"):
-        led.load([c])
-    with pytest.raises(ProtocolError, match="out of order"):
-        led.load([ChunkLoad(1, np.array([1], np.int32), np.array([0, 1]),
-                            np.array([0], np.int32))])
-    assert led.num_chunks == 0
-
-
-def test_ledger_reads_results_in_halves_even_when_every_job_thread_waits():
-    """A result's second half is read on the helpers. With every thread of the job pool busy
-    reading a result (as with that many workers finishing together), the helpers must still
-    run: they may not queue behind the job tasks that wait for them."""
-    helpers = cf.ThreadPoolExecutor(2)
-    led = Ledger(config(), helpers)
-    pool = cf.ThreadPoolExecutor(2)
-    try:
-        jobs = [pool.submit(led._halves, lambda x: (time.sleep(0.05), 2 * x)[1], [1, 2, 3, 4])
-                for _ in range(4)]
-        assert [f.result(timeout=20) for f in jobs] == [[2, 4, 6, 8]] * 4
-    finally:  # on a deadlock: cancel what is queued, so that the waiting threads end
-        pool.shutdown(wait=False, cancel_futures=True)
-        helpers.shutdown(wait=False, cancel_futures=True)
+        ShardLoad.from_wire(over_the_wire(unsorted.to_wire(3)), cfg)
+    bare = ShardLoad(1, 0, None, np.array([0], np.int32))  # no tokens: only a shard set's
+    with pytest.raises(ProtocolError, match="carries its tokens"):
+        ShardLoad.from_wire(over_the_wire(bare.to_wire(3)), cfg)
+    ok = ShardLoad(1, 0, None, np.array([2], np.int32), np.array([4], np.int32), np.array([0, 1]))
+    got = ShardLoad.from_wire(over_the_wire(ok.to_wire(3)), cfg)
+    assert got.words.tolist() == [4] and got.topics.tolist() == [2]
 
 
 def test_block_layout_is_one_token_run_per_document():

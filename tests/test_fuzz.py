@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distlda.cluster import codec
-from distlda.cluster.messages import ChunkLoad, SessionConfig
+from distlda.cluster.messages import SessionConfig, ShardLoad, ShardSet
 from distlda.models.lda_dispatcher import LdaDispatcher
 from distlda.models.lda_worker import LdaWorker
 
@@ -57,14 +57,21 @@ K, V = 4, 30
 
 
 def config() -> SessionConfig:
-    return SessionConfig(K, V, np.full(K, 0.1), 0.05, "sparse", None, "fuzz", 2, 40)
+    return SessionConfig(K, V, np.full(K, 0.1), 0.05, "sparse", None, "fuzz", 2, 40,
+                         ShardSet.of_chunks([20, 20], 0))
 
 
-def chunk(idx: int, n: int = 20) -> list:
+def chunk(idx: int, n: int = 20) -> dict:
+    """A client's chunk on its way to a worker (an inline set's shard load)."""
     rng = np.random.default_rng(idx)
     words = np.sort(rng.integers(0, V, n)).astype(np.int32)
-    return ChunkLoad(idx, words, np.array([0, n], np.int64),
-                     rng.integers(0, K, n).astype(np.int32)).to_wire(K)
+    return ShardLoad(idx, 0, None, rng.integers(0, K, n).astype(np.int32), words,
+                     np.array([0, n], np.int64)).to_wire(K)
+
+
+def load_chunk(w: LdaWorker) -> None:
+    job = w.load_shards("k" * 32, [chunk(0)])
+    assert w.result("k" * 32, job, 20) is not None
 
 
 def call_args(draw, key: str, n: int) -> list:
@@ -84,7 +91,7 @@ def worker_view(w: LdaWorker) -> tuple:
 def worker():
     w = LdaWorker("distlda.worker.fuzz", max_memory=1 << 30)
     w.reset("k" * 32, config().to_wire(), "o" * 32)
-    w.load("k" * 32, [chunk(0)])
+    load_chunk(w)
     return w
 
 
@@ -105,7 +112,7 @@ def test_worker_methods_answer_cleanly_and_failed_calls_change_nothing(worker, n
     if worker._state is None or worker._state.session != "k" * 32 or not worker._state.chunks:
         worker._owner = None  # put the fixture back for the next example
         worker.reset("k" * 32, config().to_wire(), "o" * 32)
-        worker.load("k" * 32, [chunk(0)])
+        load_chunk(worker)
 
 
 def ledger_view(d: LdaDispatcher, session: str) -> tuple:
@@ -115,10 +122,10 @@ def ledger_view(d: LdaDispatcher, session: str) -> tuple:
 
 @pytest.fixture(scope="module")
 def dispatcher():
-    d = LdaDispatcher("127.0.0.1", free_port(), timeout=1.0, max_memory=1 << 30)
-    d.roster.stop()  # no name server here: the fuzz drives the session calls only
+    d = LdaDispatcher("127.0.0.1", free_port(), timeout=1.0, max_memory=1 << 30,
+                      worker_wait=0.05)
+    d.roster.stop()  # no name server, no worker: the fuzz drives the session calls only
     s = d.start_session(config().to_wire())
-    d.load(s, [chunk(0)])
     return d, s
 
 
@@ -209,11 +216,13 @@ def test_fuzzing_live_processes_over_pyro_leaves_the_training_exact():
 def test_the_loads_that_crashed_a_worker_are_refused(worker):
     # topic ids of 2**31-1, or document offsets far past the tokens, then a sweep: SIGSEGV before
     before = worker_view(worker)
-    words = codec.enc(np.zeros(3, np.int32))
-    for topics, doc_ptr in [(np.full(3, 2**31 - 1, np.int32), np.array([0, 3])),
-                            (np.zeros(3, np.int32), np.array([0, 2**40])),
-                            (np.zeros(3, np.int32), np.array([0, 2, 1, 3])),
-                            (np.full(3, -1, np.int32), np.array([0, 3]))]:
+    words = codec.enc(np.zeros(20, np.int32))
+    for topics, doc_ptr in [(np.full(20, 2**31 - 1, np.int32), np.array([0, 20])),
+                            (np.zeros(20, np.int32), np.array([0, 2**40])),
+                            (np.zeros(20, np.int32), np.array([0, 12, 1, 20])),
+                            (np.full(20, -1, np.int32), np.array([0, 20]))]:
+        item = {"idx": 1, "seed": 0, "ref": None, "topics": codec.enc(topics), "words": words,
+                "doc_ptr": codec.enc(doc_ptr)}
         with pytest.raises(ValueError):
-            worker.load("k" * 32, [[1, words, codec.enc(doc_ptr), codec.enc(topics)]])
+            worker.load_shards("k" * 32, [item])
     assert worker_view(worker) == before

@@ -20,6 +20,7 @@ import Pyro5.errors
 import pytest
 
 from distlda.cluster import codec
+from distlda.cluster.messages import ShardSet
 from distlda.errors import OwnedElsewhere
 from distlda.models import LdaModel
 
@@ -91,11 +92,12 @@ def test_no_call_returns_an_id_or_data_and_outsider_calls_change_nothing(corpus)
             w = outsider(uri)
             no_id_in(w.ping())
             cfg = {"num_topics": 2, "num_terms": 5, "alpha": codec.enc(np.ones(2)),
-                   "beta": 0.1, "num_chunks": 1, "num_tokens": 1}
+                   "beta": 0.1, "num_chunks": 1, "num_tokens": 1,
+                   "shards": ShardSet.of_chunks([1], 0).to_wire()}
             for _ in range(100):  # a loop of resets made the training fail before
                 with pytest.raises(OwnedElsewhere, match="works for another dispatcher"):
                     w.reset("s" * 32, cfg, "o" * 32)
-            for call in (lambda: w.load(guess, []), lambda: w.drop(guess, [0]),
+            for call in (lambda: w.load_shards(guess, []), lambda: w.drop(guess, [0]),
                          lambda: w.sweep(guess, {}), lambda: w.result(guess, "j")):
                 with pytest.raises(RuntimeError, match="not in that session"):
                     call()
@@ -112,8 +114,10 @@ def test_no_call_returns_an_id_or_data_and_outsider_calls_change_nothing(corpus)
 
 def test_bad_sessions_are_refused_and_leave_the_dispatcher_free(corpus):
     X, n = corpus
+    sizes = [n // 6] * 5 + [n - 5 * (n // 6)]
     good = {"num_topics": 4, "num_terms": 400, "alpha": codec.enc(np.full(4, 0.1)),
-            "beta": 0.01, "sampler": "sparse", "num_chunks": 6, "num_tokens": n}
+            "beta": 0.01, "sampler": "sparse", "num_chunks": 6, "num_tokens": n,
+            "shards": ShardSet.of_chunks(sizes, 0).to_wire()}
     bad = [({}, "missing field"), (dict(good, num_topics=0), "num_topics"),
            (dict(good, beta=-1.0), "beta"), (dict(good, beta=float("nan")), "beta"),
            (dict(good, alpha=codec.enc(np.ones(3))), "alpha"),
@@ -140,7 +144,7 @@ def test_bad_sessions_are_refused_and_leave_the_dispatcher_free(corpus):
         s = d.start_session(good)
         chunk = [0, codec.enc(np.zeros(n + 1, np.int32)), codec.enc(np.array([0, n + 1])),
                  codec.enc(np.zeros(n + 1, np.int32))]
-        with pytest.raises(ValueError, match="exceeds the corpus the session declared"):
+        with pytest.raises(ValueError, match="not one of the chunks the session declared"):
             d.load(s, [chunk])
         d.end_session(s)
         exact(train(X, c, iterations=5), n)  # and a real client trains at once

@@ -144,47 +144,51 @@ K, V = 4, 30
 
 
 def coordinator(names=("a", "b"), chunks=4):
-    """A coordinator with members that no process stands behind: tests replace ``_task``
-    (the one method that talks to a worker)."""
+    """A coordinator with members that no process stands behind, each holding half the
+    chunks: tests replace ``_task`` (the one method that talks to a worker in a step)."""
     import concurrent.futures as cf
     import threading
 
     import numpy as np
 
     from distlda.cluster.coordinator import Coordinator
-    from distlda.cluster.messages import ChunkLoad, SessionConfig
+    from distlda.cluster.messages import DenseSlice, SessionConfig, ShardSet
     from distlda.cluster.roster import Roster
-    cfg = SessionConfig(K, V, np.full(K, 0.1), 0.05, "sparse", None, "t", chunks, 40 * chunks)
+    cfg = SessionConfig(K, V, np.full(K, 0.1), 0.05, "sparse", None, "t", chunks, 40 * chunks,
+                        ShardSet.of_chunks([40] * chunks, 0))
     roster = Roster("127.0.0.1", 1, 1.0, threading.RLock())
-    co = Coordinator("s" * 32, cfg, roster, cf.ThreadPoolExecutor(4), None, 0.1, 0.3, False)
+    co = Coordinator("s" * 32, cfg, roster, cf.ThreadPoolExecutor(4), 0.1, 0.3, False)
     rng = np.random.default_rng(0)
-    co.load([ChunkLoad(i, np.sort(rng.integers(0, V, 40)).astype(np.int32),
-                       np.array([0, 20, 40]), rng.integers(0, K, 40).astype(np.int32)).to_wire(K)
-             for i in range(chunks)])
-    for name in names:
-        roster.membership.admit(name, "PYRO:nobody@127.0.0.1:1").joined(co.key)
-    co._plan()
+    nwk = np.zeros((V, K), np.int32)
+    members = [roster.membership.admit(n, "PYRO:nobody@127.0.0.1:1") for n in names]
+    for i in range(chunks):
+        words = np.sort(rng.integers(0, V, 40)).astype(np.int32)
+        np.add.at(nwk, (words, rng.integers(0, K, 40)), 1)
+        uniq, freq = np.unique(words, return_counts=True)
+        co.ledger.learn(i, uniq.astype(np.int32), freq)
+        m = members[i * len(members) // chunks]
+        m.chunks.add(i)
+        co.owner[i] = m
+    for m in members:
+        m.joined(co.key)
+        m.chunks = {i for i, o in co.owner.items() if o is m}
+    rows = np.arange(V, dtype=np.int32)
+    co.ledger.replace_counts([DenseSlice(rows, nwk)], set(range(chunks)))
     return co
 
 
 def unchanged(co, fail: dict):
-    """A ``_task`` whose workers return their chunks' topics unchanged, read by the real
-    ledger, except that member ``name`` raises ``fail[name]`` (once)."""
-    import numpy as np
-
-    from distlda.cluster.messages import RowsResult
+    """A ``_task`` whose workers change nothing, read by the real ledger, except that member
+    ``name`` raises ``fail[name]`` (once)."""
+    from distlda.cluster.messages import JobResult
     calls = []
 
-    def task(m, job, drop, load, idxs, ranges, peers):
+    def task(m, job, idxs):
         calls.append((m.name, tuple(idxs)))
         if m.name in fail:
             raise fail.pop(m.name)
-        st = co.ledger.state
-        topics = [np.concatenate([st.chunks[i].topics[a:b] for a, b in zip(lo, hi)])
-                  for i, (lo, hi) in zip(idxs, ranges)]
-        res = RowsResult(job["job"], sum(t.size for t in topics), 0, topics,
-                         [] if peers else None, {"seconds": 0.0})
-        return {"result": res, "reading": co.ledger.read(res, idxs, ranges, peers, m.name),
+        res = JobResult(job["job"], 40 * len(idxs), 0, [], {"seconds": 0.0})
+        return {"result": res, "reading": co.ledger.read(res, idxs, m.name),
                 "received_s": 0.0, "read_s": 0.0}
 
     co._task = task
@@ -198,17 +202,19 @@ def run_step(co):
     return rec
 
 
-def test_shell_drops_a_worker_with_a_malformed_result_and_resweeps_its_chunks():
+def test_shell_drops_a_worker_with_a_malformed_result_and_its_chunks_leave_the_step():
     co = coordinator()
     before = co.ledger.summary()
     held = tuple(sorted(co.roster.membership.get("a").chunks))
     calls = unchanged(co, {"a": ProtocolError("malformed result from worker a")})
+    restored = []
+    co.shards.restore = lambda lost, rec: restored.append(lost)  # (its own tests: real ones)
     rec = run_step(co)
     assert co.roster.membership.names() == ["b"]
-    assert rec["lost"] == 1 and rec["redispatched"] == 2 and rec["steps"] == 1
-    assert len(held) == 2 and calls[-1] == ("b", held)
-    assert {co.owner[i].name for i in range(4)} == {"b"}
-    assert co.ledger.summary() == before  # nothing lost, nothing counted twice
+    assert rec["lost"] == 1 and rec["steps"] == 1
+    assert len(held) == 2 and restored == [list(held)]  # brought back after the step ...
+    assert ("b", held) not in calls  # ... not swept by another worker within it
+    assert co.ledger.summary() == before  # nothing of the failed job was committed
 
 
 def test_shell_fails_the_sweep_on_an_internal_error_and_keeps_the_workers():

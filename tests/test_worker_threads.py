@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from distlda.cluster import _kernels as CK
-from distlda.cluster.messages import ChunkLoad, DenseSlice, Job, SessionConfig
+from distlda.cluster.messages import ChunkLoad, DenseSlice, Job, SessionConfig, ShardSet
 from distlda.cluster.worker_session import WorkerSession
 from distlda.gibbs import blocks, sampling
 from distlda.gibbs import kernels as K_
@@ -32,7 +32,7 @@ def over_the_wire(obj):
 
 def config(sampler="sparse"):
     return SessionConfig(K, V, np.full(K, 0.5), 0.1, sampler, None, num_chunks=1000,
-                         num_tokens=10**6)
+                         num_tokens=10**6, shards=ShardSet.of_chunks([1000] * 1000, 0))
 
 
 def make_chunks(n=2, D=30, seed=3):

@@ -1,10 +1,10 @@
 """Compiled helpers of the cluster: reading, checking and applying what workers exchange.
 
-Dispatcher side: :func:`topic_change` and :func:`read_moves` read a result without changing
-the chunk, :func:`apply_moves` writes one, :func:`row_totals` checks a worker's row changes,
-:func:`sorted_in_docs` checks a loaded chunk. Worker side: :func:`apply_foreign_moves` and
-:func:`apply_rows` bring a model slice up to date, :func:`row_delta` and :func:`pack_moves`
-encode a job's changes, :func:`lists_match` checks the word lists (``DISTLDA_CHECK``).
+Dispatcher side: :func:`row_totals` checks a worker's row changes, :func:`apply_rows` and
+:func:`apply_foreign_moves` add them to the counts, :func:`sorted_in_docs` checks a chunk on
+its way to a worker. Worker side: the same two bring a model slice up to date,
+:func:`row_delta` encodes a job's changed rows, :func:`lists_match` checks the word lists
+(``DISTLDA_CHECK``).
 """
 
 from __future__ import annotations
@@ -12,82 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from distlda.gibbs.jit import kernel
-
-
-@kernel
-def topic_change(topics, lo, hi, new, nk, K):
-    """Read a result without changing the chunk: the tokens of the ranges ``lo[d] <= i <
-    hi[d]`` get the topics ``new`` (one range after the other). Adds the change of the topic
-    totals to ``nk`` and returns how many tokens moved, or -1 if a topic is out of range
-    (then ``nk`` is unchanged). ``new`` must hold exactly the ranges' tokens."""
-    # Branch-free: two histograms rather than nk[old] -= 1, nk[new] += 1 on each move
-    # (unpredictable at 30% unmoved, and a chain of read-modify-writes on nk).
-    before = np.zeros(K, np.int64)
-    after = np.zeros(K + 1, np.int64)
-    j = 0
-    same = 0
-    for d in range(lo.shape[0]):
-        for i in range(lo[d], hi[d]):
-            a = topics[i]
-            b = np.int64(new[j])
-            if b < 0 or b > K:  # out of range: counted at K (never taken when well formed)
-                b = K
-            before[a] += 1
-            after[b] += 1
-            same += a == b
-            j += 1
-    if after[K] != 0:
-        return -1
-    for k in range(K):
-        nk[k] += after[k] - before[k]
-    return j - same
-
-
-@kernel
-def read_moves(packed, new, words, topics, lo, hi, nk, out_w, out_old, K):
-    """Read a result in the moves form without changing the chunk: bit ``j`` of ``packed``
-    (numpy ``packbits`` order) says whether the ``j``-th token of the ranges ``lo[d] <= i <
-    hi[d]`` moved, and ``new`` holds the moved tokens' topics in order. Adds the change of the
-    topic totals to ``nk`` and writes the moves' words and old topics to ``out_*``. Returns
-    the number of moves, or -1 if the result is malformed (too few or too many topics, one
-    out of range, a bit past the last token); then the outputs are garbage."""
-    M = new.shape[0]
-    m = 0
-    j = 0
-    for d in range(lo.shape[0]):
-        for i in range(lo[d], hi[d]):
-            if (packed[j >> 3] >> (7 - (j & 7))) & 1:
-                if m == M:
-                    return -1
-                b = np.int64(new[m])
-                if b < 0 or b >= K:
-                    return -1
-                a = topics[i]
-                out_w[m] = words[i]
-                out_old[m] = a
-                nk[a] -= 1
-                nk[b] += 1
-                m += 1
-            j += 1
-    if m != M:
-        return -1
-    for jj in range(j, packed.shape[0] * 8):
-        if (packed[jj >> 3] >> (7 - (jj & 7))) & 1:
-            return -1
-    return m
-
-
-@kernel
-def apply_moves(packed, new, topics, lo, hi):
-    """Write the new topics of a result read by :func:`read_moves` into ``topics``."""
-    m = 0
-    j = 0
-    for d in range(lo.shape[0]):
-        for i in range(lo[d], hi[d]):
-            if (packed[j >> 3] >> (7 - (j & 7))) & 1:
-                topics[i] = new[m]
-                m += 1
-            j += 1
 
 
 @kernel
@@ -217,20 +141,6 @@ def row_delta(nwk, snap, r0, rows, lim, out_words, out_delta, big_words, big_del
             out_words[n] = rows[r]
             n += 1
     return n, nb
-
-
-@kernel
-def pack_moves(old, new, packed, out_new):
-    """Set bit ``j`` of ``packed`` (zeros; numpy ``packbits`` order) for each token ``j`` whose
-    topic changed (``old[j] != new[j]``) and write its new topic to ``out_new``, in order.
-    Returns how many changed."""
-    n = 0
-    for j in range(old.shape[0]):
-        if old[j] != new[j]:
-            packed[j >> 3] |= np.uint8(128 >> (j & 7))
-            out_new[n] = new[j]
-            n += 1
-    return n
 
 
 @kernel

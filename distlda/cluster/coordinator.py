@@ -13,16 +13,16 @@ sweep here early in training and lagged the serial chain by 0.45 nats/token at s
 MH sampler needs whole documents for its phases, so it runs one AD-LDA step a sweep. Each
 result is read, checked and committed by the :class:`~distlda.cluster.ledger.Ledger`, which
 forwards the row changes to the other workers with their next jobs. The next step starts when
-every chunk has been committed once.
+every chunk has been committed once. The data stays on the workers: where each chunk (shard)
+is held, and how a lost worker's come back, is :mod:`distlda.cluster.shard_session`'s.
 
 Failure: a worker that stops answering (socket closed, or no answer within ``timeout``
-seconds to a poll that returns every second while it computes) is dropped, its registration
-removed, and its chunks still to be swept are sent, with their committed topics, to a surviving
-worker and swept again in the same step, on their own block (until the next sweep re-plans,
-those chunks share a block with another worker's: AD-LDA staleness for the rest of the sweep,
-never an accounting error). Its partial work is never committed, so nothing is lost or
-counted twice. Workers are discovered in the background (:mod:`distlda.cluster.roster`); a
-new one gets whole chunks moved to it at the next sweep. A malformed result
+seconds to a poll that returns every second while it computes) is dropped and its
+registration removed; the step ends without its chunks (their topics died with it: they come
+back from their checkpoints, or from the client, and the counts are recounted). Its partial
+work is never committed, so nothing is lost or counted twice. Workers are discovered in the
+background (:mod:`distlda.cluster.roster`); a new one gets whole chunks moved to it at the
+next sweep. A malformed result
 (:class:`ProtocolError`) or an error the worker raised drops the worker the same way; any
 other error is this process's own and fails the sweep (:func:`failure_kind`), rather than
 drop healthy workers one after another. What a step decides is pure state
@@ -50,7 +50,6 @@ from distlda.cluster.messages import (
     result_from_wire,
 )
 from distlda.cluster.roster import Roster
-from distlda.cluster.shard_ledger import ShardLedger
 from distlda.cluster.shard_session import ShardKeeper
 from distlda.cluster.step import (
     Abandon,
@@ -74,13 +73,11 @@ logger = logging.getLogger("distlda.dispatcher")
 class Coordinator:
     """The sweeps of one session (see the module docstring), on the members of ``roster``."""
 
-    #: Bytes of chunks per load message to a worker.
-    LOAD_BATCH = 64 << 20
     #: Worker failures tolerated within one sweep before the sweep fails.
     MAX_FAILURES_PER_SWEEP = 20
 
     def __init__(self, session: str, config: SessionConfig, roster: Roster, pool: cf.Executor,
-                 helpers: cf.Executor, poll: float, worker_wait: float, check: bool):
+                 poll: float, worker_wait: float, check: bool):
         self.session = session  # the client's capability: never sent to a worker
         #: The workers' capability for this session: only this dispatcher and the workers it
         #: joins know it (a client's session id lets it steer nothing on a worker).
@@ -89,10 +86,8 @@ class Coordinator:
         self.roster = roster
         self.lock = roster.lock
         #: A shard set: the workers read their shards, the ledger keeps counts, no tokens.
-        self.sharded = config.shards is not None
-        self.ledger: Ledger | ShardLedger = (ShardLedger(config) if self.sharded
-                                             else Ledger(config, helpers))
-        self.shards = ShardKeeper(self) if self.sharded else None
+        self.ledger = Ledger(config)
+        self.shards = ShardKeeper(self)  # where the data is: the workers
         self.owner: dict[int, Member] = {}
         self.pool = pool
         self.poll = poll
@@ -108,15 +103,8 @@ class Coordinator:
         return self.roster.membership.in_session(self.key)
 
     def load(self, chunks: list) -> int:
-        # views of the message: the ledger copies them into its narrow dtypes, the workers
-        # of an inline set keep them (they stay nowhere here)
-        msgs = [ChunkLoad.from_wire(c, self.config) for c in chunks]
-        if self.shards is not None:
-            return self.shards.receive(msgs)
-        assert isinstance(self.ledger, Ledger)
-        n = self.ledger.load(msgs)
-        self.telemetry.loaded(sum(codec.nbytes(c) for c in chunks))
-        return n
+        """A client's in-memory chunks, handed on to the workers (they stay nowhere here)."""
+        return self.shards.receive([ChunkLoad.from_wire(c, self.config) for c in chunks])
 
     def set_alpha(self, alpha: np.ndarray) -> None:
         self.ledger.state.alpha = alpha
@@ -129,13 +117,10 @@ class Coordinator:
         if not self.members:
             self._wait_for_workers()
         rec = self.telemetry.new_sweep()
-        if self.shards is not None:
-            if not self.shards.inline:
-                self.shards.collect()
-            self.shards.place()
+        if not self.shards.inline:
+            self.shards.collect()
+        self.shards.place()
         with self.lock:
-            if not self.sharded:
-                self._plan()
             groups = sorted((m for m in self.members if m.chunks), key=lambda m: m.name)
             schedule = None
             if self.config.sampler in sampling.EXACT and len(groups) > 1:
@@ -145,13 +130,12 @@ class Coordinator:
                 schedule = plan.BlockSchedule(self.ledger.freq, group, len(groups))
         for step in range(len(groups) if schedule is not None else 1):
             self._step(seeds, step, schedule, rec)
-        if self.shards is not None:
-            self.shards.after_sweep()
+        self.shards.after_sweep()
         with self.lock:
             out = self.telemetry.end_sweep(rec, time.perf_counter() - t0,
                                            time.process_time() - c0, len(groups),
                                            self.ledger.num_tokens)
-        if self.shards is not None and self.shards.inline:
+        if self.shards.inline:
             self.shards.place(rebalance=False)
             out["need"] = sorted(self.shards.need)  # chunks lost with a worker: the client's
         return out
@@ -161,19 +145,6 @@ class Coordinator:
         ms = self.roster.membership
         for i in [i for i, m in self.owner.items() if ms.get(m.name) is not m]:
             del self.owner[i]
-
-    def _plan(self) -> None:
-        """Give unowned chunks to the least-loaded workers; rebalance after membership changes."""
-        self._forget_lost()
-        members = self.members
-        ms = self.roster.membership
-        target = plan.assign(self.ledger.sizes(), {m.name: m.chunks for m in members},
-                             set(self.owner), ms.changed)
-        ms.changed = False
-        for m in members:
-            m.take(target[m.name])
-            for i in target[m.name]:
-                self.owner[i] = m
 
     def _wait_for_workers(self) -> None:
         deadline = time.monotonic() + self.worker_wait
@@ -204,7 +175,7 @@ class Coordinator:
         st = self.ledger.state
         rows = m.ensure_rows(self.ledger.chunk_words, st.num_terms)
         view, parts = m.view, None
-        if view is not None and not m.load and not m.drop:
+        if view is not None:
             td = time.perf_counter()
             parts = self.ledger.delta_for(m, rows.shape[0] * st.num_topics * 4)
             rec["delta_s"] = rec.get("delta_s", 0.0) + time.perf_counter() - td
@@ -216,26 +187,19 @@ class Coordinator:
             model = SliceDelta(view, parts)
             if self.check:
                 check = self.ledger.counts()[rows]
-        load, drop = m.handover()  # (a sharded session moves shards between sweeps)
-        load = [ChunkLoad(i, st.chunks[i].words, st.chunks[i].doc_ptr,
-                          st.chunks[i].topics).to_wire(st.num_topics) for i in load]
         blocks = None
         if schedule is not None:
             blocks = (schedule.cuts, [schedule.block(i, step) for i in idxs])
-        # Other workers hold rows: the result must say how this job changed them (always
-        # with a shard set: the ledger keeps counts, not topics).
-        peers = self.sharded or any(w is not m and w.chunks for w in self.members)
+        # the result says how the job changed the rows (the ledger keeps counts, not topics)
         job = Job(transport.new_id(), list(idxs), model, st.nk.copy(),
-                  seeds[list(idxs)].astype(np.uint32), st.alpha, blocks, peers, check).to_wire()
+                  seeds[list(idxs)].astype(np.uint32), st.alpha, blocks, True, check).to_wire()
         rec["bytes_down"] += codec.nbytes(job) - codec.nbytes(job["model"].get("check"))
-        rec["bytes_load"] += codec.nbytes(load)
-        ranges = self.ledger.ranges(idxs, schedule, step)
-        f = self.pool.submit(self._task, m, job, drop, load, list(idxs), ranges, peers)
+        f = self.pool.submit(self._task, m, job, list(idxs))
         return f, job["job"]
 
-    def _task(self, m: Member, job: dict, drop, load, idxs, ranges, peers) -> dict:
-        """One worker job: hand over chunks, start the sweep, poll until it is done, then
-        read the result (:meth:`Ledger.read`)."""
+    def _task(self, m: Member, job: dict, idxs) -> dict:
+        """One worker job: start the sweep, poll until it is done, then read the result
+        (:meth:`Ledger.read`)."""
         t_sent = time.perf_counter()
         timeout = self.roster.timeout
         if m.proxy is None:
@@ -247,12 +211,6 @@ class Coordinator:
             w.put(self.key, sid, off, total, piece)
 
         try:
-            if drop:
-                w.drop(self.key, drop)
-            for batch in _batches(load, self.LOAD_BATCH):  # far below Pyro5's message limit
-                batch, blobs = codec.stage_out(batch)
-                codec.send_pieces(put, blobs)
-                w.load(self.key, batch)
             job, blobs = codec.stage_out(job)  # a big model slice goes in pieces
             codec.send_pieces(put, blobs)
             w.sweep(self.key, job)
@@ -269,8 +227,8 @@ class Coordinator:
             transport.release(w)
             raise
         t0 = time.perf_counter()
-        result = result_from_wire(raw, self.config, len(idxs))
-        reading = self.ledger.read(result, idxs, ranges, peers, m.name)
+        result = result_from_wire(raw, self.config)
+        reading = self.ledger.read(result, idxs, m.name)
         return {"result": result, "reading": reading, "received_s": t0 - t_sent,
                 "read_s": time.perf_counter() - t0}
 
@@ -312,7 +270,7 @@ class _StepShell:
             self.handles = {m.name: m for m in members}
             self.st = Step({i: m.name for i, m in co.owner.items()}, list(self.handles),
                            co.ledger.sizes(), rec["lost"], co.MAX_FAILURES_PER_SWEEP,
-                           redispatch=not co.sharded)
+                           redispatch=False)
             after = self._do(self.st.handle(Begin()))
         rec["prepare_s"] += time.perf_counter() - t1
         while True:
@@ -363,14 +321,9 @@ class _StepShell:
         """Carry out the actions that need the lock (held); returns the others."""
         self.rec["lost"] = self.st.failures
         after: list[tuple[Member | None, Drop | WaitForWorkers]] = []
-        moved = 0
         for a in actions:
-            if isinstance(a, Submit):
+            if isinstance(a, Submit):  # (never a re-dispatch: lost chunks leave the step)
                 m = self.handles[a.member]
-                if a.moved:  # re-dispatched: it takes them over
-                    m.take(m.chunks | set(a.chunks))
-                    self.co.owner.update((i, m) for i in a.chunks)
-                    moved += len(a.chunks)
                 f, job_id = self.co._submit(m, list(a.chunks), self.seeds, self.step,
                                             self.schedule, self.rec)
                 self.futures[f] = a.job
@@ -387,11 +340,6 @@ class _StepShell:
                 after.append((self.handles[a.member], a))
             elif isinstance(a, WaitForWorkers):
                 after.append((None, a))
-        if moved:
-            self.rec["redispatched"] += moved
-            self.co.telemetry.totals["redispatched_chunks"] += moved
-            logger.info("re-dispatched %d chunks to %d workers", moved,
-                        sum(isinstance(a, Submit) and a.moved for a in actions))
         return after
 
     def _after(self, actions: list[tuple[Member | None, Drop | WaitForWorkers]]) -> None:
@@ -415,19 +363,6 @@ class _StepShell:
         rec["commit_s"] += time.perf_counter() - t1
         self.step_max = max(self.step_max, r["result"].timings.get("seconds", 0.0))
         co.telemetry.job(rec, m.name, self.step, r)
-
-
-def _batches(items: list, limit: int):
-    """``items`` in consecutive lists of about ``limit`` payload bytes each."""
-    batch, size = [], 0
-    for item in items:
-        batch.append(item)
-        size += codec.nbytes(item)
-        if size >= limit:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 __all__ = ["Coordinator", "ProtocolError"]

@@ -1,24 +1,29 @@
-"""The dispatcher's committed state: the one copy of the Gibbs state that counts.
+"""The dispatcher's committed state: counts, and no token.
 
-Invariant (:mod:`distlda.gibbs.state`): the topic totals and the word-topic counts are, between
-commits, exactly the counts of the committed topics of every chunk. A worker's result is first
-*read* (:meth:`Ledger.read`: checked against the chunks, changing nothing), then *committed*
-(:meth:`Ledger.commit`: the topics written, the topic totals moved by the change the result
-was checked to imply). A result that never comes back, or fails its checks, changes nothing;
-a re-sent chunk starts from its committed topics. The word-topic counts are recounted from
-the topics when read (:meth:`Ledger.counts`): updating them move by move would cost as much
-CPU as a good part of a worker's sweep.
+The workers hold the tokens and their topic assignments (a shard set's read by the workers
+themselves, a client's in-memory chunks handed on once by the dispatcher:
+:mod:`distlda.cluster.shard_session`); the dispatcher holds the word-topic counts and topic
+totals, per shard (chunk) its size, its distinct words and its last checkpoint, and the
+schedule's ledger. Invariant (:mod:`distlda.gibbs.state`): between commits ``nwk`` and ``nk``
+are exactly the counts of the committed topics of every shard held.
+
+A result is *read* (:meth:`Ledger.read`: every row change must keep its word's total and touch
+only the job's words, and the change of the topic totals is what the changes imply) and then
+*committed* (:meth:`Ledger.commit`: the changes added to the counts). A result that never comes
+back, or fails its checks, changes nothing. Whenever shards change hands from elsewhere (a
+checkpoint, the client) or go missing with a worker, the counts are *replaced* by a recount the
+workers make from the topics they hold (:meth:`Ledger.replace_counts`), so they equal the
+committed assignments whatever was lost.
 
 The ledger also keeps what each worker needs for its next job: the row changes the others
-committed on its words this step (*boxes*, forwarded as the workers sent them), from which
-:meth:`Ledger.delta_for` builds a :class:`~distlda.cluster.messages.SliceDelta`. Pure state:
-no network.
+committed on its words this step (*boxes*, forwarded as the workers sent them, :class:`Relay`),
+from which :meth:`Relay.delta_for` builds a :class:`~distlda.cluster.messages.SliceDelta`.
+Pure state: no network.
 """
 
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,26 +31,18 @@ import numpy as np
 from distlda.cluster import _kernels as CK
 from distlda.cluster import codec
 from distlda.cluster.membership import Member
-from distlda.cluster.messages import (
-    ChunkLoad,
-    Moves,
-    MovesResult,
-    ProtocolError,
-    RowsResult,
-    SessionConfig,
-)
-from distlda.gibbs import blocks
+from distlda.cluster.messages import JobResult, Moves, ProtocolError, RowChanges, SessionConfig
 from distlda.gibbs import kernels as K_
-from distlda.gibbs.chunks import Chunk
-from distlda.gibbs.hyper import count_histograms
 from distlda.gibbs.state import GibbsState
+
+_NO_LISTS = (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32))
 
 
 @dataclass
 class Reading:
-    """A result read and checked, ready to commit: ``parts`` per chunk (index, token ranges,
-    then the new topics, or the move bits and moved topics), ``nk`` the change of the topic
-    totals, ``fwd`` what the other workers get (None: they were not told), ``moved``, ``bytes``."""
+    """A result read and checked, ready to commit: ``parts`` the job's chunks, ``nk`` the
+    change of the topic totals, ``fwd`` its row changes (committed here, and what the other
+    workers get), ``moved`` tokens, ``bytes`` on the wire."""
 
     parts: list
     nk: np.ndarray
@@ -97,219 +94,193 @@ class Relay:
         return list(parts)
 
 
-
 class Ledger(Relay):
-    """The committed state of one training session.
+    """The committed counts of one training session.
 
     Parameters
     ----------
     config : SessionConfig
-    helpers : concurrent.futures.Executor, optional
-        Reads and writes a result in two halves, the second on ``helpers`` (the kernels release
-        the GIL). Its tasks must wait for nothing.
+        With its :class:`~distlda.cluster.messages.ShardSet` (a shard set, or a client's
+        in-memory chunks).
+
+    Attributes
+    ----------
+    state : GibbsState
+        ``nwk`` (V x K int32), ``nk`` (K int32), the priors; it holds no chunk.
+    refs : list of dict or None
+        Per shard, the checkpoint its topics can be restored from (None: its seed).
+    kept : tuple or None
+        ``(sweep, nwk, nk, refs)``: the counts and references of the last checkpoint that
+        holds every shard at one sweep (what a client keeps if the dispatcher is lost).
     """
 
-    def __init__(self, config: SessionConfig, helpers: Executor | None = None):
+    def __init__(self, config: SessionConfig):
         super().__init__(config.num_terms)
+        sh = config.shards
+        if sh is None:
+            raise ValueError("a Ledger needs a session with its shard set")
         self.config = config
         self.state = GibbsState(config.num_topics, config.num_terms, config.alpha, config.beta)
-        self.freq = np.zeros(config.num_terms, np.int64)  # tokens per word
-        #: Stored as narrow as they travel (2-byte words up to 65,536 terms, 1-byte topics up
-        #: to 256): the dispatcher's passes over them are memory-bound.
-        self.wdt = np.dtype(np.uint16 if config.num_terms <= 65536 else np.int32)
-        self.tdt = codec.topic_dtype(config.num_topics)
-        self.helpers = helpers
-        self._stale = False
-        self._bounds: dict[int, np.ndarray] = {}
-        self._bounds_key: bytes | None = None
+        self.freq = np.zeros(config.num_terms, np.int64)
+        self._sizes = list(sh.sizes)
+        self.words: dict[int, np.ndarray] = {}  # per shard: its distinct words, once read
+        self.refs: list = list(sh.refs)
+        self.seeds = np.asarray(sh.seeds, np.uint32)
+        #: the model's sweeps done (the one running is ``sweep + 1``)
+        self.sweep = sh.sweep
+        #: per shard: the sweep its topics last changed in, or -1 while they are its ref's
+        #: (or its seed's, ref None)
+        self.changed = [-1] * len(sh.sizes)
+        self.kept: tuple | None = None
+        self.pending: tuple | None = None
+        self._rowmap = np.arange(config.num_terms, dtype=np.int32)
+        self.counted = False  # a recount was made
+        #: the shards the last recount counted (the commits since are theirs)
+        self.counted_set: set[int] = set()
+        #: shards whose topics changed hands from elsewhere (a checkpoint, the client) since
+        #: the last recount: the counts do not hold their topics
+        self.stale: set[int] = set()
 
     @property
     def num_chunks(self) -> int:
-        return len(self.state.chunks)
+        return len(self._sizes)
 
     def sizes(self) -> list[int]:
-        return [c.num_tokens for c in self.state.chunks]
+        return list(self._sizes)
 
     @property
     def num_tokens(self) -> int:
-        return self.state.num_tokens
+        return int(sum(self._sizes))
 
     def chunk_words(self, i: int) -> np.ndarray:
-        """The words of chunk ``i`` (a worker's rows are the distinct ones of its chunks)."""
-        return self.state.chunks[i].words
+        return self.words[i]
 
-    # ------------------------------------------------------------ loading
-    def load(self, chunks: list[ChunkLoad]) -> int:
-        """Add chunks, in index order from the last one; returns the number held."""
-        st = self.state
-        cfg = self.config
-        n, tokens = len(st.chunks), st.num_tokens
-        for c in chunks:  # checked whole before any is kept: a refused load changes nothing
-            if c.idx != n:
-                raise ProtocolError(f"chunk {c.idx} arrived out of order (expected {n})")
-            n, tokens = n + 1, tokens + c.words.size
-            if n > cfg.num_chunks or tokens > cfg.num_tokens:
-                raise ProtocolError(f"the load exceeds the corpus the session declared "
-                                    f"({cfg.num_chunks} chunks, {cfg.num_tokens} tokens)")
-            if not CK.sorted_in_docs(c.words, c.doc_ptr):
-                raise ProtocolError(f"chunk {c.idx}: tokens must be sorted by word id within "
-                                    f"each document (distlda.gibbs.blocks.sort_for_blocks)")
-        for c in chunks:
-            chunk = Chunk(words=np.array(c.words, self.wdt), doc_ptr=np.array(c.doc_ptr, np.int64),
-                          topics=np.array(c.topics, self.tdt))
-            K_.count_assignments(chunk.words, chunk.topics, st.nwk, st.nk, 1)
-            self.freq += np.bincount(chunk.words, minlength=st.num_terms)
-            st.chunks.append(chunk)
-        return len(st.chunks)
+    def learn(self, idx: int, words: np.ndarray, freq: np.ndarray) -> None:
+        """A worker read shard ``idx``: its distinct words and their token counts."""
+        if words.shape != freq.shape or freq.sum() != self._sizes[idx]:
+            raise ProtocolError(f"shard {idx}: the word counts a worker read do not sum to "
+                                f"its {self._sizes[idx]} tokens")
+        if idx not in self.words:
+            np.add.at(self.freq, words, freq)
+            self.words[idx] = np.ascontiguousarray(words, np.int32)
 
-    # ------------------------------------------------------------ the token ranges of a step
-    def ranges(self, idxs, schedule, step: int) -> list:
-        """Per chunk, the token ranges ``(lo, hi)`` a job resamples: its block of this step
-        (cached per chunk while the cuts stay), or all its tokens (``schedule`` None)."""
-        st = self.state
-        if schedule is None:
-            return [blocks.whole_documents(st.chunks[i]) for i in idxs]
-        key = schedule.cuts.tobytes()
-        if self._bounds_key != key:
-            self._bounds, self._bounds_key = {}, key
-        out = []
-        for i in idxs:
-            bp = self._bounds.get(i)
-            if bp is None:
-                bp = self._bounds[i] = blocks.block_ranges(st.chunks[i], schedule.cuts)
-            b = schedule.block(i, step)
-            out.append((bp[b], bp[b + 1]))
-        return out
-
-    # ------------------------------------------------------------ reading results
-    def _halves(self, fn, items: list) -> list:
-        """``[fn(x) for x in items]``, the second half on ``helpers``: a result is read and
-        written while both workers wait for it."""
-        half = len(items) // 2
-        if half == 0 or self.helpers is None:
-            return [fn(x) for x in items]
-        other = self.helpers.submit(lambda: [fn(x) for x in items[half:]])
-        return [fn(x) for x in items[:half]] + other.result()
-
-    def read(self, result, idxs, ranges, peers: bool, who: str) -> Reading:
-        """Check a job's result against the chunks and read the change of the topic totals,
-        changing nothing. Runs in the job's thread as soon as the result arrives; it only
-        reads the job's chunks, which nothing else writes while the job is out.
+    # ------------------------------------------------------------ reading and committing
+    def read(self, result: JobResult, idxs, who: str) -> Reading:
+        """Check a result's row changes; changing nothing.
 
         Raises
         ------
         ProtocolError
-            The result is malformed (its topics disagree with its row changes, a topic is out
-            of range, lengths differ...): the worker is dropped. Malformed input raises
-            nothing else, so that any other error is a bug here and fails the sweep
-            (:func:`distlda.cluster.coordinator.failure_kind`).
+            A row change that alters its word's total, a word outside the job's shards. Any
+            other error is a bug here (:func:`distlda.cluster.coordinator.failure_kind`).
         """
         bad = f"malformed result from worker {who}"
-        if isinstance(result, MovesResult):
-            return self._read_moves(result, idxs, ranges, peers, bad)
-        return self._read_rows(result, idxs, ranges, peers, bad)
-
-    def _read_rows(self, r: RowsResult, idxs, ranges, peers, bad) -> Reading:
-        st = self.state
-        K = st.num_topics
-        parts = []
-        for i, new, (lo, hi) in zip(idxs, r.topics, ranges):
-            if new.shape[0] != int((hi - lo).sum()):
-                raise ProtocolError(f"chunk {i}: {bad} (wrong number of topics)")
-            parts.append((i, lo, hi, new))
-
-        def change(part):
-            i, lo, hi, new = part
-            dnk = np.zeros_like(st.nk)
-            return i, CK.topic_change(st.chunks[i].topics, lo, hi, new, dnk, K), dnk
-
-        nk = np.zeros_like(st.nk)
-        moved = 0
-        for i, k, dnk in self._halves(change, parts):
-            if k < 0:
-                raise ProtocolError(f"chunk {i}: {bad} (topic out of range)")
-            moved += k
-            nk += dnk
-        fwd = r.delta if peers else None
-        if peers:
-            if fwd is None:
-                raise ProtocolError(f"{bad}: it does not say how its rows changed")
-            dk = np.zeros(K, np.int64)
-            for p in fwd:
-                if not CK.row_totals(p.delta, dk):
+        K = self.config.num_topics
+        nk = np.zeros(K, np.int64)
+        held = np.zeros(self.config.num_terms, np.bool_)
+        for i in idxs:
+            held[self.words[i]] = True
+        size = 0
+        for p in result.delta:
+            if p.words.size and not held[p.words].all():
+                raise ProtocolError(f"{bad}: changes of words outside its shards")
+            if isinstance(p, RowChanges):
+                if not CK.row_totals(p.delta, nk):
                     raise ProtocolError(f"{bad}: row changes alter row totals")
-            if not np.array_equal(dk, nk):
-                raise ProtocolError(f"{bad}: its row changes disagree with its topics")
-        size = sum(t.nbytes for t in r.topics) + sum(p.words.nbytes + p.delta.nbytes
-                                                     for p in (fwd or []))
-        return Reading(parts, nk, fwd, moved, size, "rows")
-
-    def _read_moves(self, r: MovesResult, idxs, ranges, peers, bad) -> Reading:
-        """The moves' words and old topics come from this copy, for the other workers."""
-        st = self.state
-        K = st.num_topics
-        total = sum(t.shape[0] for t in r.new)
-        words, old = np.empty(total, self.wdt), np.empty(total, self.tdt)
-        new_all = np.empty(total, self.tdt)
-        parts = []
-        nk = np.zeros_like(st.nk)
-        moved = 0
-        for i, packed, new, (lo, hi) in zip(idxs, r.mask, r.new, ranges):
-            if packed.dtype != np.uint8 or packed.shape[0] != (int((hi - lo).sum()) + 7) // 8:
-                raise ProtocolError(f"chunk {i}: {bad}")
-            c = st.chunks[i]
-            k = CK.read_moves(packed, new, c.words, c.topics, lo, hi, nk, words[moved:],
-                              old[moved:], K)
-            if k < 0:
-                raise ProtocolError(f"chunk {i}: {bad}")
-            new_all[moved:moved + k] = new
-            moved += k
-            parts.append((i, lo, hi, packed, new))
-        fwd = [Moves(words, old, new_all)] if peers else None
-        size = sum(m.nbytes for m in r.mask) + sum(t.nbytes for t in r.new)
-        return Reading(parts, nk, fwd, moved, size, "moves")
-
-    # ------------------------------------------------------------ committing
-    def commit(self, reading: Reading) -> None:
-        """Write a read result's topics and move the topic totals with them."""
-        st = self.state
-
-        def write(part):
-            i, lo, hi, *result = part
-            if len(result) == 2:  # the moves form: (bits, moved topics)
-                CK.apply_moves(*result, st.chunks[i].topics, lo, hi)
             else:
-                K_.scatter_ranges(st.chunks[i].topics, lo, hi, result[0])
+                nk += (np.bincount(p.new, minlength=K) - np.bincount(p.old, minlength=K))
+            size += p.nbytes
+        return Reading(list(idxs), nk, list(result.delta), int(result.moved), size, "changes")
 
-        self._halves(write, reading.parts)
-        st.nk += reading.nk
-        if reading.moved:
-            self._stale = True
+    def commit(self, reading: Reading) -> None:
+        """Add a read result's changes to the counts.
+
+        Raises
+        ------
+        RuntimeError
+            A count would drop below zero: the result was not made from these counts (a bug;
+            the sweep fails and nothing more is committed).
+        """
+        nwk = self.state.nwk
+        for p in reading.fwd or []:
+            if isinstance(p, RowChanges):
+                ok = CK.apply_rows(self._rowmap, p.words, p.delta, nwk, *_NO_LISTS, False)
+            else:
+                ok = CK.apply_foreign_moves(self._rowmap, p.words, p.old, p.new, nwk,
+                                            *_NO_LISTS, False)
+            if not ok:
+                raise RuntimeError("internal error: a committed change made a count negative")
+        self.state.nk += reading.nk.astype(self.state.nk.dtype)
+        for i in reading.parts:  # the job's shards
+            self.changed[i] = self.sweep + 1
+
+    def replace_counts(self, parts: list, held: set) -> None:
+        """The counts become the sum of the workers' recounts (``DenseSlice`` parts over
+        their rows), which must hold every token of the shards ``held`` once.
+
+        Raises
+        ------
+        RuntimeError
+            The parts do not hold those tokens exactly once.
+        """
+        st = self.state
+        nwk = np.zeros_like(st.nwk)
+        for p in parts:
+            nwk[p.rows] += p.dense
+        nk = nwk.sum(axis=0, dtype=np.int64)
+        want = sum(self._sizes[i] for i in held)
+        if int(nk.sum()) != want:
+            raise RuntimeError(f"internal error: a recount holds {int(nk.sum())} tokens, the "
+                               f"shards held {want}")
+        st.nwk = nwk
+        st.nk = nk.astype(st.nk.dtype)
+        st.touch()
+        self.counted, self.counted_set, self.stale = True, set(held), set()
+        self.end_step()
+        self.boxes = {}
+
+    # ------------------------------------------------------------ checkpoints
+    def want_checkpoint(self, sweep: int) -> None:
+        """A checkpoint of every shard at ``sweep`` was asked for: remember its counts."""
+        st = self.state
+        self.pending = (sweep, st.nwk.copy(), st.nk.copy())
+
+    def written(self, idx: int, ref: dict) -> None:
+        """Shard ``idx``'s topics were written (``ref``); the checkpoint that now holds every
+        shard at one sweep becomes :attr:`kept`."""
+        old = self.refs[idx]
+        if old is None or ref["sweep"] >= old["sweep"]:
+            self.refs[idx] = ref
+        p = self.pending
+        if p is not None and all(r is not None and r["sweep"] == p[0] for r in self.refs):
+            self.kept = (p[0], p[1], p[2], list(self.refs))
+            self.pending = None
+
+    def unwritten(self) -> list[int]:
+        """Shards whose topics changed since their last checkpoint."""
+        return [i for i, (r, c) in enumerate(zip(self.refs, self.changed))
+                if c >= 0 and (r is None or r["sweep"] < c)]
+
+    def settle(self, sweep: int) -> None:
+        """Every shard's topics are in its checkpoint (or its seed): the current counts,
+        at ``sweep``, are what a client keeps."""
+        st = self.state
+        self.kept = (sweep, st.nwk.copy(), st.nk.copy(), list(self.refs))
+
+    def restored(self, idxs) -> None:
+        """Shards ``idxs`` went back to their checkpoints: their topics are their refs'."""
+        for i in idxs:
+            self.changed[i] = -1
 
     # ------------------------------------------------------------ reading the state
     def counts(self) -> np.ndarray:
-        """The exact word-topic counts of the committed topics (recounted if stale)."""
+        return self.state.nwk
+
+    def loglik_words(self) -> float:
         st = self.state
-        if self._stale:
-            st.nwk, nk = st.recount()
-            if not np.array_equal(nk, st.nk):  # nk moved move by move: they must agree
-                raise RuntimeError("internal error: topic totals differ from the assignments")
-            self._stale = False
-        return st.nwk
-
-    def loglik(self) -> float:
-        self.counts()
-        return float(self.state.log_likelihood())
-
-    def histograms(self) -> tuple:
-        return count_histograms(self.state.chunks, self.state.num_topics)
-
-    def topics(self, start: int, stop: int) -> list[np.ndarray]:
-        return [c.topics for c in self.state.chunks[start:stop]]
+        return float(K_.loglik_words(st.nwk, st.nk, st.beta, st.num_terms))
 
     def summary(self) -> dict:
-        """nk, a digest of nwk and the token count, to check the client's copy."""
-        nwk = self.counts()
         st = self.state
-        return {"nk": codec.enc(st.nk), "tokens": st.num_tokens,
-                "nwk_sha1": hashlib.sha1(np.ascontiguousarray(nwk).tobytes()).hexdigest()}
+        return {"nk": codec.enc(st.nk), "tokens": self.num_tokens,
+                "nwk_sha1": hashlib.sha1(np.ascontiguousarray(st.nwk).tobytes()).hexdigest()}

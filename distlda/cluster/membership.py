@@ -20,9 +20,7 @@ class Member:
     session : str or None
         The session the worker was reset into.
     chunks : set of int
-        Chunks it holds (counting the pending ``load`` and ``drop``).
-    load, drop : list of int
-        Chunks to send it, or take from it, with its next job.
+        Chunks (shards) it holds.
     rows : ndarray or None
         Sorted word ids of its chunks (its model slice's rows); ``rowmap`` marks them.
     view : str or None
@@ -37,8 +35,6 @@ class Member:
         self.uri = uri
         self.session: str | None = None
         self.chunks: set[int] = set()
-        self.load: list[int] = []
-        self.drop: list[int] = []
         self.rows: np.ndarray | None = None
         self.rowmap: np.ndarray | None = None
         self.view: str | None = None
@@ -48,7 +44,7 @@ class Member:
     def joined(self, session: str) -> None:
         """Reset into ``session``: it holds nothing yet."""
         self.session = session
-        self.chunks, self.load, self.drop = set(), [], []
+        self.chunks = set()
         self.rows_changed()
 
     def rows_changed(self) -> None:
@@ -66,21 +62,6 @@ class Member:
         self.rows, self.rowmap = rows, np.zeros(num_terms, np.bool_)
         self.rowmap[rows] = True
         return rows
-
-    def take(self, target: set) -> None:
-        """Make ``target`` its chunk set, queueing the loads and drops that need."""
-        drop, add = self.chunks - target, target - self.chunks
-        if drop or add:
-            self.drop = sorted(set(self.drop) | drop)
-            self.load = sorted((set(self.load) - drop) | add)
-            self.chunks = set(target)
-            self.rows_changed()
-
-    def handover(self) -> tuple[list, list]:
-        """The pending (load, drop), now sent."""
-        out = (self.load, self.drop)
-        self.load, self.drop = [], []
-        return out
 
 
 class Membership:

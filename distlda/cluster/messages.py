@@ -11,7 +11,7 @@ Who sends what::
     client -> dispatcher   SessionConfig (start_session), ChunkLoad (load), SweepRequest (sweep)
     dispatcher -> worker   SessionConfig (reset), ChunkLoad (load), ShardLoad (load_shards),
                            Job (sweep)
-    worker -> dispatcher   RowsResult or MovesResult (result), DenseSlice (counts)
+    worker -> dispatcher   JobResult (result), DenseSlice (counts)
 
 A session whose corpus is a shard set (:class:`ShardSet` in its config) loads no chunk
 through the dispatcher: the workers read their shards themselves (:class:`ShardLoad`), and
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 
@@ -292,7 +292,7 @@ class SessionConfig:
     label: str = ""  # who trains, for messages to other clients (never a secret)
     num_chunks: int = 0   # the corpus the client will load: at most this many chunks ...
     num_tokens: int = 0   # ... and tokens
-    shards: ShardSet | None = None  # the corpus as a shard set the workers read themselves
+    shards: ShardSet | None = None  # where the corpus is: a shard set, or the client's chunks
 
     def to_wire(self) -> dict:
         d = {"num_topics": self.num_topics, "num_terms": self.num_terms,
@@ -304,14 +304,16 @@ class SessionConfig:
         return d
 
     def need_bytes(self) -> int:
-        """Memory a process needs to hold this session: the dense int32 word-topic table,
-        per-word counters and every token with its topic (an upper bound). With a shard set
-        the dispatcher holds no token but a second table (the last checkpoint's counts); a
-        worker checks its own share of the tokens when it loads shards."""
+        """Memory a process needs to hold this session: two dense int32 word-topic tables
+        (the counts, and the last checkpoint's) and per-word and per-shard counters; no token
+        is held centrally (a worker checks its own share when it loads shards)."""
         table = 4 * self.num_topics * self.num_terms + 16 * self.num_terms
-        if self.shards is not None:
-            return 2 * table + 16 * len(self.shards.sizes)
-        return table + 12 * self.num_tokens
+        return 2 * table + 16 * self.num_chunks
+
+    def staging_bytes(self) -> int:
+        """The largest array of this session that may arrive in pieces: a slice of the
+        counts, or chunks on their way to a worker (never more than the corpus)."""
+        return self.need_bytes() + 12 * self.num_tokens
 
     def check_limits(self, max_bytes: int, who: str) -> None:
         """Raise :class:`LimitError` if holding this session would take more than
@@ -338,13 +340,14 @@ class SessionConfig:
             raise ProtocolError(f"{w}.label: expected a short string")
         tokens = _int(_get(d, "num_tokens", w), f"{w}.num_tokens", 0, MAX_TOKENS)
         chunks = _int(_get(d, "num_chunks", w), f"{w}.num_chunks", 0, max(tokens, 1))
-        shards = d.get("shards")
-        if shards is not None:
-            shards = ShardSet.from_wire(shards, K)
-            if len(shards.sizes) != chunks or sum(shards.sizes) != tokens:
-                raise ProtocolError(f"{w}.shards: {len(shards.sizes)} shards of "
-                                    f"{sum(shards.sizes)} tokens, but the session declares "
-                                    f"{chunks} chunks of {tokens} tokens")
+        if d.get("shards") is None:  # an older client sent its chunks to be kept here
+            raise ProtocolError(f"{w}: no shard set: the client is of an older distlda, whose "
+                                f"corpus would stay in the dispatcher; upgrade it")
+        shards = ShardSet.from_wire(d["shards"], K)
+        if len(shards.sizes) != chunks or sum(shards.sizes) != tokens:
+            raise ProtocolError(f"{w}.shards: {len(shards.sizes)} shards of "
+                                f"{sum(shards.sizes)} tokens, but the session declares "
+                                f"{chunks} chunks of {tokens} tokens")
         return cls(K, V, alpha, beta, sampler, mh, label, chunks, tokens, shards)
 
 
@@ -471,6 +474,8 @@ Part = Union[RowChanges, Moves]
 
 
 def part_from_wire(d, config: SessionConfig) -> Part:
+    if not isinstance(d, dict):
+        raise ProtocolError(f"row changes: expected a mapping, got {type(d).__name__}")
     return RowChanges.from_wire(d, config) if "delta" in d else Moves.from_wire(d, config)
 
 
@@ -582,65 +587,30 @@ TIMINGS = ("seconds", "cpu_seconds", "update_seconds", "pack_seconds", "job_seco
 
 
 @dataclass(frozen=True)
-class RowsResult:
-    """A job's result in the changed-rows form: per chunk the new topics of its resampled
-    tokens (one range after the other), and with peers the rows the job changed."""
+class JobResult:
+    """A job's result: how it changed the rows, as :class:`RowChanges` (changed rows) or
+    :class:`Moves` (each moved token's word, old and new topic) parts; never the topics, which
+    stay on the worker. ``tokens``: the job's tokens, ``moved``: those whose topic changed."""
 
     job: str
     tokens: int
     moved: int
-    topics: list
-    delta: list | None
-    timings: dict = field(default_factory=dict)
-
-    def to_wire(self) -> dict:
-        d: dict[str, Any] = {"job": self.job, "tokens": self.tokens, "moved": self.moved,
-                             "topics": [codec.enc(t) for t in self.topics], **self.timings}
-        if self.delta is not None:
-            d["delta"] = [p.to_wire() for p in self.delta]
-        return d
-
-
-@dataclass(frozen=True)
-class MovesResult:
-    """A job's result in the moves form: per chunk a bit a resampled token (``mask``) and the
-    moved tokens' new topics (``new``)."""
-
-    job: str
-    tokens: int
-    moved: int
-    mask: list
-    new: list
+    delta: list
     timings: dict = field(default_factory=dict)
 
     def to_wire(self) -> dict:
         return {"job": self.job, "tokens": self.tokens, "moved": self.moved,
-                "mask": [codec.enc(m) for m in self.mask], "new": [codec.enc(n) for n in self.new],
-                **self.timings}
+                "delta": [p.to_wire() for p in self.delta], **self.timings}
 
 
-def result_from_wire(d, config: SessionConfig, chunks: int) -> RowsResult | MovesResult:
-    """A worker's result for a job of ``chunks`` chunks (either form), checked for its form;
-    the values are checked against the chunks by the ledger (:mod:`distlda.cluster.ledger`).
-    Malformed input raises :class:`ProtocolError`, and nothing else."""
+def result_from_wire(d, config: SessionConfig) -> JobResult:
+    """A worker's result, checked for its form; the values are checked by the ledger
+    (:mod:`distlda.cluster.ledger`). Malformed input raises :class:`ProtocolError`, and
+    nothing else."""
     w = "result"
     job, tokens, moved = _get(d, "job", w), _get(d, "tokens", w), _get(d, "moved", w)
     timings = {k: float(d[k]) for k in TIMINGS if isinstance(d.get(k), (int, float))}
-    if "mask" in d:
-        mask = [_array(p, f"{w}.mask", 1, "u") for p in arg_list(_get(d, "mask", w), f"{w}.mask")]
-        new = [_array(t, f"{w}.new", 1, "iu") for t in arg_list(_get(d, "new", w), f"{w}.new")]
-        if len(mask) != chunks or len(new) != chunks:
-            raise ProtocolError(f"{w}: {len(mask)} masks for {chunks} chunks")
-        return MovesResult(job, tokens, moved, mask, new, timings)
-    topics = [_array(t, f"{w}.topics", 1, "iu")
-              for t in arg_list(_get(d, "topics", w), f"{w}.topics")]
-    if len(topics) != (0 if config.shards is not None else chunks):  # a shard set's stay
-        raise ProtocolError(f"{w}: {len(topics)} topic arrays for {chunks} chunks")
-    delta = d.get("delta")
-    if delta is not None:
-        if not isinstance(delta, list):
-            raise ProtocolError(f"{w}.delta: expected a list")
-        # Moves come as parts only from a sharded session's workers (the others send rows)
-        delta = [part_from_wire(p, config) if config.shards is not None
-                 else RowChanges.from_wire(p, config) for p in delta]
-    return RowsResult(job, tokens, moved, topics, delta, timings)
+    delta = arg_list(_get(d, "delta", w), f"{w}.delta")
+    return JobResult(job, _int(tokens, f"{w}.tokens", 0, MAX_TOKENS),
+                     _int(moved, f"{w}.moved", 0, MAX_TOKENS),
+                     [part_from_wire(p, config) for p in delta], timings)

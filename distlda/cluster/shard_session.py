@@ -1,5 +1,5 @@
 """The dispatcher's side of a session whose corpus is a shard set (see
-:mod:`distlda.cluster.shard_ledger`): where each shard is held, how a lost worker's shards
+:mod:`distlda.cluster.ledger`): where each shard is held, how a lost worker's shards
 come back from their checkpoints, the recount that keeps the counts exact, and the
 checkpoints themselves.
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from distlda.cluster import _kernels as CK
 from distlda.cluster import codec, plan, transport
+from distlda.cluster.ledger import Ledger
 from distlda.cluster.membership import Member
 from distlda.cluster.messages import (
     DenseSlice,
@@ -40,7 +41,6 @@ from distlda.cluster.messages import (
     arg_list,
     checkpoint_ref,
 )
-from distlda.cluster.shard_ledger import ShardLedger
 from distlda.errors import CheckpointError, data_error
 
 logger = logging.getLogger("distlda.dispatcher")
@@ -54,8 +54,8 @@ class ShardKeeper:
 
     def __init__(self, co: Any):
         self.co = co
-        assert isinstance(co.ledger, ShardLedger)
-        self.ledger: ShardLedger = co.ledger
+        assert isinstance(co.ledger, Ledger)
+        self.ledger: Ledger = co.ledger
         self.clock = CheckpointClock(*co.config.shards.every)
         self._placed = False  # the shards were placed once
         self.where = co.config.shards.checkpoint  # the checkpoints' place, for messages
@@ -364,7 +364,7 @@ class ShardKeeper:
 
     def finish(self) -> dict:
         """End a sharded training with every shard's topics in a checkpoint, so that the counts
-        are exactly those of the references the client keeps (:attr:`ShardLedger.kept`).
+        are exactly those of the references the client keeps (:attr:`Ledger.kept`).
 
         Raises
         ------
@@ -421,7 +421,7 @@ def _sorted(words: np.ndarray, ptr: np.ndarray) -> bool:
     return bool(CK.sorted_in_docs(words, ptr))
 
 
-def log_restore(number: int, led: ShardLedger, where: str, restored: list[int], loads: dict,
+def log_restore(number: int, led: Ledger, where: str, restored: list[int], loads: dict,
                 first: bool) -> None:
     """Say where shards came back from (the first placement of a training is no restore)."""
     if first:

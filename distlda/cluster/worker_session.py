@@ -36,9 +36,7 @@ from distlda.cluster.messages import (
     DenseSlice,
     Job,
     Moves,
-    MovesResult,
     RowChanges,
-    RowsResult,
     SessionConfig,
 )
 from distlda.cluster.worker_shards import HeldShards
@@ -250,7 +248,7 @@ class WorkerSession(HeldShards):
             self.hold(name)
 
     def run(self, job: Job, lock: threading.RLock):
-        """Run ``job``: returns a :class:`RowsResult` or :class:`MovesResult`.
+        """Run ``job``: returns a :class:`JobResult`.
 
         ``lock`` guards the session against the remote calls that change it meanwhile; it is
         released while sampling.
@@ -392,10 +390,10 @@ class WorkerSession(HeldShards):
         return sampling.MhOptions(cfg.mh_steps, space)
 
     def _report(self, job: Job, ranges, snaps, old, moved, swept):
-        """What the job tells the dispatcher. Without other workers, the swept tokens' new
-        topics. With them, either those topics and the rows that changed (``snaps`` being the
-        rows as they were), or the moves, whichever costs less (:func:`rows_cheaper`)."""
-        new = []  # what the dispatcher commits
+        """What the job tells the dispatcher: how the rows changed, either the changed rows
+        (``snaps`` being the rows as they were) or the moves with their words, whichever was
+        guessed cheaper (:func:`rows_cheaper`); never the topics, which stay here."""
+        new = []
         for i, (lo, hi) in zip(job.idxs, ranges):
             t = self.chunks[i].topics
             nw = _Buffers.get(self._buf.new, i, t.shape, self.tdt)
@@ -404,24 +402,7 @@ class WorkerSession(HeldShards):
             moved = sum(int(np.count_nonzero(o != nw)) for o, nw in zip(old, new))
         self._moved = moved / max(swept, 1)
         ntok = sum(self.chunks[i].topics.shape[0] for i in job.idxs)
-        if self.config.shards is not None:
-            return self._report_changes(job, ranges, snaps, old, new, ntok, moved)
-        if not job.peers:
-            return RowsResult(job.job, ntok, moved, new, None)
-        tb, per_move = self.tdt.itemsize, self.wdt.itemsize + 2 * self.tdt.itemsize
-        if snaps:
-            parts, size = self._row_changes(snaps)
-            if not old or rows_cheaper(swept, size, moved, tb, per_move):
-                # (old topics not gathered: the guess stands)
-                return RowsResult(job.job, ntok, moved, new, parts)
-        masks, news = [], []
-        for o, nw in zip(old, new):
-            packed = np.zeros((o.shape[0] + 7) // 8, np.uint8)
-            out = np.empty(o.shape[0], self.tdt)
-            n = CK.pack_moves(o, nw, packed, out)
-            masks.append(packed)
-            news.append(out[:n])
-        return MovesResult(job.job, ntok, moved, masks, news)
+        return self._report_changes(job, ranges, snaps, old, new, ntok, moved)
 
     def _row_changes(self, snaps) -> tuple[list, int]:
         """The changed rows against ``snaps``: a byte a cell, 4 for the rare larger rows."""

@@ -16,8 +16,8 @@ from distlda.cluster.messages import (
     ChunkLoad,
     DenseSlice,
     Job,
+    JobResult,
     Moves,
-    RowsResult,
     SessionConfig,
     ShardLoad,
 )
@@ -165,11 +165,11 @@ class HeldShards:
         return out, bool(w is not None and w.is_alive())
 
     def _report_changes(self, job: Job, ranges, snaps, old, new, ntok: int, moved: int):
-        """A sharded session's result: only how the rows changed (changed rows, or the moves
-        with their words), never the topics, which stay here (the dispatcher holds none)."""
+        """A job's result: only how the rows changed (changed rows, or the moves with their
+        words), never the topics, which stay here (the dispatcher holds none)."""
         if snaps:
             parts, _ = self._row_changes(snaps)
-            return RowsResult(job.job, ntok, moved, [], parts)
+            return JobResult(job.job, ntok, moved, parts)
         words = []
         for i, o, (lo, hi) in zip(job.idxs, old, ranges):
             w = np.empty(o.shape[0], self.wdt)
@@ -178,5 +178,5 @@ class HeldShards:
         w, o, n = (np.concatenate(a) if a else np.zeros(0, self.tdt)
                    for a in (words, old, new))
         keep = o != n
-        return RowsResult(job.job, ntok, moved, [],
-                          [Moves(w[keep], o[keep].astype(self.tdt), n[keep].astype(self.tdt))])
+        return JobResult(job.job, ntok, moved,
+                         [Moves(w[keep], o[keep].astype(self.tdt), n[keep].astype(self.tdt))])

@@ -166,23 +166,12 @@ def split_ranges(words, lo, hi, cuts):
 @njit(**_JIT)
 def gather_ranges(src, lo, hi, out):
     """Copy ``src[lo[d]:hi[d]]`` for every ``d``, one range after the other, into ``out``
-    (cast to its dtype); returns the number copied. With :func:`scatter_ranges`, how the
-    tokens of one vocabulary block travel between a worker and the dispatcher."""
+    (cast to its dtype); returns the number copied: the tokens of one vocabulary block, one
+    run per document (a cluster worker's job reports their words and topics)."""
     n = 0
     for d in range(lo.shape[0]):
         for i in range(lo[d], hi[d]):
             out[n] = src[i]
-            n += 1
-    return n
-
-
-@njit(**_JIT)
-def scatter_ranges(dst, lo, hi, src):
-    """The inverse of :func:`gather_ranges`: ``dst[lo[d]:hi[d]]`` from ``src`` in order."""
-    n = 0
-    for d in range(lo.shape[0]):
-        for i in range(lo[d], hi[d]):
-            dst[i] = src[n]
             n += 1
     return n
 

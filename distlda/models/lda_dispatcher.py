@@ -6,10 +6,12 @@ Run it once per cluster, after the name server (and before or after the workers)
     python -m distlda.models.lda_dispatcher --ns-host 10.0.0.1 --host 10.0.0.1 --timeout 5
 
 It registers as ``distlda.dispatcher``. A client (``LdaModel(..., distributed=True)``) opens a
-training session, streams its chunks (tokens and committed topics) once, then asks for sweeps.
+training session, then sends the address of its shard set, or streams its in-memory chunks
+through the dispatcher to the workers once, and asks for sweeps. No token stays here.
 This module is the remote shell: sessions and their sweeps are run by
 :class:`distlda.cluster.coordinator.Coordinator` (the schedule and failure handling are
-described there), the committed counts are kept by :class:`distlda.cluster.ledger.Ledger`.
+described there), the committed counts are kept by :class:`distlda.cluster.ledger.Ledger`,
+and where the data is by :class:`distlda.cluster.shard_session.ShardKeeper`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import numpy as np
 
 from distlda.cluster import codec, names, process, transport
 from distlda.cluster.coordinator import Coordinator, Roster
-from distlda.cluster.ledger import Ledger
 from distlda.cluster.messages import (
     DISPATCHER_SERVICE,
     ProtocolError,
@@ -39,7 +40,6 @@ from distlda.cluster.messages import (
     arg_str,
     is_dispatcher,
 )
-from distlda.cluster.shard_ledger import ShardLedger
 from distlda.gibbs import sampling
 
 logger = logging.getLogger("distlda.dispatcher")
@@ -70,9 +70,6 @@ class LdaDispatcher:
         self._inbox = codec.Staging()  # big arrays of a client's next load, sent in pieces
         self._sweeping = False
         self._pool = cf.ThreadPoolExecutor(64, thread_name_prefix="worker-rpc")
-        # The second halves of reading and writing results. A pool of its own: its tasks wait
-        # for nothing, while a job task of _pool waits for one of them.
-        self._helpers = cf.ThreadPoolExecutor(2, thread_name_prefix="result-half")
         #: DISTLDA_CHECK=1: send the dense rows along with every sparse update, for the
         #: worker to verify (tests).
         self.check = sampling.check_mode()
@@ -116,7 +113,7 @@ class LdaDispatcher:
             if self._run is not None:
                 self._run.ended = True
             self._run = Coordinator(transport.new_id(), cfg, self.roster, self._pool,
-                                    self._helpers, self.poll, self.worker_wait, self.check)
+                                    self.poll, self.worker_wait, self.check)
             self._touched = time.time()
             self.roster.membership.changed = True
             self._trainings += 1  # logs name trainings by number: the id is a capability
@@ -129,7 +126,7 @@ class LdaDispatcher:
         """A piece of a big array of the next load (:func:`distlda.cluster.codec.stage_out`)."""
         with self._lock:
             run = self._session(session)
-        self._inbox.put(sid, offset, total, piece, run.config.need_bytes())
+        self._inbox.put(sid, offset, total, piece, run.config.staging_bytes())
 
     def load(self, session: str, chunks: list) -> int:
         """Receive chunks ``[[idx, words, doc_ptr, topics], ...]``: an inline set's go on to
@@ -137,9 +134,6 @@ class LdaDispatcher:
         the sweep's answer names them, ``need``)."""
         with self._lock:
             run = self._session(session)
-            if run.shards is None:
-                return run.load(codec.stage_in(arg_list(chunks, "load.chunks"),
-                                               self._inbox.take))
             self._idle(run)
         # the workers take them: outside the lock (pings and polls go on meanwhile)
         return run.load(codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take))
@@ -170,11 +164,9 @@ class LdaDispatcher:
         """Joint log-likelihood log p(w, z) of the committed state."""
         with self._lock:
             run = self._session(session)
-            if isinstance(run.ledger, Ledger) or run.shards is None:
-                return run.ledger.loglik()  # type: ignore[union-attr]
             keeper = run.shards
             self._idle(run)
-        # a shard set's documents are on the workers: they add their part
+        # the documents are on the workers: they add their part
         docs, _ = keeper.doc_stats()
         with self._lock:
             return docs + keeper.ledger.loglik_words()
@@ -184,12 +176,8 @@ class LdaDispatcher:
         (:func:`distlda.gibbs.hyper.count_histograms`, five int64 arrays)."""
         with self._lock:
             run = self._session(session)
-            if isinstance(run.ledger, Ledger):
-                h = run.ledger.histograms()
-            else:
-                self._idle(run)
-        if run.shards is not None:
-            _, h = run.shards.doc_stats()
+            self._idle(run)
+        _, h = run.shards.doc_stats()  # counted by the workers, on their documents
         return [codec.enc(np.asarray(a, np.int64)) for a in h]
 
     def _idle(self, run: Coordinator) -> None:
@@ -202,8 +190,8 @@ class LdaDispatcher:
         :meth:`kept` is the final model. Returns a job id for :meth:`wait`."""
         with self._lock:
             run = self._session(session)
-            if not isinstance(run.ledger, ShardLedger):
-                raise ProtocolError("finish: the session has no shard set")
+            if run.shards.inline:
+                raise ProtocolError("finish: an in-memory corpus's session keeps no checkpoint")
             self._idle(run)
             self._sweeping = True
 
@@ -221,8 +209,8 @@ class LdaDispatcher:
         (None before the first). Its counts come from :meth:`rows`."""
         with self._lock:
             run = self._session(session)
-            k = run.ledger.kept if isinstance(run.ledger, ShardLedger) else None
-            if k is not None and run.shards is not None:
+            k = run.ledger.kept
+            if k is not None:
                 run.shards.took(k[0])
         if k is None:
             return None
@@ -234,38 +222,33 @@ class LdaDispatcher:
         """Rows ``start:stop`` of the counts of :meth:`kept` (int32, words x topics)."""
         with self._lock:
             run = self._session(session)
-            k = run.ledger.kept if isinstance(run.ledger, ShardLedger) else None
+            k = run.ledger.kept
             if k is None:
-                raise ProtocolError("rows: no kept model (not a sharded session, or none yet)")
+                raise ProtocolError("rows: no kept model (not a shard set's session, or none "
+                                    "yet)")
             V = run.config.num_terms
             start = arg_int(start, "rows.start", 0, V)
             stop = arg_int(stop, "rows.stop", start, V)
             return codec.enc(k[1][start:stop])
 
     def topics(self, session: str, start: int, stop: int) -> list | dict:
-        """Committed topics of chunks ``start:stop``."""
+        """Committed topics of chunks ``start:stop`` of a client's in-memory corpus, fetched
+        from the workers that hold them; ``{"need": [...]}`` when some have no holder (the
+        client sends those again, then asks again)."""
         with self._lock:
             run = self._session(session)
             keeper = run.shards
-            if keeper is not None and not keeper.inline:
+            if not keeper.inline:
                 raise ProtocolError("topics: a session on a shard set keeps no topics here "
                                     "(they are on the workers and in their checkpoints)")
             n = run.ledger.num_chunks
-            if keeper is not None:
-                start = arg_int(start, "topics.start", 0, n)
-                stop = arg_int(stop, "topics.stop", start, n)
-                self._idle(run)
-        if keeper is not None:  # an inline set's: from their holders, relayed
-            got = keeper.topics(list(range(start, stop)))
-            if got is None:
-                return {"need": sorted(keeper.need)}
-            return [codec.enc_topics(t, run.config.num_topics) for t in got]
-        with self._lock:
-            assert isinstance(run.ledger, Ledger)
             start = arg_int(start, "topics.start", 0, n)
             stop = arg_int(stop, "topics.stop", start, n)
-            return [codec.enc_topics(t, run.config.num_topics)
-                    for t in run.ledger.topics(start, stop)]
+            self._idle(run)
+        got = keeper.topics(list(range(start, stop)))  # from their holders, relayed
+        if got is None:
+            return {"need": sorted(keeper.need)}
+        return [codec.enc_topics(t, run.config.num_topics) for t in got]
 
     def summary(self, session: str) -> dict:
         """nk, a digest of nwk and the token count, to check the client's copy."""

@@ -33,7 +33,6 @@ import numpy as np
 from distlda import config
 from distlda.cluster import codec, names, process, transport
 from distlda.cluster.messages import (
-    ChunkLoad,
     Job,
     ProtocolError,
     SessionConfig,
@@ -153,7 +152,7 @@ class LdaWorker:
         """A piece of a big array of the next call (:func:`distlda.cluster.codec.stage_out`)."""
         with self._lock:
             st = self._session(session)
-        self._inbox.put(sid, offset, total, piece, st.config.need_bytes())
+        self._inbox.put(sid, offset, total, piece, st.config.staging_bytes())
 
     def piece(self, session: str, sid: str, offset: int, n: int) -> bytes:
         """``n`` bytes from ``offset`` of a big array of the last result."""
@@ -165,13 +164,6 @@ class LdaWorker:
         if data is None or not 0 <= offset <= offset + n <= len(data):
             raise ValueError(f"worker {self.name}: no such piece of a result")
         return bytes(data[offset:offset + n])
-
-    def load(self, session: str, chunks: list) -> int:
-        """Keep chunks ``[[idx, words, doc_ptr, topics], ...]``; returns tokens now held."""
-        with self._lock:
-            st = self._session(session)
-            chunks = codec.stage_in(arg_list(chunks, "load.chunks"), self._inbox.take)
-            return st.load([ChunkLoad.from_wire(c, st.config) for c in chunks])
 
     # ------------------------------------------------------------ a sharded session
     def load_shards(self, session: str, items: list) -> str:
