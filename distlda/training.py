@@ -72,10 +72,14 @@ def step(spec, state, histograms=None) -> None:
 def train(model, executor, iterations: int) -> None:
     """Run ``iterations`` sweeps of ``model`` on ``executor``: after each, the model's
     :func:`step`, then the monitor (logs, history, callbacks, bar)."""
-    if model.state.shards is not None:
-        model.state.shards.open()  # the set and every checkpoint still there: before a sweep
+    sh = model.state.shards
+    if sh is not None:
+        sh.open()  # the set and every checkpoint still there: before a sweep
         if isinstance(executor, LocalExecutor):
             materialize(model.state)
+        elif not sh.fresh:  # a training of its own: its own folder (a saved model keeps its)
+            sh.begin_run(model.spec.checkpoint)
+        sh.fresh = False
     if executor.sampler == "mh":
         from distlda.gibbs import mh as _mh
         note_first_compile(_mh)
@@ -146,23 +150,30 @@ def take_in(model, corpus, iterations: int, choose) -> tuple:
 
 def via_shard_set(model, corpus, executor, iterations: int) -> bool:
     """With ``checkpoint=URL`` (a place every machine reaches) and a cluster, an in-memory
-    corpus is written once there as a temporary shard set (``URL/corpus``, 4 shards a worker)
+    corpus is written once there as a shard set (``URL/<run>/corpus``, 4 shards a worker;
+    it stays, as the saved model refers to it)
     that the model then holds as :func:`on_shards` does, so that it never goes into the
     dispatcher's memory; False when the executor runs in this process."""
     if isinstance(executor, LocalExecutor) or model.state.num_tokens:
         return False
     from distlda.corpora.sharded import ShardedCorpus
+    from distlda.gibbs.assignments import absolute, new_run
     where = model.spec.checkpoint.rstrip("/")
+    if where.startswith("memory://"):
+        raise ValueError(f"checkpoint={where!r} is in this process's memory, which the "
+                         f"cluster's workers cannot reach: use a folder every machine reads or "
+                         f"an object store (s3://...)")
     shards = 4 * max(getattr(executor, "num_workers", 1), 1)
     docs = corpus.shape[0] if sp.issparse(corpus) else (
         len(corpus) if hasattr(corpus, "__len__") else shards)
     t0 = time.perf_counter()
+    where = new_run(absolute(where))  # the set, and its checkpoint folders beside it
     written = ShardedCorpus.write(corpus, f"{where}/corpus", shards=max(1, min(shards, docs)),
                                   id2word=model.id2word if model.spec.fixed_vocab else None,
                                   overwrite=True)
     logger.info("wrote the corpus as a shard set of %d shards in %s (%.1f s): the workers read "
                 "it from there", written.num_shards, written.url, time.perf_counter() - t0)
-    return on_shards(model, written, executor, iterations, f"{where}/z")
+    return on_shards(model, written, executor, iterations, f"{where}/checkpoints")
 
 
 def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None = None) -> bool:
@@ -182,7 +193,6 @@ def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None =
     """
     if isinstance(executor, LocalExecutor):
         return False
-    from distlda.corpora.checkpoints import CheckpointStore
     from distlda.gibbs.assignments import ShardAssignments
     state = model.state
     if state.num_tokens:
@@ -195,7 +205,7 @@ def on_shards(model, corpus, executor, iterations: int, checkpoint: str | None =
     sweeps, seconds = model.spec.checkpoint_every
     shards = ShardAssignments.start(corpus, checkpoint or model.spec.checkpoint, model.rng,
                                     (sweeps, seconds, min(seconds, 20.0)))
-    CheckpointStore(shards.checkpoint).probe()  # before any sweep
+    shards.begin_run()  # its folder writable: before any sweep
     state.shards = shards
     logger.info("training LDA on the cluster from the shard set %s: %d topics, %d documents, "
                 "%d tokens, %d terms, %d shards, %d sweeps; checkpoints in %s", corpus.url,

@@ -118,7 +118,7 @@ class Coordinator:
             self._wait_for_workers()
         rec = self.telemetry.new_sweep()
         if not self.shards.inline:
-            self.shards.collect()
+            self.shards.checkpoints.collect()
         self.shards.place()
         with self.lock:
             groups = sorted((m for m in self.members if m.chunks), key=lambda m: m.name)
@@ -130,7 +130,7 @@ class Coordinator:
                 schedule = plan.BlockSchedule(self.ledger.freq, group, len(groups))
         for step in range(len(groups) if schedule is not None else 1):
             self._step(seeds, step, schedule, rec)
-        self.shards.after_sweep()
+        self.shards.checkpoints.after_sweep()
         with self.lock:
             out = self.telemetry.end_sweep(rec, time.perf_counter() - t0,
                                            time.process_time() - c0, len(groups),

@@ -157,6 +157,8 @@ def checkpoint_ref(ref, what: str, num_topics: int):
     sha = _get(ref, "sha256", what)
     if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise ProtocolError(f"{what}.sha256: expected 64 hexadecimal digits")
+    if ref.get("dir") is not None:
+        _url(ref["dir"], f"{what}.dir")
     if _get(ref, "num_topics", what) != num_topics:
         raise ProtocolError(f"{what}: written for {ref.get('num_topics')!r} topics, the "
                             f"session has {num_topics}")

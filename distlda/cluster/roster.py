@@ -142,7 +142,7 @@ class Roster:
             if not self.membership.remove(m):
                 return False
             self.lost += 1
-        logger.warning("lost worker %s (%s); its %d chunks go to other workers", m.name, why,
+        logger.warning("lost worker %s (%s); its %d shards go to the other workers", m.name, why,
                        len(m.chunks))
         if unregister:
             transport.unregister(self.ns_host, self.ns_port, m.name)

@@ -13,11 +13,7 @@ shards (:class:`~distlda.cluster.step.Step` with ``redispatch=False``); they are
 recounted before the next step, so a failure costs those shards the sweeps since their last
 checkpoint, never an exact count.
 
-Checkpoints (:class:`CheckpointClock`): after a sweep when due, every member writes its
-shards' topics in the background (:meth:`ShardKeeper.checkpoint`); the ledger keeps the counts
-of that moment until every shard's write is in, which is the model a client keeps. The end of
-a training (:meth:`ShardKeeper.finish`) writes every shard whose topics changed since its
-last checkpoint, so that the final counts are exactly those of the references the client gets.
+Checkpoints: :mod:`distlda.cluster.checkpointing`.
 """
 
 from __future__ import annotations
@@ -31,6 +27,7 @@ import numpy as np
 
 from distlda.cluster import _kernels as CK
 from distlda.cluster import codec, plan, transport
+from distlda.cluster.checkpointing import Checkpoints
 from distlda.cluster.ledger import Ledger
 from distlda.cluster.membership import Member
 from distlda.cluster.messages import (
@@ -39,9 +36,8 @@ from distlda.cluster.messages import (
     ShardLoad,
     arg_array,
     arg_list,
-    checkpoint_ref,
 )
-from distlda.errors import CheckpointError, data_error
+from distlda.errors import data_error
 
 logger = logging.getLogger("distlda.dispatcher")
 
@@ -49,43 +45,18 @@ logger = logging.getLogger("distlda.dispatcher")
 class ShardKeeper:
     """The shard placement and checkpoints of one sharded session of coordinator ``co``."""
 
-    #: Seconds the end of a sharded training waits for its last checkpoint's writes.
-    FINISH_WRITE_S = 600.0
-
     def __init__(self, co: Any):
         self.co = co
         assert isinstance(co.ledger, Ledger)
         self.ledger: Ledger = co.ledger
-        self.clock = CheckpointClock(*co.config.shards.every)
         self._placed = False  # the shards were placed once
         self.where = co.config.shards.checkpoint  # the checkpoints' place, for messages
-        #: sweeps whose checkpoints a model the client may keep refers to: its starting
-        #: references, and the last two kept models it took
-        self.started = {r["sweep"] for r in co.config.shards.refs if r is not None}
-        self.taken: list[int] = []
+        self.checkpoints = Checkpoints(self)
         #: An inline set (a client's in-memory chunks): chunks the client sent, waiting for a
         #: holder, and those with neither holder nor data (the client sends them again).
         self.inline = bool(co.config.shards.inline)
         self.given: dict[int, ShardLoad] = {}
         self.need: set[int] = set()
-
-    def took(self, sweep: int) -> None:
-        """The client took the kept model of ``sweep`` (:meth:`LdaDispatcher.kept`)."""
-        if not self.taken or self.taken[-1] != sweep:
-            self.taken = (self.taken + [sweep])[-2:]
-
-    def protect(self) -> list[int]:
-        """The sweeps whose checkpoints stay when the workers prune theirs."""
-        led = self.ledger
-        keep = self.started | set(self.taken)
-        keep |= {k[0] for k in (led.kept, led.pending) if k is not None}
-        return sorted(keep)
-
-    def after_sweep(self) -> None:
-        """A sweep ended: count it, and checkpoint when due."""
-        self.ledger.sweep += 1
-        if self.clock.due(self.ledger.sweep):
-            self.checkpoint()
 
     def restore(self, lost: list[int], rec: dict) -> None:
         """Shards ``lost`` with their worker mid-step go to the survivors from their last
@@ -200,7 +171,6 @@ class ShardKeeper:
                 if donor is not None and donor is not m:
                     exports.setdefault(donor, []).append(i)
                 loads.setdefault(m, []).append(i)
-
         moved: dict[int, ShardLoad] = {}
 
         def export(m, w, idxs):
@@ -209,7 +179,6 @@ class ShardKeeper:
                 moved[i] = (ShardLoad(i, 0, None, codec.dec_topics(t[0]), codec.dec(t[1]),
                                       codec.dec(t[2])) if self.inline
                             else ShardLoad(i, int(led.seeds[i]), None, codec.dec_topics(t)))
-
         failed = self._each(exports, export) or self._drop(members, target)
         if failed:
             return failed
@@ -239,16 +208,21 @@ class ShardKeeper:
         if restored and not self.inline:
             log_restore(self.co.number, self.ledger, self.where, restored, loads,
                         first=not self._placed)
-        if failed:
-            return failed
-        if recount and (led.stale or not led.counted or led.counted_set != set(self.co.owner)):
-            failed = self._recount()
-            if not failed:
-                led.restored(restored)
-                if self._placed:
-                    t = self.co.telemetry.totals
-                    t["restored_shards"] = t.get("restored_shards", 0) + len(restored)
-                self._placed = True
+        return failed or (self._settle(restored) if recount else [])
+
+    def _settle(self, restored: list[int]) -> list:
+        """Recount when the counts are not those of the topics held (shards came from
+        elsewhere, or went missing); returns the members that failed."""
+        led = self.ledger
+        if not (led.stale or not led.counted or led.counted_set != set(self.co.owner)):
+            return []
+        failed = self._recount()
+        if not failed:
+            led.restored(restored)
+            if self._placed:
+                t = self.co.telemetry.totals
+                t["restored_shards"] = t.get("restored_shards", 0) + len(restored)
+            self._placed = True
         return failed
 
     def _drop(self, members: list[Member], target: dict) -> list:
@@ -325,76 +299,6 @@ class ShardKeeper:
             raise data
         return failed
 
-    def checkpoint(self) -> None:
-        """Ask every member to write its shards' topics as they are after this sweep (in the
-        background); the counts now are kept until every shard's write is in."""
-        led = self.ledger
-        led.want_checkpoint(led.sweep)
-        failed = self._each({m: led.sweep for m in self.co.members if m.chunks},
-                            lambda m, w, sweep: w.checkpoint(self.co.key, sweep,
-                                                             self.protect()))
-        for m, why in failed:
-            self.co.roster.lose(m, why)
-        self.clock.done()
-
-    def collect(self, wait: float = 0.0) -> tuple[bool, list]:
-        """Record the checkpoints the members wrote since they were last asked. Returns
-        whether some are still writing and the write errors ``[(shard, why)]``."""
-        led = self.ledger
-        answers: dict[Member, dict] = {}
-
-        def ask(m, w, _):
-            answers[m] = w.checkpoints(self.co.key, wait)
-
-        failed = self._each({m: None for m in self.co.members if m.chunks}, ask)
-        errors = []
-        with self.co.lock:
-            for m, a in answers.items():
-                for idx, ref, err in arg_list(a.get("written"), "checkpoints.written"):
-                    if err is not None:
-                        logger.warning("worker %s could not write the checkpoint of shard %s: "
-                                       "%s", m.name, idx, err)
-                        errors.append((idx, str(err)))
-                    elif self.co.owner.get(idx) is m:
-                        led.written(idx, checkpoint_ref(ref, f"checkpoint of shard {idx}",
-                                                        led.config.num_topics))
-        for m, why in failed:
-            self.co.roster.lose(m, why)
-        return any(bool(a.get("busy")) for a in answers.values()), errors
-
-    def finish(self) -> dict:
-        """End a sharded training with every shard's topics in a checkpoint, so that the counts
-        are exactly those of the references the client keeps (:attr:`Ledger.kept`).
-
-        Raises
-        ------
-        CheckpointError
-            A worker could not write its shards' topics.
-        """
-        led = self.ledger
-        for _ in range(self.co.MAX_FAILURES_PER_SWEEP):
-            self.collect()
-            self.place(rebalance=False)  # anything lost comes back (and is recounted)
-            todo = set(led.unwritten())
-            if not todo:
-                led.settle(led.sweep)
-                return {"sweep": led.sweep}
-            holders = {m: led.sweep for m in self.co.members if m.chunks & todo}
-            failed = self._each(holders, lambda m, w, sweep: w.checkpoint(
-                self.co.key, sweep, self.protect()))
-            for m, why in failed:
-                self.co.roster.lose(m, why)
-            deadline = time.monotonic() + self.FINISH_WRITE_S
-            busy = True
-            while busy and time.monotonic() < deadline:
-                busy, errors = self.collect(wait=2.0)
-                if errors:
-                    raise CheckpointError(f"the topics of shard {errors[0][0]} could not be "
-                                          f"written to {self.where}: "
-                                          f"{errors[0][1]}")
-        raise RuntimeError("the shards' topics could not all be checkpointed (workers kept "
-                           "failing)")
-
     def doc_stats(self) -> tuple[float, tuple]:
         """The documents' part of log p(w, z) and the count histograms, from every shard's
         holder (the shards of members lost meanwhile come back from their checkpoints)."""
@@ -430,31 +334,11 @@ def log_restore(number: int, led: Ledger, where: str, restored: list[int], loads
         return
     held = {i: m.name for m, idxs in loads.items() for i in idxs}
     for name in sorted(set(held[i] for i in restored)):
-        said = ", ".join(f"{i} (sweep {led.refs[i]['sweep']}, {led.refs[i]['file']})"
-                         if led.refs[i] is not None else f"{i} (its initial topics)"
-                         for i in restored if held[i] == name)
-        logger.warning("training %d: restored shards %s from their checkpoints in %s onto "
-                       "worker %s", number, said, where, name)
-
-
-class CheckpointClock:
-    """When a sharded training checkpoints its topics: the first after ``first`` seconds,
-    then every ``sweeps`` sweeps or ``seconds`` seconds, whichever comes first (checked at
-    the end of each sweep)."""
-
-    def __init__(self, sweeps: int = 10, seconds: float = 60.0, first: float = 20.0):
-        self.sweeps, self.seconds, self.first = sweeps, seconds, first
-        self._since = 0
-        self._last = time.monotonic()
-        self._started = False
-
-    def due(self, sweep: int) -> bool:
-        self._since += 1
-        wait = self.seconds if self._started else self.first
-        return self._since >= self.sweeps or time.monotonic() - self._last >= wait
-
-    def done(self) -> None:
-        self._since, self._last, self._started = 0, time.monotonic(), True
+        said = ", ".join(f"{i} (sweep {led.refs[i]['sweep']}, "
+                         f"{led.refs[i].get('dir') or where}/{led.refs[i]['file']})"
+                         if led.refs[i] is not None else f"{i} (from its seed: no checkpoint "
+                         f"yet)" for i in restored if held[i] == name)
+        logger.warning("training %d: restored shards %s onto worker %s", number, said, name)
 
 
 def merge_histograms(parts: list) -> tuple:

@@ -21,7 +21,7 @@ from distlda.cluster.messages import (
     SessionConfig,
     ShardLoad,
 )
-from distlda.errors import LimitError, ProtocolError
+from distlda.errors import CorpusFormatError, LimitError, ProtocolError
 from distlda.gibbs import kernels as K_
 
 
@@ -71,7 +71,13 @@ class HeldShards:
                              f"{need / 2**30:.2f} GiB, more than the {max_memory / 2**30:.2f} "
                              f"GiB it may use (--max-memory); add workers")
         if self._corpus is None and not sh.inline:
-            self._corpus = ShardedCorpus(sh.url)
+            try:
+                self._corpus = ShardedCorpus(sh.url)
+            except (OSError, ImportError) as e:  # a folder this machine does not see
+                raise CorpusFormatError(
+                    f"worker {self.name} cannot read the shard set at {sh.url} ({e}): every "
+                    f"machine must reach it (a shared folder at the same path, or an object "
+                    f"store with its credentials in each worker's environment)") from None
         out, loaded = [], {}
         for it in items:
             if it.words is not None and it.doc_ptr is not None:  # an inline set's
@@ -84,7 +90,7 @@ class HeldShards:
             if it.topics is not None:
                 topics = np.array(it.topics, np.int32)
             elif it.ref is not None:
-                topics = np.asarray(CheckpointStore(sh.checkpoint).read(
+                topics = np.asarray(CheckpointStore(it.ref.get("dir") or sh.checkpoint).read(
                     it.ref, words.shape[0], self.config.num_topics), np.int32)
             else:
                 topics = np.empty(words.shape[0], np.int32)
@@ -143,7 +149,7 @@ class HeldShards:
             store = CheckpointStore(sh.checkpoint)
             for i, z in snap:
                 try:
-                    ref = store.write(i, sweep, z, K)
+                    ref = dict(store.write(i, sweep, z, K), dir=sh.checkpoint)
                     store.prune(i, keep=2, protect=protect)
                 except Exception as e:  # reported, not raised: the training goes on
                     self._written.append((i, None, f"{type(e).__name__}: {e}"))

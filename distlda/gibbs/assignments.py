@@ -11,6 +11,7 @@ went away is refused (:meth:`ShardAssignments.open`).
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,11 +27,15 @@ from distlda.gibbs import kernels as K_
 DEFAULT_EVERY = (10, 60.0, 20.0)
 
 
-def default_checkpoint(url: str) -> str:
-    """A fresh place for a training's checkpoints beside the shard set:
-    ``URL/checkpoints/<time>-<random>``."""
+def absolute(url: str) -> str:
+    """A local path made absolute (every machine must find the same folder); a URL as is."""
+    return url if "://" in url else os.path.abspath(url)
+
+
+def new_run(place: str) -> str:
+    """A fresh folder for one training's checkpoints: ``PLACE/<time>-<random>``."""
     run = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
-    return f"{url.rstrip('/')}/checkpoints/{run}"
+    return f"{place.rstrip('/')}/{run}"
 
 
 @dataclass
@@ -43,8 +48,13 @@ class ShardAssignments:
         The shard set (folder or fsspec URL).
     manifest_sha256 : str
         Its manifest's checksum when the model was trained.
+    place : str
+        Where the trainings' checkpoint folders go (folder or fsspec URL): each training
+        writes a folder of its own there (:func:`new_run`), so that a model saved before
+        keeps its files whatever trainings come after.
     checkpoint : str
-        Where the checkpoints are (folder or fsspec URL).
+        The folder of the current (or last) training's checkpoints; each reference names
+        its own folder (``dir``).
     sizes, docs : list of int
         Tokens and documents per shard.
     seeds : ndarray of shape (shards,), uint32
@@ -57,6 +67,7 @@ class ShardAssignments:
 
     url: str
     manifest_sha256: str
+    place: str
     checkpoint: str
     sizes: list
     docs: list
@@ -64,6 +75,7 @@ class ShardAssignments:
     refs: list
     every: tuple = DEFAULT_EVERY
     _corpus: Any = field(default=None, repr=False, compare=False)
+    fresh: bool = field(default=False, repr=False, compare=False)
 
     @property
     def num_tokens(self) -> int:
@@ -78,19 +90,43 @@ class ShardAssignments:
         return len(self.sizes)
 
     @classmethod
-    def start(cls, corpus, checkpoint: str | None, rng: np.random.Generator,
+    def start(cls, corpus, place: str | None, rng: np.random.Generator,
               every: tuple = DEFAULT_EVERY) -> ShardAssignments:
         """The assignments of a first training on ``corpus`` (a ShardedCorpus): every shard
-        from a fresh seed, checkpoints at ``checkpoint`` (default: a new folder beside the
-        set, :func:`default_checkpoint`)."""
+        from a fresh seed; checkpoint folders at ``place`` (default: ``URL/checkpoints``
+        beside the set), the first made by :meth:`begin_run`."""
         infos = [corpus.shard(i) for i in range(corpus.num_shards)]
-        a = cls(corpus.url, corpus.manifest_sha256,
-                checkpoint or default_checkpoint(corpus.url),
+        url = absolute(corpus.url)
+        place = absolute(place) if place else f"{url.rstrip('/')}/checkpoints"
+        a = cls(url, corpus.manifest_sha256, place, "",
                 [s.num_tokens for s in infos], [s.num_docs for s in infos],
                 rng.integers(2 ** 32, size=len(infos)).astype(np.uint32), [None] * len(infos),
                 tuple(every))
         a._corpus = corpus
         return a
+
+    def begin_run(self, place: str | None = None) -> None:
+        """A training starts: its checkpoints go to a folder of their own (under ``place``
+        if given, else the model's), checked to be writable before any sweep.
+
+        Raises
+        ------
+        CheckpointError
+            The folder cannot be written.
+        ValueError
+            ``memory://``: this process's own memory, which the workers cannot reach.
+        """
+        from distlda.corpora.checkpoints import CheckpointStore
+        if place:
+            self.place = absolute(place)
+        for what, url in (("shard set", self.url), ("checkpoint place", self.place)):
+            if url.startswith("memory://"):
+                raise ValueError(f"the {what} {url} is in this process's memory, which the "
+                                 f"cluster's workers cannot reach: use a folder every machine "
+                                 f"reads or an object store (s3://...)")
+        self.checkpoint = new_run(self.place)
+        CheckpointStore(self.checkpoint).probe()
+        self.fresh = True  # its folder holds nothing yet: the next training uses it
 
     # ------------------------------------------------------------ checks
     def open(self, check_refs: bool = True):
@@ -119,11 +155,11 @@ class ShardAssignments:
         self._corpus = c
         if check_refs:
             from distlda.corpora.checkpoints import CheckpointStore
-            store = CheckpointStore(self.checkpoint)
             for i, r in enumerate(self.refs):
-                if r is not None and not store.exists(r):
+                where = self.folder(r)
+                if r is not None and not CheckpointStore(where).exists(r):
                     raise CheckpointError(f"the checkpoint of shard {i} is gone: "
-                                          f"{self.checkpoint}/{r['file']} (the model's topic "
+                                          f"{where}/{r['file']} (the model's topic "
                                           f"assignments were kept there; restore the folder, "
                                           f"or train a new model)")
         return c
@@ -137,8 +173,12 @@ class ShardAssignments:
             K_.init_topics(z, num_topics, int(self.seeds[i]))
             return z
         from distlda.corpora.checkpoints import CheckpointStore
-        return np.asarray(CheckpointStore(self.checkpoint).read(r, self.sizes[i], num_topics),
+        return np.asarray(CheckpointStore(self.folder(r)).read(r, self.sizes[i], num_topics),
                           np.int32)
+
+    def folder(self, ref: dict | None) -> str:
+        """The folder of checkpoint ``ref``."""
+        return (ref or {}).get("dir") or self.checkpoint
 
     def iter_shards(self, num_topics: int) -> Iterator[tuple[int, np.ndarray, np.ndarray,
                                                              np.ndarray]]:
@@ -152,7 +192,7 @@ class ShardAssignments:
     # ------------------------------------------------------------ the model file
     def to_dict(self) -> dict:
         return {"url": self.url, "manifest_sha256": self.manifest_sha256,
-                "checkpoint": self.checkpoint, "sizes": [int(n) for n in self.sizes],
+                "place": self.place, "checkpoint": self.checkpoint, "sizes": [int(n) for n in self.sizes],
                 "docs": [int(n) for n in self.docs],
                 "seeds": [int(s) for s in self.seeds], "refs": list(self.refs),
                 "every": list(self.every)}
@@ -164,7 +204,8 @@ class ShardAssignments:
         n = len(d["sizes"])
         if not (len(d["docs"]) == len(d["seeds"]) == len(d["refs"]) == n):
             raise ValueError("one size, document count, seed and checkpoint per shard")
-        return cls(str(d["url"]), str(d["manifest_sha256"]), str(d["checkpoint"]),
+        return cls(str(d["url"]), str(d["manifest_sha256"]),
+                   str(d.get("place") or d["checkpoint"]), str(d["checkpoint"]),
                    [int(x) for x in d["sizes"]], [int(x) for x in d["docs"]],
                    np.array(d["seeds"], np.uint32), [None if r is None else dict(r)
                                                      for r in d["refs"]],

@@ -197,7 +197,7 @@ class LdaDispatcher:
 
         def finish():
             try:
-                return run.shards.finish()
+                return run.shards.checkpoints.finish()
             finally:
                 self._sweeping = False
 
@@ -211,7 +211,7 @@ class LdaDispatcher:
             run = self._session(session)
             k = run.ledger.kept
             if k is not None:
-                run.shards.took(k[0])
+                run.shards.checkpoints.took(k[0])
         if k is None:
             return None
         sweep, nwk, nk, refs = k
