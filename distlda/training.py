@@ -153,7 +153,9 @@ def on_shards(model, corpus, executor, iterations: int) -> bool:
                 "%d tokens, %d terms, %d shards, %d sweeps; checkpoints in %s", corpus.url,
                 state.num_topics, state.num_docs, state.num_tokens, state.num_terms,
                 shards.num_shards, iterations, shards.checkpoint)
-    train(model, executor, iterations)
+    # through the model's own entry, as any training: the sampler ("auto" resolved for the
+    # set's documents, mh_steps) goes to the executor and executor_info is set
+    model._train(iterations, executor)
     return True
 
 
