@@ -4,7 +4,7 @@ or list the name server's registrations, and print the outcome as one JSON line.
     python tests/multihost_client.py train D L K ITERATIONS SEED [TIMEOUT]
     python tests/multihost_client.py list
     python tests/multihost_client.py stats
-    python tests/multihost_client.py prune
+    python tests/multihost_client.py prune [all]
     python tests/multihost_client.py write-set URL D V L SHARDS SEED
     python tests/multihost_client.py train-set URL K ITERATIONS SEED [check] [memory]
 
@@ -39,8 +39,9 @@ def main(argv):
     if argv[0] == "prune":  # remove worker registrations that do not answer a ping
         from distlda.cluster import transport
         gone = []
+        prefix = "distlda." if argv[1:] == ["all"] else "distlda.worker."  # all: dispatcher too
         with _ns() as ns:
-            for name, uri in ns.list(prefix="distlda.worker.").items():
+            for name, uri in ns.list(prefix=prefix).items():
                 try:
                     transport.call(uri, "ping", timeout=1.0)
                 except Exception:
@@ -63,6 +64,8 @@ def main(argv):
                                                   "bytes_per_token_per_sweep")}
                          | {"tokens_per_s": [r.get("tokens_per_s")
                                              for r in s.get("per_sweep", [])],
+                            "bytes_sweep": [r["bytes_down"] + r["bytes_up"]
+                                            for r in s.get("per_sweep", [])],
                             "job_workers": sorted({j["worker"] for r in s.get("per_sweep", [])
                                                    for j in r.get("jobs", [])})}))
         return 0

@@ -69,14 +69,26 @@ class S3Grid:
         hosts.wait_tcp("a", a, S3_PORT)
         self.ns = hosts.start("a", "ns", [PY, "-m", "Pyro5.nameserver", "-n", a], self.env())
         hosts.wait_tcp("a", a, 9090)
-        self.dispatcher = hosts.start("a", "dispatcher", [
-            PY, "-m", "distlda.models.lda_dispatcher", "--timeout", str(timeout),
+        self.threads, self.timeout, self.worker_env = threads, timeout, worker_env
+        self.start_cluster()
+
+    def start_cluster(self) -> None:
+        """Start the dispatcher (on A) and the workers (on B and C); wait until registered."""
+        self.dispatcher = self.h.start("a", "dispatcher", [
+            PY, "-m", "distlda.models.lda_dispatcher", "--timeout", str(self.timeout),
             "--worker-wait", "20"], self.env())
-        self.workers = {w: hosts.start(w, f"worker-{w}", [
-            PY, "-m", "distlda.models.lda_worker", "--threads", str(threads)],
-            self.env(worker_env)) for w in ("b", "c")}
+        self.workers = {w: self.h.start(w, f"worker-{w}", [
+            PY, "-m", "distlda.models.lda_worker", "--threads", str(self.threads)],
+            self.env(self.worker_env)) for w in ("b", "c")}
         self.wait(lambda names: sum(n.startswith("distlda.worker.") for n in names) == 2
                   and "distlda.dispatcher" in names, "the dispatcher and 2 workers")
+
+    def stop_cluster(self) -> None:
+        """Stop the dispatcher and the workers (SIGTERM, by PID), and drop their names from
+        the name server (plain Pyro5 keeps a dead process's registration)."""
+        for pid in (*self.workers.values(), self.dispatcher):
+            self.h.stop(pid)
+        self.client("prune", "all", timeout=60)
 
     def env(self, extra: dict | None = None) -> dict:
         """The hosts' environment plus the S3 client's (and ``extra``)."""
