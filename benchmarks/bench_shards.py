@@ -18,6 +18,10 @@ twice, each time on a freshly started dispatcher and workers:
 - ``memory``: the set read into one CSR matrix in the client, then ``LdaModel(csr,
   distributed=True)`` (today's path: the tokens go client -> dispatcher -> workers).
 
+Each (size, path) runs ``--repeat`` times (paths interleaved) and the table shows medians:
+a single peak reading moves by tens of MiB between identical runs (transient copies of the
+V x K tables), as much as the bar allows over 15 M tokens; the last table gives that spread.
+
 Per run: peak RSS (``VmHWM``) of the client (read in the client right after training), of the
 dispatcher and of each worker (read just before they are stopped); the bytes on the
 dispatcher's link a sweep (its ``stats()``: array payload down + up, median over sweeps 2..n;
@@ -82,7 +86,9 @@ def main(argv=None) -> int:
     p.add_argument("--terms", type=int, default=120_000, help="V, the same for every size")
     p.add_argument("--doc-len", type=int, default=200, help="mean tokens a document")
     p.add_argument("--topics", type=int, default=100)
-    p.add_argument("--sweeps", type=int, default=6)
+    p.add_argument("--sweeps", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs per size and path (fresh processes each); medians are shown")
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--threads", type=int, default=2, help="--threads of each worker")
     p.add_argument("--seed", type=int, default=7)
@@ -108,11 +114,12 @@ def main(argv=None) -> int:
             w = grid.write_set(name, docs, args.terms, args.doc_len, args.shards, args.seed)
             common.log(f"{name}: wrote {w['tokens']:,} tokens, {docs:,} documents, "
                        f"V={w['num_terms']:,} in {w['seconds']:.1f} s")
-            for path in paths:
-                r = run_one(grid, grid.url(name), args, memory=path == "memory")
-                assert r["sstats"] == r["tokens"] == w["tokens"], (r, w)
-                results[n, path] = r
-                common.log(f"{name} {path}: {r}")
+            for rep in range(args.repeat):  # paths interleaved: load from others hits both
+                for path in paths:
+                    r = run_one(grid, grid.url(name), args, memory=path == "memory")
+                    assert r["sstats"] == r["tokens"] == w["tokens"], (r, w)
+                    results.setdefault((n, path), []).append(r)
+                    common.log(f"{name} {path} #{rep + 1}: {r}")
     lines = table(results, sizes, paths, args)
     text = "\n".join(lines)
     print(text)
@@ -122,45 +129,69 @@ def main(argv=None) -> int:
     return 0
 
 
+PROCS = ["client", "dispatcher", "worker b", "worker c"]
+
+
+def med(runs: list, key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _range(runs: list, key: str) -> float:
+    return max(r[key] for r in runs) - min(r[key] for r in runs)
+
+
 def table(results: dict, sizes: list, paths: list, args) -> list[str]:
-    procs = ["client", "dispatcher", "worker b", "worker c"]
-    head = ["tokens", "path", *[f"{p} MiB" for p in procs], "link B/sweep", "B/token/sweep",
-            "load MiB", "tokens/s", "lost"]
+    """The report: per size and path the medians over the repeats; then the RSS growth."""
+    head = ["tokens", "path", *[f"{p} MiB" for p in PROCS], "link MB/sweep", "B/token/sweep",
+            "load MB", "tokens/s", "lost"]
     rows = []
     for n in sizes:
         for path in paths:
-            r = results[n, path]
-            rows.append([f"{r['tokens']:,}", path, *[mib(r[p]) for p in procs],
-                         f"{r['bytes_sweep']:,.0f}", f"{r['bytes_sweep'] / r['tokens']:.2f}",
-                         mib(r["bytes_load"]), f"{r['tokens_per_s']:,.0f}", r["lost"]])
+            runs = results[n, path]
+            tok = runs[0]["tokens"]
+            rows.append([f"{tok:,}", path, *[mib(med(runs, p)) for p in PROCS],
+                         f"{med(runs, 'bytes_sweep') / 1e6:,.1f}",
+                         f"{med(runs, 'bytes_sweep') / tok:.2f}",
+                         f"{med(runs, 'bytes_load') / 1e6:,.1f}",
+                         f"{med(runs, 'tokens_per_s'):,.0f}", sum(r["lost"] for r in runs)])
     out = [f"# reproduce: python benchmarks/bench_shards.py --tokens {args.tokens} --terms "
            f"{args.terms} --doc-len {args.doc_len} --topics {args.topics} --sweeps "
-           f"{args.sweeps} --shards {args.shards} --threads {args.threads} --seed {args.seed}",
+           f"{args.sweeps} --shards {args.shards} --threads {args.threads} --seed {args.seed} "
+           f"--repeat {args.repeat}",
            *[f"# {line}" for line in common.environment_summary()],
            f"Zipf-like synthetic corpora (tests/helpers.ZipfCorpus), V={args.terms:,}, "
-           f"K={args.topics}, {args.sweeps} sweeps, {args.shards} shards in moto S3 on host A; "
-           f"dispatcher and client on A, one worker --threads {args.threads} on each of B, C.",
-           "RSS: peak (VmHWM). link B/sweep: dispatcher's array payload down + up, median of "
-           "sweeps 2..n. load: payload through the dispatcher once (tokens). tokens/s: median "
-           "of sweeps 2..n.", "",
+           f"K={args.topics}, {args.sweeps} sweeps, {args.shards} shards in moto S3 on host A;",
+           f"dispatcher and client on A, one worker --threads {args.threads} on each of B and "
+           f"C; {args.repeat} runs per row (fresh processes), medians shown.",
+           "RSS: peak (VmHWM). link: the dispatcher's array payload down + up a sweep, median "
+           "of sweeps 2..n; load: what went through it once (the tokens, memory path);",
+           "tokens/s: median of sweeps 2..n (2 shared cores, other jobs running: compare "
+           "paths, not hardware).", "",
            common.format_table(head, rows), ""]
     lo, hi = min(sizes), max(sizes)
-    if lo != hi:
-        grow_rows = []
-        for path in paths:
-            a, b = results[lo, path], results[hi, path]
-            dt = b["tokens"] - a["tokens"]
-            grow_rows.append([path, *[f"{(b[p] - a[p]) / dt:+.3f}" for p in procs]])
-        out.append(f"RSS growth per token, {results[lo, paths[0]]['tokens']:,} -> "
-                   f"{results[hi, paths[0]]['tokens']:,} tokens (bytes/token; bar for the "
-                   f"shard path's client and dispatcher: < 0.5):")
-        out.append(common.format_table(["path", *procs], grow_rows))
-        if "shards" in paths:
-            a, b = results[lo, "shards"], results[hi, "shards"]
-            dt = b["tokens"] - a["tokens"]
-            ok = {p: (b[p] - a[p]) / dt < 0.5 for p in ("client", "dispatcher")}
-            out.append("shard path bar (< 0.5 byte/token): " + ", ".join(
-                f"{p} {'met' if v else 'NOT met'}" for p, v in ok.items()))
+    if lo == hi:
+        return out
+    grow, spread = [], []
+    for path in paths:
+        a, b = results[lo, path], results[hi, path]
+        dt = b[0]["tokens"] - a[0]["tokens"]
+        grow.append([path, *[f"{(med(b, p) - med(a, p)) / dt:+.2f}" for p in PROCS]])
+        # how far apart the repeats of one row are, in the same unit: the resolution
+        spread.append([path, *[f"{max(_range(a, p), _range(b, p)) / dt:.2f}" for p in PROCS]])
+    out += [f"RSS growth per token, {results[lo, paths[0]][0]['tokens']:,} -> "
+            f"{results[hi, paths[0]][0]['tokens']:,} tokens (bytes/token, from the medians; "
+            f"the bar for the shard path's client and dispatcher: < 0.5):",
+            common.format_table(["path", *PROCS], grow), "",
+            "Resolution: the largest spread (max - min) of one row's repeats, over the same "
+            "token difference (bytes/token):",
+            common.format_table(["path", *PROCS], spread)]
+    if "shards" in paths:
+        a, b = results[lo, "shards"], results[hi, "shards"]
+        dt = b[0]["tokens"] - a[0]["tokens"]
+        out += ["", "shard path bar (< 0.5 byte/token): " + ", ".join(
+            f"{p} {(med(b, p) - med(a, p)) / dt:+.2f} "
+            f"{'met' if (med(b, p) - med(a, p)) / dt < 0.5 else 'NOT met'}"
+            for p in ("client", "dispatcher"))]
     return out
 
 

@@ -3,7 +3,7 @@ or list the name server's registrations, and print the outcome as one JSON line.
 
     python tests/multihost_client.py train D L K ITERATIONS SEED [TIMEOUT]
     python tests/multihost_client.py list
-    python tests/multihost_client.py stats
+    python tests/multihost_client.py stats [full]
     python tests/multihost_client.py prune [all]
     python tests/multihost_client.py write-set URL D V L SHARDS SEED
     python tests/multihost_client.py train-set URL K ITERATIONS SEED [check] [memory]
@@ -49,12 +49,15 @@ def main(argv):
                     gone.append(name)
         print(json.dumps(gone))
         return 0
-    if argv[0] == "stats":
+    if argv[0] == "stats":  # "stats full": the dispatcher's stats() as they are
         from distlda.cluster import transport
         with _ns() as ns:
             uri = ns.lookup("distlda.dispatcher")
         with transport.proxy(uri, 5.0) as d:
             s = d.stats()
+        if argv[1:] == ["full"]:
+            print(json.dumps(s, default=str))
+            return 0
         print(json.dumps({k: s.get(k) for k in ("sweeps", "lost_workers", "redispatched_chunks",
                                                 "longest_sweep_s")}
                          | {"sweep_s": [r["seconds"] for r in s.get("per_sweep", [])],
