@@ -58,6 +58,9 @@ def run_one(grid, url: str, args, memory: bool) -> dict:
         s = grid.stats()
         hwm = {"dispatcher": shardhosts.vm_hwm(grid.dispatcher)}
         hwm.update({f"worker {h}": shardhosts.vm_hwm(pid) for h, pid in grid.workers.items()})
+        # a run that lost workers says why: the dispatcher's warnings, kept for the report
+        notes = [ln for ln in grid.log(grid.dispatcher).splitlines()
+                 if "WARNING" in ln and "plain mode" not in ln] if s["lost_workers"] else []
     finally:
         grid.stop_cluster()
     per = _per_sweep(s)
@@ -65,7 +68,7 @@ def run_one(grid, url: str, args, memory: bool) -> dict:
                 sstats=r["sstats"], executor=r["executor"], sweeps=s["sweeps"],
                 tokens_per_s=per["tokens_per_s"], bytes_sweep=per["bytes_sweep"],
                 bytes_first=per["bytes_first"], bytes_load=s.get("bytes_load") or 0,
-                lost=s["lost_workers"])
+                lost=s["lost_workers"], notes=notes)
 
 
 def _per_sweep(s: dict) -> dict:
@@ -185,6 +188,13 @@ def table(results: dict, sizes: list, paths: list, args) -> list[str]:
             "Resolution: the largest spread (max - min) of one row's repeats, over the same "
             "token difference (bytes/token):",
             common.format_table(["path", *PROCS], spread)]
+    notes = [(n, path, i, r["notes"]) for (n, path), runs in results.items()
+             for i, r in enumerate(runs) if r["notes"]]
+    for n, path, i, lines in notes:
+        out += ["", f"{n:,} tokens, {path}, run {i + 1}: {len(lines)} warnings of the "
+                    f"dispatcher (first and last 10):"]
+        out += [f"  {ln}" for ln in (lines if len(lines) <= 20 else lines[:10] + ["..."]
+                                     + lines[-10:])]
     if "shards" in paths:
         a, b = results[lo, "shards"], results[hi, "shards"]
         dt = b[0]["tokens"] - a[0]["tokens"]

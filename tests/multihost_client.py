@@ -5,6 +5,7 @@ or list the name server's registrations, and print the outcome as one JSON line.
     python tests/multihost_client.py list
     python tests/multihost_client.py stats [full]
     python tests/multihost_client.py prune [all]
+    python tests/multihost_client.py ls URL
     python tests/multihost_client.py write-set URL D V L SHARDS SEED
     python tests/multihost_client.py train-set URL K ITERATIONS SEED [check] [memory]
 
@@ -71,6 +72,11 @@ def main(argv):
                                             for r in s.get("per_sweep", [])],
                             "job_workers": sorted({j["worker"] for r in s.get("per_sweep", [])
                                                    for j in r.get("jobs", [])})}))
+        return 0
+    if argv[0] == "ls":  # names of the files under an fsspec URL (recursively)
+        import fsspec
+        fs, root = fsspec.core.url_to_fs(argv[1])
+        print(json.dumps(sorted(p.rsplit("/", 1)[-1] for p in fs.find(root))))
         return 0
     if argv[0] == "write-set":
         return write_set(argv[1], *(int(x) for x in argv[2:7]))

@@ -57,8 +57,17 @@ def test_a_worker_killed_mid_training_its_shards_come_back_from_s3_checkpoints(h
     hold = hosts.logdir / "hold"
     grid = S3Grid(hosts, threads=2, worker_env={"DISTLDA_TEST_HOLD": f"sample:{hosts.logdir}"})
     w = grid.write_set("set", D, V, L, SHARDS, seed=2)
-    pid = grid.start_client("train-set", grid.url("set"), K, 40, 2, "check")
-    grid.wait_sweeps(12)  # the sweep-10 checkpoint is written: kill after it
+    # 100 sweeps: room for the polls (a process each) between sweep 12 and the hold
+    pid = grid.start_client("train-set", grid.url("set"), K, 100, 2, "check")
+    grid.wait_sweeps(12)
+    # kill after the first checkpoint: every shard's commit mark (z-SHARD-SWEEP.json) is in
+    # the store (older ones are pruned: look for any)
+    def checkpointed():
+        names = grid.client("ls", grid.url("set/checkpoints"))
+        return {n[2:7] for n in names if n.startswith("z-") and n.endswith(".json")} == {
+            f"{i:05d}" for i in range(SHARDS)}
+
+    wait_for(checkpointed, 60, f"a checkpoint of every shard\n{hosts.logs()}")
     hold.touch()
     victim = grid.workers["b"]
     wait_for(lambda: victim in held(hosts.logdir), 30,
@@ -67,9 +76,9 @@ def test_a_worker_killed_mid_training_its_shards_come_back_from_s3_checkpoints(h
     hold.unlink()
     r = grid.result(pid)
     assert_exact(r, w["tokens"])
-    assert r["refs"] == [40] * SHARDS, r
+    assert r["refs"] == [100] * SHARDS, r
     s = grid.stats()
-    assert s["sweeps"] == 40 and s["lost_workers"] >= 1 and s["restored_shards"] >= 1, s
+    assert s["sweeps"] == 100 and s["lost_workers"] >= 1 and s["restored_shards"] >= 1, s
     log = grid.log(grid.dispatcher)
     lines = [ln for ln in log.splitlines() if "restored shards" in ln]
     assert lines, log
