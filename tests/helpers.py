@@ -80,3 +80,79 @@ def wait_for(cond, timeout, what):
             return
         time.sleep(0.02)
     raise TimeoutError(what)
+
+
+class ZipfCorpus:
+    """A seeded synthetic corpus with Zipf-like word frequencies, generated block by block
+    (never held whole): what :meth:`distlda.corpora.ShardedCorpus.write` and the benchmarks
+    stream.
+
+    Each token is, with probability ``background``, a word of one Zipf law over the ids
+    (word id = rank: id 0 the most frequent), else a word of its document's topic (drawn from
+    the document's Dirichlet(``alpha``) mixture of ``num_topics`` topics), each topic the same
+    Zipf law over its own random permutation of the ids. Documents have Poisson(``doc_len``)
+    tokens (at least 1). The same arguments give the same corpus, whatever the reader's
+    chunk size.
+
+    Parameters
+    ----------
+    num_docs, num_terms, doc_len : int
+        Documents, vocabulary size V (ids ``0..V-1``), mean tokens a document.
+    num_topics : int
+        Topics of the generating model (not the K trained).
+    s : float
+        Zipf exponent.
+    background, alpha : float
+        Share of background tokens; document-topic Dirichlet concentration.
+    seed : int
+        Seed of everything.
+    """
+
+    BLOCK = 1024  # documents a generated block (fixed, so the corpus is chunk-size independent)
+
+    def __init__(self, num_docs: int, num_terms: int, doc_len: int, num_topics: int = 50,
+                 s: float = 1.05, background: float = 0.5, alpha: float = 0.1, seed: int = 0):
+        if num_docs < 1 or num_terms < 2 or doc_len < 1 or num_topics < 1:
+            raise ValueError(f"ZipfCorpus needs num_docs >= 1, num_terms >= 2, doc_len >= 1 and "
+                             f"num_topics >= 1, got {num_docs}, {num_terms}, {doc_len}, "
+                             f"{num_topics}")
+        self.num_docs, self.num_terms, self.doc_len = num_docs, num_terms, doc_len
+        self.num_topics, self.background, self.alpha, self.seed = (num_topics, background,
+                                                                   alpha, seed)
+        p = 1.0 / np.arange(1, num_terms + 1, dtype=np.float64) ** s
+        self._cdf = np.cumsum(p / p.sum())
+        self._cdf[-1] = 1.0
+        self._perm = None
+
+    def _perms(self) -> np.ndarray:
+        if self._perm is None:
+            rng = np.random.default_rng([self.seed, 1 << 30])
+            self._perm = np.stack([rng.permutation(self.num_terms).astype(np.int32)
+                                   for _ in range(self.num_topics)])
+        return self._perm
+
+    def blocks(self):
+        """Yield the corpus as CSR blocks of :attr:`BLOCK` documents (int64 counts)."""
+        perm, K = self._perms(), self.num_topics
+        for b, first in enumerate(range(0, self.num_docs, self.BLOCK)):
+            rng = np.random.default_rng([self.seed, b])
+            nd = min(self.BLOCK, self.num_docs - first)
+            lens = np.maximum(rng.poisson(self.doc_len, nd), 1)
+            doc = np.repeat(np.arange(nd), lens)
+            rank = np.minimum(np.searchsorted(self._cdf, rng.random(doc.size), side="right"),
+                              self.num_terms - 1)
+            cum = np.cumsum(rng.dirichlet(np.full(K, self.alpha), size=nd), axis=1)
+            z = np.minimum((rng.random(doc.size)[:, None] > cum[doc]).sum(1), K - 1)
+            words = np.where(rng.random(doc.size) < self.background, rank, perm[z, rank])
+            X = sp.csr_matrix((np.ones(doc.size, np.int64), (doc, words)),
+                              shape=(nd, self.num_terms))
+            X.sum_duplicates()
+            yield X
+
+    def iter_csr(self, chunksize: int = 4096):
+        """The reader interface :func:`distlda.gibbs.chunks.iter_chunks` streams."""
+        return self.blocks()
+
+    def matrix(self) -> sp.csr_matrix:
+        """The whole corpus as one CSR matrix (documents x V)."""
+        return sp.vstack(list(self.blocks()), format="csr")

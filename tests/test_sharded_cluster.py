@@ -116,6 +116,17 @@ def test_worker_sigkilled_mid_step_its_shards_come_back_from_checkpoints(planted
     assert c.alive() == []
 
 
+def test_the_first_training_of_a_shard_set_uses_the_models_sampler(planted_set, cluster):
+    # A set's first training went around LdaModel._train: the executor kept its default
+    # sampler ("sparse", whatever the model said) and executor_info stayed None.
+    X, _, path = planted_set
+    for sampler, steps in (("mh", 1), ("sparse", 2)):  # MH: one AD-LDA step a sweep
+        lda = train(ShardedCorpus(path), cluster, iterations=3, sampler=sampler)
+        assert lda.executor_info.startswith("distributed (2 workers"), lda.executor_info
+        assert [r["steps"] for r in stats(cluster)["per_sweep"]] == [steps] * 3
+        assert_exact(lda, X.sum())
+
+
 def damaged_copy(src: str, dest) -> str:
     import shutil
     shutil.copytree(src, dest)
