@@ -82,10 +82,9 @@ def test_a_worker_killed_mid_training_its_shards_come_back_from_s3_checkpoints(h
     log = grid.log(grid.dispatcher)
     lines = [ln for ln in log.splitlines() if "restored shards" in ln]
     assert lines, log
-    # "training N: restored shards I (sweep S, FILE), ... from their checkpoints in URL onto
-    # worker NAME": every shard from a checkpoint file in the store, none from initial topics
+    # "training N: restored shards I (sweep S, DIR/FILE), ... onto worker NAME": every shard
+    # from a checkpoint file in the store, none from its seed
     ckpt = re.escape(r["checkpoint"])
-    pat = (rf"restored shards (\d+ \(sweep \d+, z-[^)]+\.npy\)(, )?)+ from their checkpoints "
-           rf"in {ckpt} onto worker \S+")
+    pat = (rf"restored shards (\d+ \(sweep \d+, {ckpt}/z-[^)]+\.npy\)(, )?)+ onto worker \S+")
     assert any(re.search(pat, ln) for ln in lines), lines
-    assert "initial topics" not in "\n".join(lines)
+    assert "from its seed" not in "\n".join(lines)

@@ -137,16 +137,18 @@ class HeldShards:
         by the client refer to)."""
         from distlda.corpora.checkpoints import CheckpointStore
         sh = self.config.shards
-        assert sh is not None
+        if sh is None or sh.inline:
+            raise ProtocolError("checkpoint: an in-memory corpus's session has no checkpoint "
+                                "place (its client keeps the topics)")
         K = self.config.num_topics
         dt = codec.topic_dtype(K)
         snap = [(i, c.topics.astype(dt)) for i, c in self.chunks.items()]  # 1-2 bytes a token
         before = self._writer
+        store = CheckpointStore(sh.checkpoint)  # (a malformed place raises here, not later)
 
         def write():
             if before is not None:
                 before.join()
-            store = CheckpointStore(sh.checkpoint)
             for i, z in snap:
                 try:
                     ref = dict(store.write(i, sweep, z, K), dir=sh.checkpoint)
