@@ -16,7 +16,8 @@ twice, each time on a freshly started dispatcher and workers:
 - ``shards``: ``LdaModel(ShardedCorpus(url), distributed=True)`` (the workers read their
   shards from the store; the client sends the set's address);
 - ``memory``: the set read into one CSR matrix in the client, then ``LdaModel(csr,
-  distributed=True)`` (today's path: the tokens go client -> dispatcher -> workers).
+  distributed=True)`` (the in-memory path: the chunks go client -> dispatcher -> workers once;
+  the dispatcher keeps none since 2026-12-08, while it held a copy of every token before).
 
 Each (size, path) runs ``--repeat`` times (paths interleaved) and the table shows medians:
 a single peak reading moves by tens of MiB between identical runs (transient copies of the

@@ -582,6 +582,8 @@ def cmd_train(args) -> int:
         lda = _load_model(args.resume)
         lda.distributed, lda.ns_conf, lda.eval_every = distributed, ns_conf, args.eval_every
         lda.progress = progress
+        if args.checkpoint:  # where this training's checkpoint folder goes (a shard set's)
+            lda.checkpoint = args.checkpoint
         if args.threads:
             lda.workers = args.threads
         _info(args, f"continuing {args.resume} ({lda.num_topics} topics, {lda.num_docs} "
