@@ -341,42 +341,6 @@ def test_doc_topic_counts_by_pieces(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------- an S3-compatible store
-@pytest.fixture
-def s3_bucket(monkeypatch):
-    """(s3fs filesystem, a new bucket's name) on moto's S3 server on a free loopback port, with
-    s3fs's standard environment pointing at it (as test_sharded's s3_server; moto keeps its
-    buckets in the process, so the bucket is new and moto is reset after the test); skipped
-    without moto[server] and s3fs."""
-    pytest.importorskip("s3fs", reason="the S3 round trip needs s3fs (pip install s3fs)")
-    moto_server = pytest.importorskip(
-        "moto.server", reason='the S3 round trip needs moto\'s server (pip install "moto[server]")')
-    import socket
-    import urllib.request
-
-    import s3fs
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {"AWS_ENDPOINT_URL": endpoint,
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    bucket = f"distlda-ckpt-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(bucket)
-    try:
-        yield fs, bucket
-    finally:
-        s3fs.S3FileSystem.clear_instance_cache()
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset",
-                                                      method="POST")).close()
-        server.stop()
-
-
 def test_s3_round_trip_prune_and_probe(s3_bucket):
     fs, bucket = s3_bucket
     url = f"s3://{bucket}/run/z"

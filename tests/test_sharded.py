@@ -326,41 +326,13 @@ def test_dictionary_as_id2word(tmp_path):
 
 
 # ---------------------------------------------------------------------- an S3-compatible store
-@pytest.fixture
-def s3_server(monkeypatch):
-    """moto's S3 server on a free loopback port, with s3fs's standard environment pointing at
-    it; skipped without moto[server] and s3fs (pip install "moto[server]" s3fs)."""
-    pytest.importorskip("s3fs", reason="the S3 round trip needs s3fs (pip install s3fs)")
-    moto_server = pytest.importorskip(
-        "moto.server", reason='the S3 round trip needs moto\'s server (pip install "moto[server]")')
-    import socket
-
-    import s3fs
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("distlda-test")
-    try:
-        yield fs
-    finally:
-        s3fs.S3FileSystem.clear_instance_cache()
-        server.stop()
-
-
-def test_s3_round_trip_and_training(s3_server, tmp_path, capsys):
+def test_s3_round_trip_and_training(s3_bucket, tmp_path, capsys):
+    s3_server, bucket = s3_bucket
     docs = random_docs(n=300)
     words = [f"w{i}" for i in range(300)]
-    url = "s3://distlda-test/wiki"
+    url = f"s3://{bucket}/wiki"
     ShardedCorpus.write(iter(docs), url, shards=3, id2word=words)
-    assert s3_server.exists("distlda-test/wiki/manifest.json")
+    assert s3_server.exists(f"{bucket}/wiki/manifest.json")
     sc = ShardedCorpus(url)
     assert list(sc) == docs and sc.id2word[299] == "w299"
     w, p = sc.read_shard(1)
@@ -372,7 +344,7 @@ def test_s3_round_trip_and_training(s3_server, tmp_path, capsys):
     # the command line trains on the URL; a damaged object is named
     assert main(["train", url, "-k", "3", "-i", "2", "-q", "--distributed", "no"]) == 0
     assert capsys.readouterr().out.count("topic") == 3
-    key = "distlda-test/wiki/shard-00002.words.npy"
+    key = f"{bucket}/wiki/shard-00002.words.npy"
     data = bytearray(s3_server.cat_file(key))
     data[-1] ^= 0xFF
     s3_server.pipe_file(key, bytes(data))

@@ -12,18 +12,12 @@ from distlda.models import LdaModel
 
 from cluster import Cluster
 from helpers import assert_exact, planted_corpus, run_in_thread
+from test_sharded_cluster import stats
+from test_sharded_cluster import train as train_for
 
 
 def train(corpus, cluster, **kw):
-    args = dict(num_topics=10, iterations=5, random_state=0, distributed=True, eval_every=0,
-                ns_conf=cluster.ns_conf)
-    args.update(kw)
-    return LdaModel(corpus, **args)
-
-
-def stats(cluster):
-    with cluster.dispatcher_proxy() as d:
-        return d.stats()
+    return train_for(corpus, cluster, **{"iterations": 5, **kw})
 
 
 @pytest.fixture(scope="module")
