@@ -18,6 +18,7 @@ sets ``func`` (a function of the parsed arguments returning the exit status) wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import os
@@ -590,11 +591,12 @@ def cmd_train(args) -> int:
                     f"documents, {lda.state.sweeps_done} sweeps so far) for {args.iterations} "
                     f"sweeps")
         _say_if_compiling(args)
-        if args.corpus:
-            lda.update(_open_corpus_for_model(lda, args.corpus, args.format),
-                       iterations=args.iterations)
-        else:
-            lda.train(args.iterations)
+        with _keep_on_loss(args):
+            if args.corpus:
+                lda.update(_open_corpus_for_model(lda, args.corpus, args.format),
+                           iterations=args.iterations)
+            else:
+                lda.train(args.iterations)
         label = "doc"
     else:
         alpha = _parse_alpha(args.alpha)
@@ -606,9 +608,10 @@ def cmd_train(args) -> int:
         _info(args, f"training {args.num_topics} topics on {what}, {args.iterations} sweeps")
         _say_if_compiling(args)
         settings = {name: getattr(args, dest) for name, dest in _table_settings()}
-        lda = LdaModel(corpus, id2word=id2word, distributed=distributed, ns_conf=ns_conf,
-                       progress=progress, checkpoint=getattr(args, "checkpoint", None),
-                       **dict(settings, alpha=alpha))
+        with _keep_on_loss(args):
+            lda = LdaModel(corpus, id2word=id2word, distributed=distributed, ns_conf=ns_conf,
+                           progress=progress, checkpoint=getattr(args, "checkpoint", None),
+                           **dict(settings, alpha=alpha))
     secs = time.perf_counter() - t0
     _info(args, f"trained on {lda.num_docs} documents, {lda.num_tokens} tokens, {lda.num_terms} "
                 f"terms in {secs:.1f} s ({lda.executor_info}); log-likelihood "
@@ -619,6 +622,22 @@ def cmd_train(args) -> int:
         lda.save(args.output)
         _info(args, f"model saved to {args.output}")
     return 0
+
+
+@contextlib.contextmanager
+def _keep_on_loss(args):
+    """A training whose dispatcher is lost still saves, with ``-o``, the model it kept (its
+    last checkpoint, exact), and says so in the error."""
+    from distlda.errors import DispatcherLost
+    try:
+        yield
+    except DispatcherLost as e:
+        if args.output and e.model is not None:
+            e.model.save(args.output)
+            raise CliError(f"{e}; the model at its last checkpoint ({e.model.state.sweeps_done} "
+                           f"sweeps) was saved to {args.output}: go on with --resume "
+                           f"{args.output}") from None
+        raise
 
 
 def cmd_shard(args) -> int:

@@ -332,3 +332,27 @@ def test_every_sampler_trains_a_shard_set_exactly(planted_set, cluster, sampler,
     lda = train(ShardedCorpus(path), cluster, iterations=4, num_topics=K, sampler=sampler)
     assert lda.executor_info.startswith("distributed (2 workers")
     assert_exact(lda, X.sum())
+
+
+def test_cli_saves_the_kept_model_when_the_dispatcher_is_lost(planted_set, tmp_path, capsys,
+                                                             monkeypatch):
+    from distlda import cli
+    from distlda.cluster import client as _client
+    monkeypatch.setattr(_client.DistributedExecutor, "CHECKPOINT_SECONDS", 0.0)
+    X, _, path = planted_set
+    model = tmp_path / "m.npz"
+    with Cluster(workers=2, check=False) as c:
+        host, port = c.ns_conf["host"], c.ns_conf["port"]
+        t, box = run_in_thread(lambda: cli.main([
+            "train", path, "-k", "10", "--iterations", "100000", "--distributed", "yes",
+            "--ns-host", host, "--ns-port", str(port), "-q", "--checkpoint", str(tmp_path / "ck"),
+            "-o", str(model)]))
+        wait_for(lambda: stats(c).get("sweeps", 0) >= 14, 90, "14 sweeps")
+        c.kill(c.dispatcher, signal.SIGKILL)
+        t.join(60)
+        assert not t.is_alive() and box.get("result") == 2, box
+    err = capsys.readouterr().err
+    assert "was saved to" in err and str(model) in err, err
+    lda = LdaModel.load(str(model))
+    assert lda.state.sweeps_done >= 10  # its first checkpoint, at least
+    assert_exact(lda, X.sum())
