@@ -1,6 +1,6 @@
 """The coordinator's step as bare state, driven by events (as dask drives a bare WorkerState):
-re-dispatch and failures with no sockets, threads or processes; and how the coordinator
-classifies a job's failure."""
+failures with no sockets, threads or processes; and how the coordinator classifies a job's
+failure."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ def new_step(owner=None, members=("a", "b"), sizes=(10, 10, 10, 10), **kw) -> S.
 
 
 def submits(actions) -> dict:
-    return {a.member: (a.job, a.chunks, a.moved) for a in actions if isinstance(a, S.Submit)}
+    return {a.member: (a.job, a.chunks) for a in actions if isinstance(a, S.Submit)}
 
 
 def test_a_clean_step_submits_each_members_chunks_and_commits_every_result():
     st = new_step()
     sent = submits(st.handle(S.Begin()))
-    assert {m: c for m, (_, c, _) in sent.items()} == {"a": (0, 1), "b": (2, 3)}
+    assert {m: c for m, (_, c) in sent.items()} == {"a": (0, 1), "b": (2, 3)}
     ja, jb = sent["a"][0], sent["b"][0]
     assert st.handle(S.JobDone(ja)) == [S.Commit(ja)]
     assert not st.done and st.remaining == {2, 3}
@@ -31,42 +31,37 @@ def test_a_clean_step_submits_each_members_chunks_and_commits_every_result():
     assert st.done and st.handle(S.JobDone(jb)) == []
 
 
-def test_a_lost_workers_chunks_go_to_an_idle_survivor():
+def test_a_lost_workers_chunks_leave_the_step():
+    # their topics died with the worker: no one sweeps them again in this step (the shell
+    # brings them back from their checkpoints, or the client, and recounts)
     st = new_step(members=("a", "b", "c"))
     sent = submits(st.handle(S.Begin()))
-    assert "c" not in sent  # c holds nothing: idle
+    assert "c" not in sent  # c holds nothing
     out = st.handle(S.JobFailed(sent["a"][0], "lost", "ConnectionClosedError"))
-    assert out[0] == S.Drop("a", "ConnectionClosedError", unregister=True)
-    again = submits(out)
-    assert list(again) == ["c"] and again["c"][1:] == ((0, 1), True)
-    assert st.owner[0] == st.owner[1] == "c" and not st.clean and st.redispatched == 2
-    assert st.handle(S.JobDone(sent["b"][0]))[-1] == S.Commit(sent["b"][0])
-    assert st.handle(S.JobDone(again["c"][0]))[-1] == S.StepDone(clean=False)
+    assert out == [S.Drop("a", "ConnectionClosedError", unregister=True)]
+    assert st.lost == {0, 1} and st.remaining == {2, 3} and not st.clean
+    assert st.handle(S.JobDone(sent["b"][0])) == [S.Commit(sent["b"][0]),
+                                                   S.StepDone(clean=False)]
     assert st.failures == 1
 
 
-def test_orphans_wait_for_a_busy_survivor_to_finish_its_own_job():
+def test_a_bad_result_drops_its_worker_and_the_others_finish_the_step():
     st = new_step()
     sent = submits(st.handle(S.Begin()))
     out = st.handle(S.JobFailed(sent["a"][0], "bad", "bad result: topic out of range"))
     assert out == [S.Drop("a", "bad result: topic out of range", unregister=False)]
-    out = st.handle(S.JobDone(sent["b"][0]))  # b is idle now: it takes a's chunks
-    assert out[0] == S.Commit(sent["b"][0])
-    assert submits(out)["b"][1:] == ((0, 1), True)
+    out = st.handle(S.JobDone(sent["b"][0]))
+    assert out == [S.Commit(sent["b"][0]), S.StepDone(clean=False)] and st.lost == {0, 1}
 
 
-def test_two_failures_in_a_row_and_no_worker_left_waits_then_uses_a_newcomer():
+def test_two_failures_in_a_row_and_no_worker_left_end_the_step_with_every_chunk_lost():
     st = new_step()
     sent = submits(st.handle(S.Begin()))
     st.handle(S.JobFailed(sent["a"][0], "failed", "RuntimeError: worker a is not in that session"))
     out = st.handle(S.WorkerLost("b"))  # its heartbeat failed: its job is given up
-    assert out == [S.Abandon(sent["b"][0], "b", (2, 3)), S.WaitForWorkers()]
-    assert st.failures == 2 and not st.inflight
-    assert st.handle() == [S.WaitForWorkers()]  # nothing happened: still waiting
-    out = st.handle(S.WorkersJoined(("d",)))
-    assert submits(out)["d"][1:] == ((0, 1, 2, 3), True)
+    assert out == [S.Abandon(sent["b"][0], "b", (2, 3)), S.StepDone(clean=False)]
+    assert st.failures == 2 and not st.inflight and st.lost == {0, 1, 2, 3}
     assert st.handle(S.JobDone(sent["b"][0])) == []  # the abandoned job's late result: ignored
-    assert st.handle(S.JobDone(submits(out)["d"][0]))[-1] == S.StepDone(clean=False)
 
 
 def test_a_stale_result_of_a_dropped_member_is_never_committed():
@@ -74,7 +69,7 @@ def test_a_stale_result_of_a_dropped_member_is_never_committed():
     sent = submits(st.handle(S.Begin()))
     st.handle(S.WorkerLost("a"))
     assert st.handle(S.JobDone(sent["a"][0])) == []
-    assert {0, 1} <= st.remaining
+    assert {0, 1} <= st.lost and not {0, 1} & st.remaining
     # a failure reported for it afterwards drops nobody
     assert st.handle(S.JobFailed(sent["a"][0], "lost", "timeout")) == []
 
@@ -98,20 +93,17 @@ def test_too_many_failures_in_a_sweep_fail_it():
     assert st.done
 
 
-def test_chunks_of_a_member_gone_before_the_step_are_orphans_from_the_start():
+def test_chunks_of_a_member_gone_before_the_step_are_lost_from_the_start():
     st = new_step(owner={0: "a", 1: "gone", 2: "b", 3: "gone"})
     out = st.handle(S.Begin())
-    sent = [(a.member, a.chunks, a.moved) for a in out if isinstance(a, S.Submit)]
-    assert sent[:2] == [("a", (0,), False), ("b", (2,), False)]
-    assert st.clean and st.orphans() == [1, 3]  # both busy: the orphans wait
-    out = st.handle(S.JobDone(1))  # a is free: it takes them over
-    assert out[0] == S.Commit(1) and submits(out)["a"][1:] == ((1, 3), True)
-    assert st.owner[1] == st.owner[3] == "a" and not st.clean
+    assert [(a.member, a.chunks) for a in out if isinstance(a, S.Submit)] == [
+        ("a", (0,)), ("b", (2,))]
+    assert st.lost == {1, 3} and not st.clean
 
 
-def test_no_member_and_no_orphan_left_unswept_is_an_internal_error():
-    st = S.Step({}, [], [5])  # chunk 0 owned by nobody, nobody to ask
-    assert st.handle(S.Begin()) == [S.WaitForWorkers()]
+def test_no_member_ends_the_step_and_a_chunk_nobody_sweeps_is_an_internal_error():
+    st = S.Step({}, [], [5])  # chunk 0 held by nobody: lost (the shell waits for workers)
+    assert st.handle(S.Begin()) == [S.StepDone(clean=False)] and st.lost == {0}
     st = S.Step({0: "a"}, ["a"], [5])
     st.handle(S.Begin())
     st.remaining.add(7)  # a chunk nobody owns or sweeps: the bookkeeping is broken

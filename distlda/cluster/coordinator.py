@@ -61,7 +61,6 @@ from distlda.cluster.step import (
     JobFailed,
     Step,
     Submit,
-    WaitForWorkers,
     WorkerLost,
     WorkersJoined,
 )
@@ -269,8 +268,7 @@ class _StepShell:
                     m.view = None
             self.handles = {m.name: m for m in members}
             self.st = Step({i: m.name for i, m in co.owner.items()}, list(self.handles),
-                           co.ledger.sizes(), rec["lost"], co.MAX_FAILURES_PER_SWEEP,
-                           redispatch=False)
+                           co.ledger.sizes(), rec["lost"], co.MAX_FAILURES_PER_SWEEP)
             after = self._do(self.st.handle(Begin()))
         rec["prepare_s"] += time.perf_counter() - t1
         while True:
@@ -320,9 +318,9 @@ class _StepShell:
     def _do(self, actions: list) -> list:
         """Carry out the actions that need the lock (held); returns the others."""
         self.rec["lost"] = self.st.failures
-        after: list[tuple[Member | None, Drop | WaitForWorkers]] = []
+        after: list[tuple[Member, Drop]] = []
         for a in actions:
-            if isinstance(a, Submit):  # (never a re-dispatch: lost chunks leave the step)
+            if isinstance(a, Submit):
                 m = self.handles[a.member]
                 f, job_id = self.co._submit(m, list(a.chunks), self.seeds, self.step,
                                             self.schedule, self.rec)
@@ -338,17 +336,12 @@ class _StepShell:
                 raise RuntimeError(a.why) from self.internal
             elif isinstance(a, Drop):  # the member as the step knew it (not a newcomer's name)
                 after.append((self.handles[a.member], a))
-            elif isinstance(a, WaitForWorkers):
-                after.append((None, a))
         return after
 
-    def _after(self, actions: list[tuple[Member | None, Drop | WaitForWorkers]]) -> None:
-        """Drops and waits, outside the lock (they call the name server and sleep)."""
+    def _after(self, actions: list[tuple[Member, Drop]]) -> None:
+        """Drops, outside the lock (they call the name server)."""
         for m, a in actions:
-            if isinstance(a, Drop) and m is not None:
-                self.co.roster.lose(m, a.why, unregister=a.unregister)
-            else:
-                self.co._wait_for_workers()
+            self.co.roster.lose(m, a.why, unregister=a.unregister)
 
     def _commit(self, job: int) -> None:
         co, rec = self.co, self.rec

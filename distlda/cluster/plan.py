@@ -1,9 +1,8 @@
 """Which worker sweeps which chunk, and which vocabulary block, at each step. Pure functions.
 
-The dispatcher keeps chunks where they are (a worker keeps its tokens across jobs), gives
-chunks nobody owns to the least-loaded workers, and moves whole chunks from the busiest to the
-least busy workers only after the membership changed. Chunks of a worker lost mid-step are
-*orphans*: they go, whole, to idle survivors and are swept again in the same step.
+The dispatcher keeps chunks (shards) where they are (a worker keeps its tokens across jobs),
+gives chunks nobody holds to the least-loaded workers, and moves whole chunks from the busiest
+to the least busy workers only after the membership changed.
 """
 
 from __future__ import annotations
@@ -53,17 +52,6 @@ def assign(sizes: list[int], holdings: dict[str, set], owned: set, rebalance: bo
             load[donor] -= sizes[i]
             load[recv] += sizes[i]
     return target
-
-
-def split_orphans(orphans, idle: list[str], sizes: list[int]) -> dict[str, list[int]]:
-    """Orphaned chunks over idle workers, largest first to the least loaded."""
-    size = {n: 0 for n in idle}
-    parts: dict[str, list[int]] = {n: [] for n in idle}
-    for i in sorted(orphans, key=lambda i: -sizes[i]):
-        n = min(size, key=size.__getitem__)
-        parts[n].append(i)
-        size[n] += sizes[i]
-    return {n: sorted(p) for n, p in parts.items() if p}
 
 
 class BlockSchedule:

@@ -9,7 +9,7 @@ membership change whole shards move to even the load, their topics relayed once 
 holder. Whenever a shard came back from a checkpoint, every member counts its shards'
 committed topics and the sum replaces the ledger's counts: they then equal the committed
 assignments, whatever died and when. A worker lost mid-step makes the step end without its
-shards (:class:`~distlda.cluster.step.Step` with ``redispatch=False``); they are placed and
+shards (:attr:`distlda.cluster.step.Step.lost`); they are placed and
 recounted before the next step, so a failure costs those shards the sweeps since their last
 checkpoint, never an exact count.
 

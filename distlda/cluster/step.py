@@ -1,30 +1,30 @@
 """One step of a sweep as pure state: events in, actions out (no sockets, threads or Pyro5).
 
-A step ends when every chunk has been committed once. :class:`Step` holds what the step
-knows (the chunks still to commit, the jobs in flight and their workers, who owns each chunk,
-whether the step stayed clean) and changes only through :meth:`Step.handle`, which takes
-events (:class:`Begin`, :class:`JobDone`, :class:`JobFailed`, :class:`WorkerLost`,
-:class:`WorkersJoined`) and returns the actions to carry out (:class:`Submit`,
-:class:`Commit`, :class:`Abandon`, :class:`Drop`, :class:`WaitForWorkers`, :class:`FailSweep`,
+A step ends when every chunk of a live member has been committed once. :class:`Step` holds
+what the step knows (the chunks still to commit, the jobs in flight and their workers, who
+owns each chunk, the chunks lost, whether the step stayed clean) and changes only through
+:meth:`Step.handle`, which takes events (:class:`Begin`, :class:`JobDone`, :class:`JobFailed`,
+:class:`WorkerLost`, :class:`WorkersJoined`) and returns the actions to carry out
+(:class:`Submit`, :class:`Commit`, :class:`Abandon`, :class:`Drop`, :class:`FailSweep`,
 :class:`StepDone`), in the manner of dask's ``WorkerState.handle_stimulus``. The
 :class:`~distlda.cluster.coordinator.Coordinator` is the shell: it waits on the jobs, turns
-what happens into events and does what the actions say. So every re-dispatch and failure case
-is a test without a network (``tests/test_step.py``).
+what happens into events and does what the actions say. So every failure case is a test
+without a network (``tests/test_step.py``).
 
 Failures (:class:`JobFailed` ``kind``): a malformed result (``"bad"``), a lost connection
 (``"lost"``: its registration is removed too) or an error the worker raised (``"failed"``)
-drop the worker, and its chunks still to commit go, whole, to idle survivors (they make the
-step not clean: its workers then get dense rows with their next job). More than
-``max_failures`` in a sweep fail it; so does anything else (``"internal"``: a bug here must
-never look like a bad worker and drop healthy ones one after another).
+drop the worker, and its chunks still to commit leave the step: they are :attr:`Step.lost`
+(their topics died with the worker; the shell brings them back from their checkpoints or the
+client, and recounts, before the next step), and the step is not clean (its workers then get
+dense rows with their next job). More than ``max_failures`` in a sweep fail it; so does
+anything else (``"internal"``: a bug here must never look like a bad worker and drop healthy
+ones one after another).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Union
-
-from distlda.cluster import plan
 
 FAILURE_KINDS = ("bad", "lost", "failed", "internal")
 
@@ -60,7 +60,7 @@ class WorkerLost:
 
 @dataclass(frozen=True)
 class WorkersJoined:
-    """``members`` joined the session (idle: they may take orphaned chunks)."""
+    """``members`` joined the session (they hold nothing in this step)."""
 
     members: tuple
 
@@ -71,13 +71,11 @@ Event = Union[Begin, JobDone, JobFailed, WorkerLost, WorkersJoined]
 # ---------------------------------------------------------------- actions
 @dataclass(frozen=True)
 class Submit:
-    """Send ``member`` job ``job`` for ``chunks``; ``moved``: they were another worker's
-    (re-dispatched), so ``member`` takes them over."""
+    """Send ``member`` job ``job`` for ``chunks``."""
 
     job: int
     member: str
     chunks: tuple
-    moved: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,11 +105,6 @@ class Drop:
 
 
 @dataclass(frozen=True)
-class WaitForWorkers:
-    """Chunks are orphaned and no member is left: wait until workers join."""
-
-
-@dataclass(frozen=True)
 class FailSweep:
     """The sweep fails (nothing of this step that is not committed counts)."""
 
@@ -125,7 +118,7 @@ class StepDone:
     clean: bool
 
 
-Action = Union[Submit, Commit, Abandon, Drop, WaitForWorkers, FailSweep, StepDone]
+Action = Union[Submit, Commit, Abandon, Drop, FailSweep, StepDone]
 
 
 class Step:
@@ -138,19 +131,15 @@ class Step:
     members : list of str
         The members in the session, in the order their jobs are sent.
     sizes : list of int
-        Tokens per chunk (re-dispatch balances them).
+        Tokens per chunk.
     failures : int
         Failures earlier in this sweep.
     max_failures : int
         Failures a sweep tolerates.
-    redispatch : bool
-        Send a lost member's chunks to idle survivors within the step. False (a shard set,
-        whose chunks' topics died with their worker): the step ends without them, and they
-        are :attr:`lost` (restored from their checkpoints before the next step).
     """
 
     def __init__(self, owner: dict[int, str], members: list[str], sizes: list[int],
-                 failures: int = 0, max_failures: int = 20, redispatch: bool = True):
+                 failures: int = 0, max_failures: int = 20):
         self.remaining = set(range(len(sizes)))
         self.owner = dict(owner)
         self.members = list(members)
@@ -159,9 +148,7 @@ class Step:
         self.clean = True
         self.failures = failures
         self.max_failures = max_failures
-        self.redispatched = 0
-        self.redispatch = redispatch
-        self.lost: set[int] = set()
+        self.lost: set[int] = set()  # chunks that left the step with their worker
         self.done = False
         self._jobs = 0
 
@@ -225,48 +212,33 @@ class Step:
             return [FailSweep(f"{self.failures} worker failures in one sweep; the last: {why}")]
         return []
 
-    def _submit(self, member: str, chunks, moved: bool = False) -> Submit:
+    def _submit(self, member: str, chunks) -> Submit:
         self._jobs += 1
         self.inflight[self._jobs] = (member, tuple(chunks))
-        return Submit(self._jobs, member, tuple(chunks), moved)
+        return Submit(self._jobs, member, tuple(chunks))
 
     def orphans(self) -> list[int]:
         """Chunks still to commit whose owner is no longer a member."""
         return sorted(i for i in self.remaining if self.owner.get(i) not in self.members)
 
     def _settle(self) -> list[Action]:
-        """Re-dispatch orphans to idle members; say when the step is done or stuck."""
+        """Chunks of members gone leave the step; say when it is done."""
         if self.done:
             return []
         orphans = self.orphans()
-        if orphans and not self.redispatch:
+        if orphans:
             self.remaining.difference_update(orphans)
             self.lost.update(orphans)
             self.clean = False
-            orphans = []
         if not self.remaining:
             self.done = True
             return [StepDone(self.clean)]
-        busy = {m for m, _ in self.inflight.values()}
-        idle = [m for m in self.members if m not in busy]
-        if orphans and idle:
-            parts = plan.split_orphans(orphans, idle, self.sizes)
-            self.clean = False
-            self.redispatched += len(orphans)
-            out: list[Action] = []
-            for m in idle:
-                if m in parts:
-                    self.owner.update((i, m) for i in parts[m])
-                    out.append(self._submit(m, parts[m], moved=True))
-            return out
         if self.inflight:
             return []
-        if orphans:
-            return [WaitForWorkers()]
         self.done = True
         return [FailSweep(f"internal error: chunks {sorted(self.remaining)[:5]} not swept")]
 
 
 __all__ = ["Step", "Begin", "JobDone", "JobFailed", "WorkerLost", "WorkersJoined", "Submit",
-           "Commit", "Abandon", "Drop", "WaitForWorkers", "FailSweep", "StepDone",
+           "Commit", "Abandon", "Drop", "FailSweep", "StepDone",
            "FAILURE_KINDS"]
