@@ -111,7 +111,6 @@ def test_plan_gives_out_unowned_chunks_and_rebalances_only_after_a_change():
     assert plan.assign(sizes, held, owned, rebalance=False)["c"] == set()
     moved = plan.assign(sizes, held, owned, rebalance=True)
     assert moved["c"] and sorted(set().union(*moved.values())) == [0, 1, 2, 3, 4]
-    assert plan.split_orphans([0, 4, 1], ["x", "y"], sizes) == {"x": [4], "y": [0, 1]}
 
 
 def test_block_schedule_rotates_blocks_over_groups():
