@@ -382,3 +382,16 @@ def test_busy_dispatcher_auto_mode_trains_in_process(cluster):
     t.join(120)
     assert "error" not in box
     assert_exact(box["result"], X.sum())
+
+
+def test_a_dispatcher_that_has_just_started_counts_the_registered_workers():
+    # It answered "0 workers" for about 0.5 s (its first listing came after one probe
+    # interval): distributed=True then failed with "has 0 workers" and auto mode trained
+    # in-process without a word about the cluster it missed (issue 25).
+    with Cluster(workers=2, check=False) as c:
+        for _ in range(3):
+            c.kill(c.dispatcher, signal.SIGKILL)
+            c.start_dispatcher()  # returns as soon as the new one answers a ping
+            uri, info = _client.find_dispatcher(c.ns_conf)
+            assert info["workers"] == 2, info
+    assert c.alive() == []

@@ -52,6 +52,9 @@ class Roster:
         self._beating: set[str] = set()
         self._joining: set[str] = set()
         self._stop = threading.Event()
+        #: Set once the first round has listed and pinged the registered workers: until then
+        #: "no worker" would be a guess (a dispatcher that has just started).
+        self.first_round = threading.Event()
         self._thread: threading.Thread | None = None
         self.pool: cf.Executor | None = None  # set by the owner: where heartbeats run
         #: This dispatcher's secret, handed to a worker when it joins a session (never to the
@@ -69,11 +72,15 @@ class Roster:
         self._stop.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.probe_every):
+        while True:  # the first round at once: a new dispatcher knows its workers at once
             try:
                 self.probe()
             except Exception:  # never let the prober die
                 logger.exception("probing the workers failed")
+            finally:
+                self.first_round.set()
+            if self._stop.wait(self.probe_every):
+                return
 
     def probe(self) -> None:
         """One round: admit answering newcomers, drop leavers, back off from dead names, and

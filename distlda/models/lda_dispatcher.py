@@ -87,8 +87,14 @@ class LdaDispatcher:
         return run
 
     # ------------------------------------------------------------ sessions
+    #: Seconds a ping waits for the first round of the worker discovery of a dispatcher that
+    #: has just started (it pings each registered worker, at most 1 s each, in turn).
+    FIRST_ROUND_WAIT = 3.0
+
     def ping(self) -> dict:
-        """Workers available now, from the dispatcher's own state (it contacts no worker)."""
+        """Workers available now, from the dispatcher's own state (it contacts no worker);
+        a dispatcher that has just started answers once it has asked the registered ones."""
+        self.roster.first_round.wait(self.FIRST_ROUND_WAIT)
         with self._lock:
             info = {"service": DISPATCHER_SERVICE, "workers": len(self.roster.membership),
                     "names": self.roster.membership.names(), "busy": self._busy()}
