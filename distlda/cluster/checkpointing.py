@@ -64,12 +64,15 @@ class Checkpoints:
         background); the counts now are kept until every shard's write is in."""
         led = self.keeper.ledger
         led.want_checkpoint(led.sweep)
-        failed = self.keeper._each({m: led.sweep for m in self.keeper.co.members if m.chunks},
-                            lambda m, w, sweep: w.checkpoint(self.keeper.co.key, sweep,
-                                                             self.protect()))
-        for m, why in failed:
-            self.keeper.co.roster.lose(m, why)
+        self._write([m for m in self.keeper.co.members if m.chunks])
         self.clock.done()
+
+    def _write(self, members: list[Member]) -> None:
+        """Ask ``members`` to write their shards' topics as they are now (in the background);
+        those that fail are dropped (their shards come back from older checkpoints)."""
+        sweep, protect, key = self.keeper.ledger.sweep, self.protect(), self.keeper.co.key
+        self.keeper.lose(self.keeper._each({m: None for m in members},
+                                           lambda m, w, _: w.checkpoint(key, sweep, protect)))
 
     def collect(self, wait: float = 0.0) -> tuple[bool, list]:
         """Record the checkpoints the members wrote since they were last asked. Returns
@@ -81,6 +84,7 @@ class Checkpoints:
             answers[m] = w.checkpoints(self.keeper.co.key, wait)
 
         failed = self.keeper._each({m: None for m in self.keeper.co.members if m.chunks}, ask)
+        self.keeper.lose(failed)
         errors = []
         with self.keeper.co.lock:
             for m, a in answers.items():
@@ -92,8 +96,6 @@ class Checkpoints:
                     elif self.keeper.co.owner.get(idx) is m:
                         led.written(idx, checkpoint_ref(ref, f"checkpoint of shard {idx}",
                                                         led.config.num_topics))
-        for m, why in failed:
-            self.keeper.co.roster.lose(m, why)
         return any(bool(a.get("busy")) for a in answers.values()), errors
 
     def finish(self) -> dict:
@@ -113,11 +115,7 @@ class Checkpoints:
             if not todo:
                 led.settle(led.sweep)
                 return {"sweep": led.sweep}
-            holders = {m: led.sweep for m in self.keeper.co.members if m.chunks & todo}
-            failed = self.keeper._each(holders, lambda m, w, sweep: w.checkpoint(
-                self.keeper.co.key, sweep, self.protect()))
-            for m, why in failed:
-                self.keeper.co.roster.lose(m, why)
+            self._write([m for m in self.keeper.co.members if m.chunks & todo])
             deadline = time.monotonic() + self.FINISH_WRITE_S
             busy = True
             while busy and time.monotonic() < deadline:
@@ -129,10 +127,11 @@ class Checkpoints:
         raise RuntimeError("the shards' topics could not all be checkpointed (workers kept "
                            "failing)")
 
+
 class CheckpointClock:
-    """When a sharded training checkpoints its topics: the first after ``first`` seconds,
-    then every ``sweeps`` sweeps or ``seconds`` seconds, whichever comes first (checked at
-    the end of each sweep)."""
+    """When a sharded training checkpoints its topics: the first after ``sweeps`` sweeps or
+    ``first`` seconds, then every ``sweeps`` sweeps or ``seconds`` seconds, whichever comes
+    first (checked at the end of each sweep)."""
 
     def __init__(self, sweeps: int = 10, seconds: float = 60.0, first: float = 20.0):
         self.sweeps, self.seconds, self.first = sweeps, seconds, first

@@ -16,7 +16,7 @@ the training, so a training that fails (dispatcher gone) leaves the model exact 
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import os
 import socket
@@ -214,18 +214,12 @@ class DistributedExecutor:
         """An in-memory corpus: its chunks go to the workers once, relayed by the dispatcher
         (which keeps none); the client keeps the full Gibbs state, brought up to date at each
         checkpoint, and sends a lost worker's chunks again from it when a sweep says so."""
-        K = state.num_topics
-        label = f"{socket.gethostname()} pid {os.getpid()}"
         for c in state.chunks:
             # The dispatcher hands out vocabulary blocks as word id ranges: sorted, a
             # block's tokens are one run per document. (Order in a document is free.)
             blocks.sort_for_blocks(c)
-        session = d.start_session(SessionConfig(
-            K, state.num_terms, state.alpha, state.beta, self.sampler, self.mh_steps, label,
-            len(state.chunks), state.num_tokens,
-            ShardSet.of_chunks([c.num_tokens for c in state.chunks], state.sweeps_done)
-        ).to_wire())
-        try:
+        shards = ShardSet.of_chunks([c.num_tokens for c in state.chunks], state.sweeps_done)
+        with self._session(d, state, shards) as session:
             t0 = time.perf_counter()
             self._send(d, session, state, range(len(state.chunks)))
             logger.info("sent %d chunks (%d tokens) to the workers in %.2f s",
@@ -246,16 +240,30 @@ class DistributedExecutor:
                          histograms=lambda: tuple(_wire.dec(a) for a in d.histograms(session)),
                          sync=lambda: self._fetch(d, session, state))
             self._fetch(d, session, state)
-            self.stats = d.stats(session)
-            logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "
-                        "lost, %d chunks re-dispatched)",
-                        self.stats.get("bytes_per_token_per_sweep", 0.0),
-                        self.stats.get("lost_workers", 0), self.stats.get("redispatched_chunks", 0))
+            self._report(d, session, "redispatched_chunks", "chunks sent again")
+
+    @contextlib.contextmanager
+    def _session(self, d, state, shards: ShardSet):
+        """A training session of the dispatcher ``d`` for ``state``'s model and the corpus
+        ``shards`` says, ended (its workers freed) however the training ends."""
+        label = f"{socket.gethostname()} pid {os.getpid()}"
+        session = d.start_session(SessionConfig(
+            state.num_topics, state.num_terms, state.alpha, state.beta, self.sampler,
+            self.mh_steps, label, len(shards.sizes), int(sum(shards.sizes)), shards).to_wire())
+        try:
+            yield session
         finally:
             try:
                 d.end_session(session)
             except transport.PyroError:
                 pass
+
+    def _report(self, d, session, key: str, what: str) -> None:
+        """Keep the dispatcher's counters of the training and log its summary line."""
+        self.stats = d.stats(session)
+        logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "
+                    "lost, %d %s)", self.stats.get("bytes_per_token_per_sweep", 0.0),
+                    self.stats.get("lost_workers", 0), self.stats.get(key, 0), what)
 
     def _send(self, d, session, state, idxs) -> None:
         """Chunks ``idxs`` with the client's topics (its last checkpoint), in batches of
@@ -277,15 +285,10 @@ class DistributedExecutor:
         """A shard set's training: the workers read their shards; the client sends the
         set's address and gets back the counts of each complete checkpoint."""
         sh = state.shards
-        label = f"{socket.gethostname()} pid {os.getpid()}"
         start = state.sweeps_done
-        cfg = SessionConfig(
-            state.num_topics, state.num_terms, state.alpha, state.beta, self.sampler,
-            self.mh_steps, label, sh.num_shards, sh.num_tokens,
-            ShardSet(sh.url, sh.checkpoint, tuple(sh.sizes), sh.seeds, tuple(sh.refs), start,
-                     tuple(sh.every)))
-        session = d.start_session(cfg.to_wire())
-        try:
+        shards = ShardSet(sh.url, sh.checkpoint, tuple(sh.sizes), sh.seeds, tuple(sh.refs),
+                          start, tuple(sh.every))
+        with self._session(d, state, shards) as session:
             n_tok = max(sh.num_tokens, 1)
             last = time.perf_counter()
             for it in range(iterations):
@@ -301,16 +304,7 @@ class DistributedExecutor:
             self._wait(d, session, d.finish(session))
             if not self._fetch_kept(d, session, state, start, final=start + iterations):
                 raise _Mismatch("the cluster's final model is missing (please report this bug)")
-            self.stats = d.stats(session)
-            logger.info("distributed training: %.2f bytes/token/sweep on the wire (%d workers "
-                        "lost, %d shards restored from checkpoints)",
-                        self.stats.get("bytes_per_token_per_sweep", 0.0),
-                        self.stats.get("lost_workers", 0), self.stats.get("restored_shards", 0))
-        finally:
-            try:
-                d.end_session(session)
-            except transport.PyroError:
-                pass
+            self._report(d, session, "restored_shards", "shards restored from checkpoints")
 
     @staticmethod
     def _wait(d, session, job):
@@ -338,11 +332,7 @@ class DistributedExecutor:
                 raise _Mismatch("the cluster sent counts of the wrong shape")
             nwk[a:b] = rows
         nk = _wire.dec(k["nk"]).astype(np.int32)
-        if (hashlib.sha1(nwk.tobytes()).hexdigest() != k["nwk_sha1"]
-                or int(nk.sum()) != state.num_tokens
-                or not np.array_equal(nwk.sum(axis=0, dtype=np.int64), nk)):
-            raise _Mismatch("the counts copied back from the cluster do not match the "
-                            "dispatcher's (please report this bug)")
+        _check_counts(nwk, nk, state.num_tokens, k)
         state.nwk, state.nk = nwk, nk
         state.shards.refs = list(k["refs"])
         self.sweeps_kept = k["sweep"] - start
@@ -369,9 +359,14 @@ class DistributedExecutor:
         for start, page in got:  # committed once every page is in: all of one moment
             for k, t in enumerate(page):
                 state.commit(start + k, _wire.dec_topics(t))
-        summ = d.summary(session)
-        sha = hashlib.sha1(np.ascontiguousarray(state.nwk).tobytes()).hexdigest()
-        if (summ["tokens"] != state.num_tokens or sha != summ["nwk_sha1"]
-                or not np.array_equal(_wire.dec(summ["nk"]), state.nk)):
-            raise _Mismatch("the counts copied back from the cluster do not match the "
-                            "dispatcher's (please report this bug)")
+        _check_counts(state.nwk, state.nk, state.num_tokens, d.summary(session))
+
+
+def _check_counts(nwk: np.ndarray, nk: np.ndarray, tokens: int, theirs: dict) -> None:
+    """The client's copy of the counts must be the dispatcher's (``theirs``: its token count,
+    topic totals ``nk`` and digest ``nwk_sha1``) and hold ``tokens`` tokens."""
+    if (_wire.digest(nwk) != theirs["nwk_sha1"] or int(nk.sum()) != tokens
+            or theirs["tokens"] != tokens or not np.array_equal(_wire.dec(theirs["nk"]), nk)
+            or not np.array_equal(nwk.sum(axis=0, dtype=np.int64), nk)):
+        raise _Mismatch("the counts copied back from the cluster do not match the "
+                        "dispatcher's (please report this bug)")

@@ -14,6 +14,7 @@ any K and V fits through Pyro5 (whose messages stop at 1 GiB).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import uuid
@@ -79,6 +80,12 @@ def topic_dtype(num_topics: int) -> np.dtype:
     if num_topics <= 256:
         return np.dtype("|u1")
     return np.dtype("<u2") if num_topics <= 65536 else np.dtype("<i4")
+
+
+def digest(a: np.ndarray) -> str:
+    """SHA-1 of an array's bytes (C order): how two processes check they hold the same
+    counts without sending them again."""
+    return hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def enc_topics(topics: np.ndarray, num_topics: int) -> dict:

@@ -290,7 +290,7 @@ class _StepShell:
             co.ledger.end_step()
             if not self.st.clean:
                 co.roster.membership.invalidate_views()
-        if self.st.lost and co.shards is not None:  # back from their checkpoints, recounted
+        if self.st.lost:  # back from their checkpoints (or the client), recounted
             co.shards.restore(sorted(self.st.lost), rec)
 
     def _sync(self) -> list:

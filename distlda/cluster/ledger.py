@@ -23,7 +23,6 @@ Pure state: no network.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,8 +133,8 @@ class Ledger(Relay):
         self.kept: tuple | None = None
         self.pending: tuple | None = None
         self._rowmap = np.arange(config.num_terms, dtype=np.int32)
-        self.counted = False  # a recount was made
-        #: the shards the last recount counted (the commits since are theirs)
+        #: the shards the last recount counted (the commits since are theirs; none before the
+        #: first)
         self.counted_set: set[int] = set()
         #: shards whose topics changed hands from elsewhere (a checkpoint, the client) since
         #: the last recount: the counts do not hold their topics
@@ -235,9 +234,8 @@ class Ledger(Relay):
         st.nwk = nwk
         st.nk = nk.astype(st.nk.dtype)
         st.touch()
-        self.counted, self.counted_set, self.stale = True, set(held), set()
-        self.end_step()
-        self.boxes = {}
+        self.counted_set, self.stale = set(held), set()
+        self.boxes, self._next = {}, {}  # changes made on the counts replaced: none to relay
 
     # ------------------------------------------------------------ checkpoints
     def want_checkpoint(self, sweep: int) -> None:
@@ -283,4 +281,4 @@ class Ledger(Relay):
     def summary(self) -> dict:
         st = self.state
         return {"nk": codec.enc(st.nk), "tokens": self.num_tokens,
-                "nwk_sha1": hashlib.sha1(np.ascontiguousarray(st.nwk).tobytes()).hexdigest()}
+                "nwk_sha1": codec.digest(st.nwk)}

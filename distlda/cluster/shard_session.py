@@ -84,7 +84,7 @@ class ShardKeeper:
                                     f"declared (index and size)")
             if c.idx in self.co.owner:
                 raise ProtocolError(f"chunk {c.idx} is held already")
-            if not _sorted(c.words, c.doc_ptr):
+            if not CK.sorted_in_docs(c.words, c.doc_ptr):
                 raise ProtocolError(f"chunk {c.idx}: tokens must be sorted by word id within "
                                     f"each document (distlda.gibbs.blocks.sort_for_blocks)")
         for c in chunks:
@@ -111,10 +111,7 @@ class ShardKeeper:
             raw = codec.stage_in(w.export(self.co.key, mine), self._pull(w))
             got.update(zip(mine, (codec.dec_topics(t[0]) for t in raw)))
 
-        failed = self._each(by, export)
-        for m, why in failed:
-            self.co.roster.lose(m, why)
-        if failed:
+        if self.lose(self._each(by, export)):
             self.place(rebalance=False)
             return None
         return [got[i] for i in idxs]
@@ -148,13 +145,10 @@ class ShardKeeper:
                              else set())
                 target = plan.assign(self.ledger.sizes(), {m.name: set(m.chunks) for m in members},
                                      held | self.need, move)
-            failed = self._move_shards(members, target, recount)
-            if not failed:
+            if not self.lose(self._move_shards(members, target, recount)):
                 if move:
                     ms.changed = False
                 return
-            for m, why in failed:
-                self.co.roster.lose(m, why)
         raise RuntimeError(f"more than {self.co.MAX_FAILURES_PER_SWEEP} worker failures while "
                            f"placing the shards")
 
@@ -214,7 +208,7 @@ class ShardKeeper:
         """Recount when the counts are not those of the topics held (shards came from
         elsewhere, or went missing); returns the members that failed."""
         led = self.ledger
-        if not (led.stale or not led.counted or led.counted_set != set(self.co.owner)):
+        if not (led.stale or led.counted_set != set(self.co.owner)):
             return []
         failed = self._recount()
         if not failed:
@@ -266,6 +260,12 @@ class ShardKeeper:
             self.co.roster.membership.invalidate_views()  # every slice gets dense rows next
         return []
 
+    def lose(self, failed: list) -> bool:
+        """Drop the members that failed (``[(member, why)]``); True if any did."""
+        for m, why in failed:
+            self.co.roster.lose(m, why)
+        return bool(failed)
+
     def _pull(self, w):
         return codec.pull(lambda sid, off, n: w.piece(self.co.key, sid, off, n))
 
@@ -310,19 +310,13 @@ class ShardKeeper:
             def ask(m, w, alpha):
                 answers[m] = w.doc_stats(self.co.key, codec.enc(alpha))
 
-            failed = self._each({m: led.state.alpha for m in self.co.members if m.chunks}, ask)
-            if not failed:
+            if not self.lose(self._each({m: led.state.alpha for m in self.co.members
+                                         if m.chunks}, ask)):
                 ll = sum(float(a["loglik"]) for a in answers.values())
                 hist = merge_histograms([[codec.dec(h) for h in a["histograms"]]
                                          for a in answers.values()])
                 return ll, hist
-            for m, why in failed:
-                self.co.roster.lose(m, why)
         raise RuntimeError("workers kept failing while the likelihood was computed")
-
-
-def _sorted(words: np.ndarray, ptr: np.ndarray) -> bool:
-    return bool(CK.sorted_in_docs(words, ptr))
 
 
 def log_restore(number: int, led: Ledger, where: str, restored: list[int], loads: dict,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import hashlib
 import logging
 import sys
 import threading
@@ -222,7 +221,7 @@ class LdaDispatcher:
             return None
         sweep, nwk, nk, refs = k
         return {"sweep": sweep, "nk": codec.enc(nk), "refs": refs, "tokens": int(nk.sum()),
-                "nwk_sha1": hashlib.sha1(np.ascontiguousarray(nwk).tobytes()).hexdigest()}
+                "nwk_sha1": codec.digest(nwk)}
 
     def rows(self, session: str, start: int, stop: int) -> dict:
         """Rows ``start:stop`` of the counts of :meth:`kept` (int32, words x topics)."""
