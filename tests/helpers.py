@@ -72,6 +72,16 @@ def run_in_thread(fn):
     return t, box
 
 
+
+def outcome(t, box, timeout: float):
+    """Wait at most ``timeout`` s for a :func:`run_in_thread` call: its result, or its error
+    raised here."""
+    t.join(timeout)
+    assert not t.is_alive(), f"still running after {timeout} s"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
 def wait_for(cond, timeout, what):
     """Poll ``cond()`` until true; TimeoutError naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,14 @@ from distlda.errors import CheckpointError, CorpusFormatError
 from distlda.models import LdaModel
 
 from cluster import Cluster
-from helpers import assert_exact, planted_corpus, run_in_thread, topic_recovery, wait_for
+from helpers import (
+    assert_exact,
+    outcome,
+    planted_corpus,
+    run_in_thread,
+    topic_recovery,
+    wait_for,
+)
 
 
 def train(corpus, cluster, **kw):
@@ -99,11 +106,7 @@ def test_worker_sigkilled_mid_step_its_shards_come_back_from_checkpoints(planted
         victim = c.held()[0]
         c.kill(victim, signal.SIGKILL)
         c.hold_file.unlink()
-        t.join(180)
-        assert not t.is_alive()
-        if "error" in box:
-            raise box["error"]
-        lda = box["result"]
+        lda = outcome(t, box, 180)
         assert_exact(lda, X.sum())
         s = stats(c)
         assert s["sweeps"] == 40 and s["lost_workers"] >= 1 and s["restored_shards"] >= 1
@@ -286,13 +289,10 @@ def test_a_frozen_worker_is_dropped_and_its_shards_restored(planted_set, tmp_pat
         frozen = c.workers[0]
         os.kill(frozen, signal.SIGSTOP)
         try:
-            t.join(180)
+            lda = outcome(t, box, 180)
         finally:
             os.kill(frozen, signal.SIGCONT)
-        assert not t.is_alive()
-        if "error" in box:
-            raise box["error"]
-        assert_exact(box["result"], X.sum())
+        assert_exact(lda, X.sum())
         s = stats(c)
         assert s["lost_workers"] >= 1 and s["restored_shards"] >= 1
     assert c.alive() == []

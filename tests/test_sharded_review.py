@@ -11,7 +11,7 @@ from distlda.corpora import ShardedCorpus
 from distlda.models import LdaModel
 
 from cluster import Cluster
-from helpers import assert_exact, planted_corpus, run_in_thread
+from helpers import assert_exact, outcome, planted_corpus, run_in_thread
 from test_sharded_cluster import stats
 from test_sharded_cluster import train as train_for
 
@@ -82,13 +82,10 @@ def test_a_frozen_worker_with_checkpoints_every_sweep_does_not_fail_the_training
                                              checkpoint=str(tmp_path / "ck"),
                                              checkpoint_every=(1, 0)))
         try:
-            t.join(180)
+            lda = outcome(t, box, 180)
         finally:
             os.kill(frozen, signal.SIGCONT)
-        assert not t.is_alive()
-        if "error" in box:
-            raise box["error"]
-        assert_exact(box["result"], X.num_tokens)
+        assert_exact(lda, X.num_tokens)
         assert stats(c)["lost_workers"] >= 1
     assert c.alive() == []
 
